@@ -1,0 +1,914 @@
+//! Shared arrays: typed [`SharedArray<T>`] and [`UntypedArray`] handles,
+//! read/write guards that exclude other processes and threads, views,
+//! the generation counter and flush.
+
+#![allow(unsafe_code)]
+
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use crate::element::Element;
+use crate::error::{Error, ErrorKind, Result};
+use crate::file::{FileLock, LockMode, OpenFlags, Wait};
+use crate::format::control::{self, Kind};
+use crate::format::npy::{Dtype, NpyHeader};
+use crate::mapping::{Mapping, NewFile};
+use crate::sys;
+
+/// Memory order of the array data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Order {
+    /// Row-major (C order, numpy's default).
+    #[default]
+    C,
+    /// Column-major (Fortran order).
+    F,
+}
+
+impl Order {
+    /// `"C"` or `"F"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Order::C => "C",
+            Order::F => "F",
+        }
+    }
+}
+
+/// What kind of file a path holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileKind {
+    /// A plain `.npy` written by numpy (no control block): whole-array locks
+    /// only, no generation counter.
+    Npy,
+    /// A sharray array.
+    Array,
+    /// A producer/consumer ring.
+    Ring,
+    /// A worker-pool chunk queue.
+    Queue,
+}
+
+impl FileKind {
+    /// `"npy"`, `"array"`, `"ring"` or `"queue"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FileKind::Npy => "npy",
+            FileKind::Array => "array",
+            FileKind::Ring => "ring",
+            FileKind::Queue => "queue",
+        }
+    }
+
+    fn of(kind: Option<Kind>) -> FileKind {
+        match kind {
+            None => FileKind::Npy,
+            Some(Kind::Array) => FileKind::Array,
+            Some(Kind::Ring) => FileKind::Ring,
+            Some(Kind::Queue) => FileKind::Queue,
+        }
+    }
+}
+
+/// A snapshot of a file's layout, as `sharray info` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Info {
+    /// The path.
+    pub path: PathBuf,
+    /// What the file holds.
+    pub kind: FileKind,
+    /// The numpy dtype.
+    pub dtype: Dtype,
+    /// The shape.
+    pub shape: Vec<usize>,
+    /// C or Fortran order.
+    pub order: Order,
+    /// Byte offset of the data.
+    pub data_offset: u64,
+    /// Bytes of data.
+    pub nbytes: u64,
+    /// Length of the file.
+    pub file_len: u64,
+    /// Control block format version (`None` for a plain `.npy`).
+    pub format_version: Option<u32>,
+    /// Generation counter (0 for a plain `.npy`).
+    pub generation: u64,
+}
+
+/// Options for opening an existing file.
+///
+/// ```no_run
+/// let a = sharray::OpenOptions::new().read_only(true).open::<f32>("data.npy")?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OpenOptions {
+    read_only: bool,
+    allow_other_owner: bool,
+}
+
+impl OpenOptions {
+    /// Defaults: read-write, refuse files owned by another user.
+    pub fn new() -> OpenOptions {
+        OpenOptions::default()
+    }
+
+    /// Map read-only; write guards then fail with [`ErrorKind::PermissionDenied`].
+    pub fn read_only(mut self, yes: bool) -> OpenOptions {
+        self.read_only = yes;
+        self
+    }
+
+    /// Accept a file owned by another user (by default refused, since a
+    /// peer's bytes decide what this process reads).
+    pub fn allow_other_owner(mut self, yes: bool) -> OpenOptions {
+        self.allow_other_owner = yes;
+        self
+    }
+
+    pub(crate) fn flags(self) -> OpenFlags {
+        OpenFlags {
+            writable: !self.read_only,
+            allow_foreign_owner: self.allow_other_owner,
+        }
+    }
+
+    /// Open a typed array.
+    ///
+    /// # Errors
+    ///
+    /// As [`OpenOptions::open_untyped`], plus [`ErrorKind::DtypeMismatch`] if
+    /// the file's dtype is not `T`'s, and [`ErrorKind::Unsupported`] if the
+    /// data is not aligned for `T` (possible only in foreign `.npy` files).
+    pub fn open<T: Element>(self, path: impl AsRef<Path>) -> Result<SharedArray<T>> {
+        self.open_untyped(path)?.typed()
+    }
+
+    /// Open an array of any dtype.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`], [`ErrorKind::NotARegularFile`] (symlinks,
+    /// directories), [`ErrorKind::PermissionDenied`], [`ErrorKind::Corrupt`]
+    /// for invalid or truncated files, [`ErrorKind::Unsupported`] for rings
+    /// and queues (open those with their own types) or newer formats.
+    pub fn open_untyped(self, path: impl AsRef<Path>) -> Result<UntypedArray> {
+        let path = path.as_ref();
+        let map = Mapping::open(path, self.flags())?;
+        match map.control().map(|c| c.kind) {
+            None | Some(Kind::Array) => Ok(UntypedArray { map }),
+            Some(k) => Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "this is a sharray {}, not an array; open it with the {} API",
+                    k.name(),
+                    k.name()
+                ),
+            )
+            .at(path)),
+        }
+    }
+}
+
+/// Read the layout of any sharray or `.npy` file without taking locks.
+///
+/// # Errors
+///
+/// As [`OpenOptions::open_untyped`] (but rings and queues are accepted).
+pub fn inspect(path: impl AsRef<Path>) -> Result<Info> {
+    let map = Mapping::open(path.as_ref(), OpenOptions::new().read_only(true).flags())?;
+    Ok(info_of(&map))
+}
+
+pub(crate) fn info_of(map: &Mapping) -> Info {
+    let h = map.header();
+    Info {
+        path: map.path().to_path_buf(),
+        kind: FileKind::of(map.control().map(|c| c.kind)),
+        dtype: h.dtype.clone(),
+        shape: h.shape.clone(),
+        order: if h.fortran_order { Order::F } else { Order::C },
+        data_offset: map.data_offset() as u64,
+        nbytes: map.nbytes() as u64,
+        file_len: map.file_len(),
+        format_version: map.control().map(|c| c.version),
+        generation: map.control().map_or(0, |_| {
+            map.ctrl_u64(control::off::GENERATION as u64)
+                .load(Ordering::Acquire)
+        }),
+    }
+}
+
+/// Builder for a new array file of any dtype.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// use sharray::{Dtype, UntypedArray};
+/// let a = UntypedArray::builder(Dtype::parse_user(">i4")?).shape(&[2, 3]).create(dir.path().join("a.npy"))?;
+/// assert_eq!(a.nbytes(), 24);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct UntypedBuilder {
+    dtype: Dtype,
+    shape: Vec<usize>,
+    order: Order,
+    fill: Option<Vec<u8>>,
+    mode: u32,
+    preallocate: bool,
+}
+
+impl UntypedBuilder {
+    /// The shape (any rank; `&[]` is a 0-d array of one element).
+    pub fn shape(mut self, shape: &[usize]) -> Self {
+        self.shape = shape.to_vec();
+        self
+    }
+
+    /// Memory order (default C).
+    pub fn order(mut self, order: Order) -> Self {
+        self.order = order;
+        self
+    }
+
+    /// Initial content: these bytes (one element) repeated. Default zeros.
+    pub fn fill_bytes(mut self, element: &[u8]) -> Self {
+        self.fill = Some(element.to_vec());
+        self
+    }
+
+    /// Permission bits of the new file (default `0o600`, whatever the umask).
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Reserve the file's blocks at creation (default `true`). With `false`
+    /// the file is sparse: creation is instant for huge arrays, but a write
+    /// that finds the disk full later kills the writer with SIGBUS.
+    pub fn preallocate(mut self, yes: bool) -> Self {
+        self.preallocate = yes;
+        self
+    }
+
+    /// Create and publish the file at `path` (see [`crate::resolve_location`]
+    /// for `shm:NAME`).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::AlreadyExists`] (never overwrites; also for a symlink at
+    /// the path), [`ErrorKind::NoSpace`] when the disk is full (nothing is
+    /// left behind), [`ErrorKind::InvalidInput`] for an overflowing shape or a
+    /// fill of the wrong size, I/O errors.
+    pub fn create(self, path: impl AsRef<Path>) -> Result<UntypedArray> {
+        let path = path.as_ref();
+        let header = NpyHeader {
+            dtype: self.dtype,
+            fortran_order: self.order == Order::F,
+            shape: self.shape,
+        };
+        if let Some(f) = &self.fill
+            && f.len() != header.dtype.itemsize()
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "fill value has {} bytes but dtype {} has itemsize {}",
+                    f.len(),
+                    header.dtype,
+                    header.dtype.itemsize()
+                ),
+            )
+            .at(path));
+        }
+        let spec = NewFile {
+            header: &header,
+            kind: Kind::Array,
+            section_len: 0,
+            mode: self.mode,
+            preallocate: self.preallocate,
+            fill: self.fill.as_deref(),
+        };
+        Ok(UntypedArray {
+            map: Mapping::create(path, &spec, |_| {})?,
+        })
+    }
+}
+
+/// Builder for a new typed array file.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// let a = sharray::SharedArray::<f64>::builder().shape(&[4, 4]).fill(1.5).create(dir.path().join("m.npy"))?;
+/// assert!(a.read()?.iter().all(|&x| x == 1.5));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ArrayBuilder<T: Element> {
+    inner: UntypedBuilder,
+    _t: PhantomData<T>,
+}
+
+impl<T: Element> ArrayBuilder<T> {
+    /// The shape.
+    pub fn shape(mut self, shape: &[usize]) -> Self {
+        self.inner = self.inner.shape(shape);
+        self
+    }
+
+    /// Memory order (default C).
+    pub fn order(mut self, order: Order) -> Self {
+        self.inner = self.inner.order(order);
+        self
+    }
+
+    /// Initial value of every element (default zero).
+    pub fn fill(mut self, value: T) -> Self {
+        self.inner = self.inner.fill_bytes(bytemuck::bytes_of(&value));
+        self
+    }
+
+    /// Permission bits (default `0o600`).
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.inner = self.inner.mode(mode);
+        self
+    }
+
+    /// See [`UntypedBuilder::preallocate`].
+    pub fn preallocate(mut self, yes: bool) -> Self {
+        self.inner = self.inner.preallocate(yes);
+        self
+    }
+
+    /// Create and publish the file. Errors as [`UntypedBuilder::create`].
+    pub fn create(self, path: impl AsRef<Path>) -> Result<SharedArray<T>> {
+        self.inner.create(path)?.typed()
+    }
+}
+
+/// A handle to a shared array of any dtype: its bytes, dtype, shape and order.
+///
+/// Every fixed-size numpy dtype passes through, structured ones included.
+/// Handles are `Send + Sync`; share one between threads with `Arc`, or open the
+/// same path again (both handles then share one open file description).
+pub struct UntypedArray {
+    map: Mapping,
+}
+
+impl UntypedArray {
+    /// Start building a new array of `dtype`.
+    pub fn builder(dtype: Dtype) -> UntypedBuilder {
+        UntypedBuilder {
+            dtype,
+            shape: Vec::new(),
+            order: Order::C,
+            fill: None,
+            mode: 0o600,
+            preallocate: true,
+        }
+    }
+
+    /// Open read-write. Errors as [`OpenOptions::open_untyped`].
+    pub fn open(path: impl AsRef<Path>) -> Result<UntypedArray> {
+        OpenOptions::new().open_untyped(path)
+    }
+
+    /// Open read-only. Errors as [`OpenOptions::open_untyped`].
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<UntypedArray> {
+        OpenOptions::new().read_only(true).open_untyped(path)
+    }
+
+    /// Turn into a typed handle.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::DtypeMismatch`] naming both dtypes; [`ErrorKind::Unsupported`]
+    /// if the data offset is not aligned for `T`.
+    pub fn typed<T: Element>(self) -> Result<SharedArray<T>> {
+        let d = self.dtype();
+        if d.descr() != T::DESCR {
+            return Err(Error::new(
+                ErrorKind::DtypeMismatch,
+                format!(
+                    "dtype mismatch: the file holds {} but {} was asked for ({}); open it untyped or with the matching type",
+                    d.descr(),
+                    T::DESCR,
+                    std::any::type_name::<T>()
+                ),
+            )
+            .at(self.path()));
+        }
+        if !(self.map.data_ptr() as usize).is_multiple_of(std::mem::align_of::<T>()) {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!("the data offset {} is not aligned for {}; import the file into a sharray file first", self.map.data_offset(), std::any::type_name::<T>()),
+            )
+            .at(self.path()));
+        }
+        Ok(SharedArray {
+            raw: self,
+            _t: PhantomData,
+        })
+    }
+
+    /// The path this handle was opened or created at.
+    pub fn path(&self) -> &Path {
+        self.map.path()
+    }
+
+    /// The numpy dtype.
+    pub fn dtype(&self) -> &Dtype {
+        &self.map.header().dtype
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.map.header().shape
+    }
+
+    /// C or Fortran order.
+    pub fn order(&self) -> Order {
+        if self.map.header().fortran_order {
+            Order::F
+        } else {
+            Order::C
+        }
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape().iter().product()
+    }
+
+    /// Is the array empty (a zero in the shape)?
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes of data.
+    pub fn nbytes(&self) -> usize {
+        self.map.nbytes()
+    }
+
+    /// Plain `.npy` or sharray array.
+    pub fn kind(&self) -> FileKind {
+        FileKind::of(self.map.control().map(|c| c.kind))
+    }
+
+    /// Was this handle opened writable?
+    pub fn is_writable(&self) -> bool {
+        self.map.writable()
+    }
+
+    /// A snapshot of the layout and generation.
+    pub fn info(&self) -> Info {
+        info_of(&self.map)
+    }
+
+    /// The generation counter: bumped by every write guard through which data
+    /// was changed. Always 0 for a plain `.npy`.
+    pub fn generation(&self) -> u64 {
+        match self.map.control() {
+            Some(_) => self
+                .map
+                .ctrl_u64(control::off::GENERATION as u64)
+                .load(Ordering::Acquire),
+            None => 0,
+        }
+    }
+
+    /// Wait until the generation differs from `since`, at most `timeout`.
+    /// Returns the new generation. Parks on a shared futex: no CPU while idle.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Timeout`] if nothing changed in time;
+    /// [`ErrorKind::Unsupported`] on a plain `.npy` (import it first).
+    pub fn wait_changed(&self, since: u64, timeout: Duration) -> Result<u64> {
+        if self.map.control().is_none() {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "a plain .npy has no generation counter; import it into a sharray file (`sharray import`) to wait for changes",
+            )
+            .at(self.path()));
+        }
+        let generation = self.map.ctrl_u64(control::off::GENERATION as u64);
+        let seq = self.map.ctrl_u32(control::off::GEN_SEQ as u64);
+        let waiters = self.map.ctrl_u32(control::off::GEN_WAITERS as u64);
+        let wait = Wait::timeout(timeout);
+        loop {
+            let s = seq.load(Ordering::Acquire);
+            let g = generation.load(Ordering::Acquire);
+            if g != since {
+                return Ok(g);
+            }
+            let Some(left) = wait.remaining().filter(|d| !d.is_zero()) else {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!("no change within {timeout:?} (generation still {since})"),
+                )
+                .at(self.path()));
+            };
+            waiters.fetch_add(1, Ordering::SeqCst);
+            if generation.load(Ordering::SeqCst) == since {
+                sys::futex_wait(seq, s, Some(left));
+            }
+            waiters.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    fn bump_generation(&self) {
+        if self.map.control().is_none() {
+            return;
+        }
+        self.map
+            .ctrl_u64(control::off::GENERATION as u64)
+            .fetch_add(1, Ordering::SeqCst);
+        let seq = self.map.ctrl_u32(control::off::GEN_SEQ as u64);
+        seq.fetch_add(1, Ordering::SeqCst);
+        if self
+            .map
+            .ctrl_u32(control::off::GEN_WAITERS as u64)
+            .load(Ordering::SeqCst)
+            > 0
+        {
+            sys::futex_wake(seq, i32::MAX);
+        }
+    }
+
+    /// Write dirty pages to disk (`msync`). A no-op for read-only handles.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error from `msync` (for example EIO), never swallowed.
+    pub fn flush(&self) -> Result<()> {
+        self.map.flush()
+    }
+
+    fn lock(&self, mode: LockMode, wait: Wait) -> Result<FileLock<'_>> {
+        if mode == LockMode::Exclusive && !self.map.writable() {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                "this handle was opened read-only; open it read-write to take a write guard",
+            )
+            .at(self.path()));
+        }
+        self.map.shared_file().lock(mode, wait)
+    }
+
+    /// Shared read guard; blocks until no writer (process or thread) holds
+    /// the array. Errors: I/O errors from `flock`, or [`ErrorKind::Replaced`]
+    /// if the path no longer names this file.
+    pub fn read(&self) -> Result<UntypedReadGuard<'_>> {
+        self.read_with(Wait::Forever)
+    }
+
+    /// Shared read guard, or `Ok(None)` right away if a writer holds it.
+    pub fn try_read(&self) -> Result<Option<UntypedReadGuard<'_>>> {
+        none_on_timeout(self.read_with(Wait::No))
+    }
+
+    /// Shared read guard, waiting at most `timeout`
+    /// ([`ErrorKind::LockTimeout`] after that).
+    pub fn read_timeout(&self, timeout: Duration) -> Result<UntypedReadGuard<'_>> {
+        self.read_with(Wait::timeout(timeout))
+    }
+
+    fn read_with(&self, wait: Wait) -> Result<UntypedReadGuard<'_>> {
+        let lock = self.lock(LockMode::Shared, wait)?;
+        Ok(UntypedReadGuard {
+            array: self,
+            _lock: lock,
+        })
+    }
+
+    /// Exclusive write guard; blocks until nobody else holds the array.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::PermissionDenied`] on a read-only handle; lock I/O errors.
+    pub fn write(&self) -> Result<UntypedWriteGuard<'_>> {
+        self.write_with(Wait::Forever)
+    }
+
+    /// Exclusive write guard, or `Ok(None)` right away if anyone holds it.
+    pub fn try_write(&self) -> Result<Option<UntypedWriteGuard<'_>>> {
+        none_on_timeout(self.write_with(Wait::No))
+    }
+
+    /// Exclusive write guard, waiting at most `timeout`.
+    pub fn write_timeout(&self, timeout: Duration) -> Result<UntypedWriteGuard<'_>> {
+        self.write_with(Wait::timeout(timeout))
+    }
+
+    fn write_with(&self, wait: Wait) -> Result<UntypedWriteGuard<'_>> {
+        let lock = self.lock(LockMode::Exclusive, wait)?;
+        Ok(UntypedWriteGuard {
+            array: self,
+            _lock: lock,
+            dirty: false,
+        })
+    }
+}
+
+fn none_on_timeout<G>(r: Result<G>) -> Result<Option<G>> {
+    match r {
+        Ok(g) => Ok(Some(g)),
+        Err(e) if e.kind() == ErrorKind::LockTimeout => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl std::fmt::Debug for UntypedArray {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UntypedArray")
+            .field("path", &self.path())
+            .field("dtype", &self.dtype().descr())
+            .field("shape", &self.shape())
+            .field("order", &self.order())
+            .finish()
+    }
+}
+
+/// A shared lock on an [`UntypedArray`]: no writer in any process or thread
+/// until it is dropped.
+pub struct UntypedReadGuard<'a> {
+    array: &'a UntypedArray,
+    _lock: FileLock<'a>,
+}
+
+impl UntypedReadGuard<'_> {
+    /// The data bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: we hold the shared lock: cooperating peers do not write.
+        unsafe { self.array.map.data_bytes(0, self.array.nbytes()) }
+    }
+}
+
+/// An exclusive lock on an [`UntypedArray`]. If the data was borrowed
+/// mutably, the generation is bumped when the guard is dropped.
+pub struct UntypedWriteGuard<'a> {
+    array: &'a UntypedArray,
+    _lock: FileLock<'a>,
+    dirty: bool,
+}
+
+impl UntypedWriteGuard<'_> {
+    /// The data bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: we hold the exclusive lock.
+        unsafe { self.array.map.data_bytes(0, self.array.nbytes()) }
+    }
+
+    /// The data bytes, mutably (marks the guard as having changed data).
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        self.dirty = true;
+        // SAFETY: we hold the exclusive lock and `&mut self` prevents another
+        // slice from this guard coexisting.
+        unsafe { self.array.map.data_bytes_mut(0, self.array.nbytes()) }
+    }
+}
+
+impl Drop for UntypedWriteGuard<'_> {
+    fn drop(&mut self) {
+        if self.dirty {
+            // Bump before the lock is released so a reader that sees the new
+            // generation and then locks sees the new data.
+            self.array.bump_generation();
+        }
+    }
+}
+
+/// A typed handle to a shared array of `T`.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("a.npy");
+/// use sharray::SharedArray;
+/// let a = SharedArray::<f32>::create(&path, &[2, 3])?;
+/// {
+///     let mut w = a.write()?;
+///     w[4] = 7.0;            // slices through the guard
+/// }
+/// let b = SharedArray::<f32>::open(&path)?;
+/// assert_eq!(b.read()?[4], 7.0);
+/// assert_eq!(b.generation(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct SharedArray<T: Element> {
+    raw: UntypedArray,
+    _t: PhantomData<T>,
+}
+
+impl<T: Element> SharedArray<T> {
+    /// Start building a new array.
+    pub fn builder() -> ArrayBuilder<T> {
+        ArrayBuilder {
+            inner: UntypedArray::builder(
+                Dtype::parse_user(T::DESCR).expect("element descr is valid"),
+            ),
+            _t: PhantomData,
+        }
+    }
+
+    /// Create a zero-filled C-order array. Errors as [`UntypedBuilder::create`].
+    pub fn create(path: impl AsRef<Path>, shape: &[usize]) -> Result<SharedArray<T>> {
+        Self::builder().shape(shape).create(path)
+    }
+
+    /// Open read-write. Errors as [`OpenOptions::open`].
+    pub fn open(path: impl AsRef<Path>) -> Result<SharedArray<T>> {
+        OpenOptions::new().open(path)
+    }
+
+    /// Open read-only. Errors as [`OpenOptions::open`].
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<SharedArray<T>> {
+        OpenOptions::new().read_only(true).open(path)
+    }
+
+    /// The untyped handle.
+    pub fn untyped(&self) -> &UntypedArray {
+        &self.raw
+    }
+
+    /// Give up the element type.
+    pub fn into_untyped(self) -> UntypedArray {
+        self.raw
+    }
+
+    /// The path.
+    pub fn path(&self) -> &Path {
+        self.raw.path()
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        self.raw.shape()
+    }
+
+    /// C or Fortran order.
+    pub fn order(&self) -> Order {
+        self.raw.order()
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.raw.len()
+    }
+
+    /// Is the array empty?
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+
+    /// See [`UntypedArray::generation`].
+    pub fn generation(&self) -> u64 {
+        self.raw.generation()
+    }
+
+    /// See [`UntypedArray::wait_changed`].
+    pub fn wait_changed(&self, since: u64, timeout: Duration) -> Result<u64> {
+        self.raw.wait_changed(since, timeout)
+    }
+
+    /// See [`UntypedArray::flush`].
+    pub fn flush(&self) -> Result<()> {
+        self.raw.flush()
+    }
+
+    /// A snapshot of the layout.
+    pub fn info(&self) -> Info {
+        self.raw.info()
+    }
+
+    /// Shared read guard. Errors as [`UntypedArray::read`].
+    pub fn read(&self) -> Result<ReadGuard<'_, T>> {
+        Ok(ReadGuard {
+            inner: self.raw.read()?,
+            _t: PhantomData,
+        })
+    }
+
+    /// Shared read guard or `None` without waiting.
+    pub fn try_read(&self) -> Result<Option<ReadGuard<'_, T>>> {
+        Ok(self.raw.try_read()?.map(|inner| ReadGuard {
+            inner,
+            _t: PhantomData,
+        }))
+    }
+
+    /// Shared read guard, waiting at most `timeout`.
+    pub fn read_timeout(&self, timeout: Duration) -> Result<ReadGuard<'_, T>> {
+        Ok(ReadGuard {
+            inner: self.raw.read_timeout(timeout)?,
+            _t: PhantomData,
+        })
+    }
+
+    /// Exclusive write guard. Errors as [`UntypedArray::write`].
+    pub fn write(&self) -> Result<WriteGuard<'_, T>> {
+        Ok(WriteGuard {
+            inner: self.raw.write()?,
+            _t: PhantomData,
+        })
+    }
+
+    /// Exclusive write guard or `None` without waiting.
+    pub fn try_write(&self) -> Result<Option<WriteGuard<'_, T>>> {
+        Ok(self.raw.try_write()?.map(|inner| WriteGuard {
+            inner,
+            _t: PhantomData,
+        }))
+    }
+
+    /// Exclusive write guard, waiting at most `timeout`.
+    pub fn write_timeout(&self, timeout: Duration) -> Result<WriteGuard<'_, T>> {
+        Ok(WriteGuard {
+            inner: self.raw.write_timeout(timeout)?,
+            _t: PhantomData,
+        })
+    }
+}
+
+impl<T: Element> std::fmt::Debug for SharedArray<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedArray")
+            .field("path", &self.path())
+            .field("dtype", &T::DESCR)
+            .field("shape", &self.shape())
+            .finish()
+    }
+}
+
+/// A shared lock with a typed view: `Deref<Target = [T]>` in memory order.
+pub struct ReadGuard<'a, T: Element> {
+    inner: UntypedReadGuard<'a>,
+    _t: PhantomData<&'a [T]>,
+}
+
+impl<T: Element> std::ops::Deref for ReadGuard<'_, T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        bytemuck::cast_slice(self.inner.bytes())
+    }
+}
+
+/// An exclusive lock with a typed mutable view. Any mutable borrow marks the
+/// data changed and bumps the generation on drop.
+pub struct WriteGuard<'a, T: Element> {
+    inner: UntypedWriteGuard<'a>,
+    _t: PhantomData<&'a mut [T]>,
+}
+
+impl<T: Element> std::ops::Deref for WriteGuard<'_, T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        bytemuck::cast_slice(self.inner.bytes())
+    }
+}
+
+impl<T: Element> std::ops::DerefMut for WriteGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        bytemuck::cast_slice_mut(self.inner.bytes_mut())
+    }
+}
+
+#[cfg(feature = "ndarray")]
+mod views {
+    use super::*;
+    use ndarray::{ArrayViewD, ArrayViewMutD, IxDyn, ShapeBuilder};
+
+    fn shape_of(shape: &[usize], order: Order) -> ndarray::Shape<IxDyn> {
+        match order {
+            Order::C => IxDyn(shape).into_shape_with_order(),
+            Order::F => IxDyn(shape).f(),
+        }
+    }
+
+    impl<T: Element> ReadGuard<'_, T> {
+        /// An n-d view with the file's shape and order.
+        pub fn view(&self) -> ArrayViewD<'_, T> {
+            let order = self.inner.array.order();
+            ArrayViewD::from_shape(shape_of(self.inner.array.shape(), order), &self[..])
+                .expect("shape matches data length (validated at open)")
+        }
+    }
+
+    impl<T: Element> WriteGuard<'_, T> {
+        /// An n-d view with the file's shape and order.
+        pub fn view(&self) -> ArrayViewD<'_, T> {
+            let order = self.inner.array.order();
+            ArrayViewD::from_shape(shape_of(self.inner.array.shape(), order), &self[..])
+                .expect("shape matches data length (validated at open)")
+        }
+
+        /// A mutable n-d view (marks the data changed).
+        pub fn view_mut(&mut self) -> ArrayViewMutD<'_, T> {
+            let array = self.inner.array;
+            ArrayViewMutD::from_shape(shape_of(array.shape(), array.order()), &mut self[..])
+                .expect("shape matches data length (validated at open)")
+        }
+    }
+}

@@ -1,0 +1,474 @@
+//! The backing file: safe creation and publication, opening with checks, one
+//! shared open file description per inode per process, and whole-file locks
+//! that exclude both other processes (`flock`) and other threads
+//! (an in-process reader/writer lock).
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::sys;
+
+/// How long to wait for a lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// Do not wait at all.
+    No,
+    /// Wait at most until this instant.
+    Until(Instant),
+    /// Wait as long as it takes.
+    Forever,
+}
+
+impl Wait {
+    pub(crate) fn timeout(d: Duration) -> Wait {
+        Instant::now()
+            .checked_add(d)
+            .map_or(Wait::Forever, Wait::Until)
+    }
+
+    pub(crate) fn remaining(self) -> Option<Duration> {
+        match self {
+            Wait::No => Some(Duration::ZERO),
+            Wait::Until(t) => Some(t.saturating_duration_since(Instant::now())),
+            Wait::Forever => None,
+        }
+    }
+}
+
+/// Whole-file lock mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LockMode {
+    Shared,
+    Exclusive,
+}
+
+/// One open file description shared by every handle to an inode in this
+/// process. `flock` locks belong to the description, so sharing it means two
+/// handles never deadlock each other; the in-process lock orders our threads.
+pub(crate) struct SharedFile {
+    file: File,
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+    writable: bool,
+    threads: parking_lot::RwLock<()>,
+    /// Number of in-process readers; the first takes `LOCK_SH`, the last drops it.
+    readers: Mutex<usize>,
+}
+
+type Registry = Mutex<HashMap<(u64, u64), Weak<SharedFile>>>;
+
+fn registry() -> &'static Registry {
+    static REG: OnceLock<Registry> = OnceLock::new();
+    REG.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// Options for opening an existing file.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct OpenFlags {
+    pub writable: bool,
+    pub allow_foreign_owner: bool,
+}
+
+impl SharedFile {
+    pub(crate) fn file(&self) -> &File {
+        &self.file
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn writable(&self) -> bool {
+        self.writable
+    }
+
+    /// Open `path` (never following a symlink), check it is a regular file of
+    /// ours, and return the process-wide shared description for its inode.
+    pub(crate) fn open(path: &Path, flags: OpenFlags) -> Result<Arc<SharedFile>> {
+        let ctx = || format!("cannot open {}", path.display());
+        let open = |write: bool| {
+            OpenOptions::new()
+                .read(true)
+                .write(write)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+                .open(path)
+        };
+        // Open read-write when we may, so one description serves readers and
+        // writers alike; fall back to read-only for read-only handles.
+        let (file, writable) = match open(true) {
+            Ok(f) => (f, true),
+            Err(e)
+                if !flags.writable
+                    && matches!(
+                        e.raw_os_error(),
+                        Some(libc::EACCES) | Some(libc::EROFS) | Some(libc::EPERM)
+                    ) =>
+            {
+                (
+                    open(false).map_err(|e| Error::io(ctx(), e).at(path))?,
+                    false,
+                )
+            }
+            Err(e) => {
+                if e.raw_os_error() == Some(libc::ELOOP) {
+                    return Err(Error::new(
+                        ErrorKind::NotARegularFile,
+                        "the path is a symlink; sharray refuses to follow symlinks, pass the real path",
+                    )
+                    .at(path));
+                }
+                if e.raw_os_error() == Some(libc::EISDIR) {
+                    return Err(Error::new(
+                        ErrorKind::NotARegularFile,
+                        "the path is a directory, not an array file",
+                    )
+                    .at(path));
+                }
+                return Err(Error::io("cannot open", e).at(path));
+            }
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| Error::io("cannot stat", e).at(path))?;
+        if !meta.file_type().is_file() {
+            return Err(Error::new(
+                ErrorKind::NotARegularFile,
+                "not a regular file (a directory, device, FIFO or socket); sharray arrays are regular files",
+            )
+            .at(path));
+        }
+        if !flags.allow_foreign_owner && meta.uid() != sys::euid() && sys::euid() != 0 {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "file belongs to uid {} and we are uid {}; open it with allow_other_owner(true) if you trust that user",
+                    meta.uid(),
+                    sys::euid()
+                ),
+            )
+            .at(path));
+        }
+        if let Ok(fs) = sys::fs_type(&file) {
+            const NFS_SUPER_MAGIC: i64 = 0x6969;
+            const SMB_SUPER_MAGIC: i64 = 0x517B;
+            const CIFS_MAGIC_NUMBER: i64 = 0xFF53_4D42;
+            const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
+            if matches!(
+                fs,
+                NFS_SUPER_MAGIC | SMB_SUPER_MAGIC | CIFS_MAGIC_NUMBER | FUSE_SUPER_MAGIC
+            ) {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    "file is on a network or FUSE filesystem, where shared mappings and locks are not coherent; use a local disk or /dev/shm",
+                )
+                .at(path));
+            }
+        }
+        Ok(Self::register(file, path, meta.dev(), meta.ino(), writable))
+    }
+
+    /// Put a freshly opened or created file into the registry, or reuse the
+    /// description another handle in this process already has.
+    fn register(file: File, path: &Path, dev: u64, ino: u64, writable: bool) -> Arc<SharedFile> {
+        let mut reg = registry().lock();
+        reg.retain(|_, w| w.strong_count() > 0);
+        if let Some(existing) = reg.get(&(dev, ino)).and_then(Weak::upgrade)
+            && (existing.writable || !writable)
+        {
+            return existing;
+        }
+        let shared = Arc::new(SharedFile {
+            file,
+            path: path.to_path_buf(),
+            dev,
+            ino,
+            writable,
+            threads: parking_lot::RwLock::new(()),
+            readers: Mutex::new(0),
+        });
+        reg.insert((dev, ino), Arc::downgrade(&shared));
+        shared
+    }
+
+    /// Take the whole-file lock in `mode`, waiting as `wait` says. The lock is
+    /// held until the returned [`FileLock`] is dropped.
+    pub(crate) fn lock(&self, mode: LockMode, wait: Wait) -> Result<FileLock<'_>> {
+        let timeout_err = || {
+            Error::new(
+                ErrorKind::LockTimeout,
+                format!(
+                    "timed out waiting for the {} lock; another process or thread holds it, retry or raise the timeout",
+                    if mode == LockMode::Shared { "read" } else { "write" }
+                ),
+            )
+            .at(&self.path)
+        };
+        match mode {
+            LockMode::Exclusive => {
+                let guard = match wait {
+                    Wait::No => self.threads.try_write(),
+                    Wait::Until(t) => self.threads.try_write_until(t),
+                    Wait::Forever => Some(self.threads.write()),
+                }
+                .ok_or_else(timeout_err)?;
+                if !self.flock(LockMode::Exclusive, wait)? {
+                    return Err(timeout_err());
+                }
+                Ok(FileLock {
+                    file: self,
+                    _threads: ThreadGuard::Write(guard),
+                })
+            }
+            LockMode::Shared => {
+                let guard = match wait {
+                    Wait::No => self.threads.try_read(),
+                    Wait::Until(t) => self.threads.try_read_until(t),
+                    Wait::Forever => Some(self.threads.read()),
+                }
+                .ok_or_else(timeout_err)?;
+                let mut readers = match wait {
+                    Wait::No => self.readers.try_lock(),
+                    Wait::Until(t) => self.readers.try_lock_until(t),
+                    Wait::Forever => Some(self.readers.lock()),
+                }
+                .ok_or_else(timeout_err)?;
+                if *readers == 0 && !self.flock(LockMode::Shared, wait)? {
+                    return Err(timeout_err());
+                }
+                *readers += 1;
+                Ok(FileLock {
+                    file: self,
+                    _threads: ThreadGuard::Read(guard),
+                })
+            }
+        }
+    }
+
+    /// Take the `flock` in `mode`. `Ok(false)` means the wait expired.
+    fn flock(&self, mode: LockMode, wait: Wait) -> Result<bool> {
+        let try_once = || -> Result<bool> {
+            let r = match mode {
+                LockMode::Shared => self.file.try_lock_shared(),
+                LockMode::Exclusive => self.file.try_lock(),
+            };
+            match r {
+                Ok(()) => Ok(true),
+                Err(std::fs::TryLockError::WouldBlock) => Ok(false),
+                Err(std::fs::TryLockError::Error(e)) => {
+                    Err(Error::io("cannot lock", e).at(&self.path))
+                }
+            }
+        };
+        let got = match wait {
+            Wait::Forever => {
+                let r = match mode {
+                    LockMode::Shared => self.file.lock_shared(),
+                    LockMode::Exclusive => self.file.lock(),
+                };
+                r.map_err(|e| Error::io("cannot lock", e).at(&self.path))?;
+                true
+            }
+            Wait::No => try_once()?,
+            Wait::Until(deadline) => {
+                // flock has no timed form: poll with a growing sleep.
+                let mut nap = Duration::from_micros(50);
+                loop {
+                    if try_once()? {
+                        break true;
+                    }
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break false;
+                    }
+                    std::thread::sleep(nap.min(deadline - now));
+                    nap = (nap * 2).min(Duration::from_millis(5));
+                }
+            }
+        };
+        if got && let Err(e) = self.check_identity() {
+            let _ = self.file.unlock();
+            return Err(e);
+        }
+        Ok(got)
+    }
+
+    /// After locking, make sure the path still names our inode: if someone
+    /// unlinked and recreated the file, our lock protects nothing.
+    fn check_identity(&self) -> Result<()> {
+        match std::fs::symlink_metadata(&self.path) {
+            Ok(m) if m.dev() == self.dev && m.ino() == self.ino => Ok(()),
+            Ok(_) => Err(Error::new(
+                ErrorKind::Replaced,
+                "the file was replaced by another file while open; locks on the old one protect nothing, reopen the path",
+            )
+            .at(&self.path)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Error::new(
+                ErrorKind::Replaced,
+                "the file was deleted while open; reopen or recreate it",
+            )
+            .at(&self.path)),
+            Err(e) => Err(Error::io("cannot stat", e).at(&self.path)),
+        }
+    }
+}
+
+enum ThreadGuard<'a> {
+    Read(#[allow(dead_code)] parking_lot::RwLockReadGuard<'a, ()>),
+    Write(#[allow(dead_code)] parking_lot::RwLockWriteGuard<'a, ()>),
+}
+
+/// A held whole-file lock: `flock` for other processes plus the in-process
+/// lock for other threads. Dropping it releases both (the `flock` first).
+pub(crate) struct FileLock<'a> {
+    file: &'a SharedFile,
+    _threads: ThreadGuard<'a>,
+}
+
+impl Drop for FileLock<'_> {
+    fn drop(&mut self) {
+        match self._threads {
+            ThreadGuard::Write(_) => {
+                let _ = self.file.file.unlock();
+            }
+            ThreadGuard::Read(_) => {
+                let mut readers = self.file.readers.lock();
+                *readers = readers.saturating_sub(1);
+                if *readers == 0 {
+                    let _ = self.file.file.unlock();
+                }
+            }
+        }
+        // The thread guard is dropped after this, releasing other threads.
+    }
+}
+
+/// Create a file of `len` bytes at `path` without ever exposing a half-built
+/// file and without overwriting anything: a temporary file in the same
+/// directory is sized with `posix_fallocate` (so a full disk fails here, not
+/// with SIGBUS later), filled by `init`, then linked into place with
+/// no-clobber semantics.
+///
+/// `init` receives the temporary file; it maps and writes it.
+pub(crate) fn create_file<R>(
+    path: &Path,
+    len: u64,
+    mode: u32,
+    preallocate: bool,
+    init: impl FnOnce(&File) -> Result<R>,
+) -> Result<(Arc<SharedFile>, R)> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                "a symlink exists at this path; sharray never overwrites or follows it, remove it or pick another path",
+            )
+            .at(path));
+        }
+        Ok(_) => {
+            return Err(Error::new(
+                ErrorKind::AlreadyExists,
+                "a file already exists at this path; sharray never overwrites, remove it first or pick another path",
+            )
+            .at(path));
+        }
+        Err(_) => {}
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if path.file_name().is_none() {
+        return Err(Error::new(ErrorKind::InvalidInput, "the path has no file name").at(path));
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix(".sharray-tmp-")
+        .tempfile_in(dir)
+        .map_err(|e| {
+            Error::io(
+                format!("cannot create a temporary file in {}", dir.display()),
+                e,
+            )
+            .at(path)
+        })?;
+    let file = tmp.as_file();
+    file.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
+        .map_err(|e| Error::io("cannot set permissions", e).at(path))?;
+    if preallocate {
+        sys::fallocate(file, 0, len).map_err(|e| {
+            let mut err = Error::io(format!("cannot allocate {len} bytes"), e);
+            if err.kind() == ErrorKind::Io {
+                // e.g. EOPNOTSUPP on exotic filesystems: say what to do.
+                err = Error::new(
+                    ErrorKind::Unsupported,
+                    format!("cannot preallocate {len} bytes on this filesystem; use a local disk or /dev/shm"),
+                );
+            }
+            err.at(path)
+        })?;
+    }
+    file.set_len(len)
+        .map_err(|e| Error::io("cannot size the file", e).at(path))?;
+    let made = init(file).map_err(|e| e.at(path))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| Error::io("cannot stat", e).at(path))?;
+    let file = tmp.persist_noclobber(path).map_err(|e| {
+        let err = e.error;
+        if err.kind() == io::ErrorKind::AlreadyExists {
+            Error::new(
+                ErrorKind::AlreadyExists,
+                "a file appeared at this path while we were creating ours; nothing was overwritten, pick another path",
+            )
+            .at(path)
+        } else {
+            Error::io("cannot publish the new file", err).at(path)
+        }
+    })?;
+    Ok((
+        SharedFile::register(file, path, meta.dev(), meta.ino(), true),
+        made,
+    ))
+}
+
+/// The path of a RAM-backed array called `name` (`/dev/shm/NAME`).
+///
+/// # Errors
+///
+/// [`ErrorKind::InvalidInput`] if `name` is empty, contains `/`, or is `.`/`..`.
+pub fn shm_path(name: &str) -> Result<PathBuf> {
+    if name.is_empty() || name.contains('/') || name == "." || name == ".." || name.contains('\0') {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("invalid shm name {name:?}: use a plain file name without '/'"),
+        ));
+    }
+    Ok(Path::new("/dev/shm").join(name))
+}
+
+/// Resolve a user-facing location: `shm:NAME` means `/dev/shm/NAME`, anything
+/// else is a filesystem path.
+///
+/// ```
+/// use std::path::Path;
+/// assert_eq!(sharray::resolve_location("shm:frames").unwrap(), Path::new("/dev/shm/frames"));
+/// assert_eq!(sharray::resolve_location("data/a.npy").unwrap(), Path::new("data/a.npy"));
+/// ```
+///
+/// # Errors
+///
+/// [`ErrorKind::InvalidInput`] for an invalid shm name.
+pub fn resolve_location(loc: &str) -> Result<PathBuf> {
+    match loc.strip_prefix("shm:") {
+        Some(name) => shm_path(name),
+        None => Ok(PathBuf::from(loc)),
+    }
+}

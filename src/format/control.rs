@@ -1,0 +1,402 @@
+//! The control block: a small binary header after the array data that makes a
+//! `.npy` file a sharray file. Pure logic, no I/O (fuzzable).
+//!
+//! Layout (all integers little-endian, offsets relative to `CTRL_OFF`; see
+//! FORMAT.md for the full contract):
+//!
+//! | offset | size | field |
+//! |---:|---:|---|
+//! | 0 | 8 | magic `b"SHARRAY\0"` |
+//! | 8 | 4 | `format_version` (1) |
+//! | 12 | 4 | `kind` (1 array, 2 ring, 3 queue) |
+//! | 16 | 8 | `ctrl_len`: bytes from `CTRL_OFF` to end of file |
+//! | 24 | 8 | `data_offset` (4096) |
+//! | 32 | 8 | `data_len` (bytes of array data) |
+//! | 40 | 8 | `section_offset` (kind-specific section, 0 if none) |
+//! | 48 | 8 | `section_len` |
+//! | 56 | 4 | `flags` (0) |
+//! | 60 | 4 | `state`: 0 while building, [`STATE_READY`] once published |
+//! | 64..128 | | reserved, zero |
+//! | 128 | 8 | `generation` (atomic u64) |
+//! | 136 | 4 | `gen_seq` futex word (atomic u32, bumped with `generation`) |
+//! | 140 | 4 | `gen_waiters` (atomic u32, processes parked on `gen_seq`) |
+//! | 144..256 | | reserved, zero |
+//! | 256.. | | kind-specific section |
+
+use std::fmt;
+
+/// Magic bytes at the start of the control block.
+pub const MAGIC: [u8; 8] = *b"SHARRAY\0";
+/// Control block format version written by this crate.
+pub const FORMAT_VERSION: u32 = 1;
+/// Offset of the array data in every sharray file.
+pub const DATA_OFFSET: u64 = 4096;
+/// Alignment of the control block.
+pub const CTRL_ALIGN: u64 = 65536;
+/// Bytes of the generic control header; kind sections start here.
+pub const HEADER_LEN: u64 = 256;
+/// Value of the `state` word once the file is fully initialised.
+pub const STATE_READY: u32 = 0x5944_4552; // "REDY" little-endian
+/// Largest control block we accept (a corrupt length must not make us map
+/// absurd sizes).
+pub const MAX_CTRL_LEN: u64 = 1 << 30;
+
+/// Byte offsets of the generic fields (relative to `CTRL_OFF`).
+pub mod off {
+    /// magic
+    pub const MAGIC: usize = 0;
+    /// format_version
+    pub const VERSION: usize = 8;
+    /// kind
+    pub const KIND: usize = 12;
+    /// ctrl_len
+    pub const CTRL_LEN: usize = 16;
+    /// data_offset
+    pub const DATA_OFFSET: usize = 24;
+    /// data_len
+    pub const DATA_LEN: usize = 32;
+    /// section_offset
+    pub const SECTION_OFFSET: usize = 40;
+    /// section_len
+    pub const SECTION_LEN: usize = 48;
+    /// flags
+    pub const FLAGS: usize = 56;
+    /// state
+    pub const STATE: usize = 60;
+    /// generation (u64 atomic)
+    pub const GENERATION: usize = 128;
+    /// gen_seq (u32 futex word)
+    pub const GEN_SEQ: usize = 136;
+    /// gen_waiters (u32)
+    pub const GEN_WAITERS: usize = 140;
+}
+
+/// What a sharray file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    /// A plain shared array.
+    Array,
+    /// A producer/consumer ring: the array is `(slots, *frame_shape)`.
+    Ring,
+    /// A worker-pool chunk queue.
+    Queue,
+}
+
+impl Kind {
+    /// The on-disk code.
+    pub fn code(self) -> u32 {
+        match self {
+            Kind::Array => 1,
+            Kind::Ring => 2,
+            Kind::Queue => 3,
+        }
+    }
+
+    /// From the on-disk code.
+    pub fn from_code(code: u32) -> Option<Kind> {
+        match code {
+            1 => Some(Kind::Array),
+            2 => Some(Kind::Ring),
+            3 => Some(Kind::Queue),
+            _ => None,
+        }
+    }
+
+    /// Lower-case name as shown by `sharray info`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Array => "array",
+            Kind::Ring => "ring",
+            Kind::Queue => "queue",
+        }
+    }
+}
+
+/// Why a control block was rejected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlError {
+    /// Is this "newer format" (Unsupported) rather than corruption?
+    pub newer: bool,
+    /// One sentence.
+    pub message: String,
+}
+
+impl fmt::Display for ControlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ControlError {}
+
+fn corrupt(msg: impl Into<String>) -> ControlError {
+    ControlError {
+        newer: false,
+        message: msg.into(),
+    }
+}
+
+/// The validated, private copy of a control header's layout fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ControlHeader {
+    /// Format version.
+    pub version: u32,
+    /// What the file holds.
+    pub kind: Kind,
+    /// Length of the control block.
+    pub ctrl_len: u64,
+    /// Offset of the array data.
+    pub data_offset: u64,
+    /// Bytes of array data.
+    pub data_len: u64,
+    /// Kind section offset relative to `CTRL_OFF` (0 if none).
+    pub section_offset: u64,
+    /// Kind section length.
+    pub section_len: u64,
+}
+
+/// `align_up(x, a)` for a power-of-two `a`, `None` on overflow.
+pub fn align_up(x: u64, a: u64) -> Option<u64> {
+    debug_assert!(a.is_power_of_two());
+    Some(x.checked_add(a - 1)? & !(a - 1))
+}
+
+/// Offset of the control block for `data_len` bytes of data at [`DATA_OFFSET`].
+pub fn ctrl_offset(data_len: u64) -> Option<u64> {
+    align_up(DATA_OFFSET.checked_add(data_len)?, CTRL_ALIGN)
+}
+
+/// Control block length for a kind section of `section_len` bytes.
+pub fn ctrl_len_for(section_len: u64) -> Option<u64> {
+    align_up(HEADER_LEN.checked_add(section_len)?, 4096)
+}
+
+fn u32_at(b: &[u8], o: usize) -> u32 {
+    u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"))
+}
+
+fn u64_at(b: &[u8], o: usize) -> u64 {
+    u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"))
+}
+
+impl ControlHeader {
+    /// A header for a new file.
+    pub fn new(kind: Kind, data_len: u64, section_len: u64) -> Option<ControlHeader> {
+        let ctrl_len = ctrl_len_for(section_len)?;
+        if ctrl_len > MAX_CTRL_LEN {
+            return None;
+        }
+        Some(ControlHeader {
+            version: FORMAT_VERSION,
+            kind,
+            ctrl_len,
+            data_offset: DATA_OFFSET,
+            data_len,
+            section_offset: if section_len > 0 { HEADER_LEN } else { 0 },
+            section_len,
+        })
+    }
+
+    /// Offset of the control block in the file.
+    pub fn ctrl_offset(&self) -> Option<u64> {
+        ctrl_offset(self.data_len)
+    }
+
+    /// Total file length.
+    pub fn file_len(&self) -> Option<u64> {
+        self.ctrl_offset()?.checked_add(self.ctrl_len)
+    }
+
+    /// Write the generic header into `out` (the first [`HEADER_LEN`] bytes of
+    /// the control block), with `state` left at 0: the creator stores
+    /// [`STATE_READY`] last, after everything else is written.
+    pub fn encode(&self, out: &mut [u8]) {
+        out[..HEADER_LEN as usize].fill(0);
+        out[off::MAGIC..off::MAGIC + 8].copy_from_slice(&MAGIC);
+        out[off::VERSION..off::VERSION + 4].copy_from_slice(&self.version.to_le_bytes());
+        out[off::KIND..off::KIND + 4].copy_from_slice(&self.kind.code().to_le_bytes());
+        out[off::CTRL_LEN..off::CTRL_LEN + 8].copy_from_slice(&self.ctrl_len.to_le_bytes());
+        out[off::DATA_OFFSET..off::DATA_OFFSET + 8]
+            .copy_from_slice(&self.data_offset.to_le_bytes());
+        out[off::DATA_LEN..off::DATA_LEN + 8].copy_from_slice(&self.data_len.to_le_bytes());
+        out[off::SECTION_OFFSET..off::SECTION_OFFSET + 8]
+            .copy_from_slice(&self.section_offset.to_le_bytes());
+        out[off::SECTION_LEN..off::SECTION_LEN + 8]
+            .copy_from_slice(&self.section_len.to_le_bytes());
+    }
+
+    /// Does `bytes` start with the control-block magic?
+    pub fn has_magic(bytes: &[u8]) -> bool {
+        bytes.len() >= 8 && bytes[..8] == MAGIC
+    }
+
+    /// Parse and validate a control header against what the `.npy` header says
+    /// (`data_offset`, `data_len`) and the real file length. `bytes` is a copy
+    /// of at least the first [`HEADER_LEN`] bytes of the control block (shorter
+    /// is an error). All arithmetic is checked.
+    pub fn decode(
+        bytes: &[u8],
+        data_offset: u64,
+        data_len: u64,
+        file_len: u64,
+    ) -> Result<ControlHeader, ControlError> {
+        if bytes.len() < HEADER_LEN as usize {
+            return Err(corrupt("control block is truncated"));
+        }
+        if !Self::has_magic(bytes) {
+            return Err(corrupt("control block magic is missing"));
+        }
+        let version = u32_at(bytes, off::VERSION);
+        if version == 0 {
+            return Err(corrupt("control block version is 0"));
+        }
+        if version > FORMAT_VERSION {
+            return Err(ControlError {
+                newer: true,
+                message: format!(
+                    "file uses sharray format version {version}, this build reads up to {FORMAT_VERSION}; upgrade sharray"
+                ),
+            });
+        }
+        let kind_code = u32_at(bytes, off::KIND);
+        let kind = Kind::from_code(kind_code)
+            .ok_or_else(|| corrupt(format!("unknown control block kind {kind_code}")))?;
+        let ctrl_len = u64_at(bytes, off::CTRL_LEN);
+        let hdr_data_offset = u64_at(bytes, off::DATA_OFFSET);
+        let hdr_data_len = u64_at(bytes, off::DATA_LEN);
+        let section_offset = u64_at(bytes, off::SECTION_OFFSET);
+        let section_len = u64_at(bytes, off::SECTION_LEN);
+        let flags = u32_at(bytes, off::FLAGS);
+        let state = u32_at(bytes, off::STATE);
+        if hdr_data_offset != data_offset || data_offset != DATA_OFFSET {
+            return Err(corrupt(format!(
+                "control block says data starts at {hdr_data_offset}, the .npy header says {data_offset} (expected {DATA_OFFSET})"
+            )));
+        }
+        if hdr_data_len != data_len {
+            return Err(corrupt(format!(
+                "control block says the data is {hdr_data_len} bytes, the .npy header implies {data_len}"
+            )));
+        }
+        if !(HEADER_LEN..=MAX_CTRL_LEN).contains(&ctrl_len) || !ctrl_len.is_multiple_of(4096) {
+            return Err(corrupt(format!(
+                "control block length {ctrl_len} is invalid"
+            )));
+        }
+        if flags != 0 {
+            return Err(corrupt(format!(
+                "control block flags {flags:#x} are not understood"
+            )));
+        }
+        if section_len > 0 {
+            let end = section_offset.checked_add(section_len);
+            if section_offset < HEADER_LEN
+                || end.is_none_or(|e| e > ctrl_len)
+                || !section_offset.is_multiple_of(128)
+            {
+                return Err(corrupt(
+                    "control block section lies outside the control block",
+                ));
+            }
+        } else if section_offset != 0 {
+            return Err(corrupt("control block has a section offset but no section"));
+        }
+        if kind != Kind::Array && section_len == 0 {
+            return Err(corrupt(format!(
+                "a {} control block needs a section",
+                kind.name()
+            )));
+        }
+        let h = ControlHeader {
+            version,
+            kind,
+            ctrl_len,
+            data_offset,
+            data_len,
+            section_offset,
+            section_len,
+        };
+        let expected = h.file_len().ok_or_else(|| corrupt("sizes overflow"))?;
+        if expected != file_len {
+            return Err(corrupt(format!(
+                "file is {file_len} bytes but its headers say {expected}; it was truncated or extended by something other than sharray"
+            )));
+        }
+        if state != STATE_READY {
+            return Err(corrupt(
+                "control block was never marked ready (creation did not finish)",
+            ));
+        }
+        Ok(h)
+    }
+}
+
+// Layout checks: atomics must be naturally aligned and on their own lines.
+const _: () = assert!(off::GENERATION.is_multiple_of(128));
+const _: () = assert!(off::GEN_SEQ.is_multiple_of(4) && off::GEN_WAITERS.is_multiple_of(4));
+const _: () = assert!(off::STATE + 4 <= 64);
+const _: () = assert!((DATA_OFFSET as usize).is_multiple_of(4096));
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ready(h: &ControlHeader) -> Vec<u8> {
+        let mut b = vec![0u8; HEADER_LEN as usize];
+        h.encode(&mut b);
+        b[off::STATE..off::STATE + 4].copy_from_slice(&STATE_READY.to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn round_trip() {
+        let h = ControlHeader::new(Kind::Ring, 1 << 20, 9000).unwrap();
+        let b = ready(&h);
+        let d = ControlHeader::decode(&b, DATA_OFFSET, 1 << 20, h.file_len().unwrap()).unwrap();
+        assert_eq!(d, h);
+        assert_eq!(h.ctrl_offset().unwrap() % CTRL_ALIGN, 0);
+    }
+
+    #[test]
+    fn rejects_wrong_lengths_and_states() {
+        let h = ControlHeader::new(Kind::Array, 100, 0).unwrap();
+        let b = ready(&h);
+        let len = h.file_len().unwrap();
+        assert!(ControlHeader::decode(&b, DATA_OFFSET, 100, len - 1).is_err());
+        assert!(ControlHeader::decode(&b, DATA_OFFSET, 101, len).is_err());
+        assert!(ControlHeader::decode(&b[..100], DATA_OFFSET, 100, len).is_err());
+        let mut nr = b.clone();
+        nr[off::STATE] = 0;
+        assert!(
+            ControlHeader::decode(&nr, DATA_OFFSET, 100, len)
+                .unwrap_err()
+                .message
+                .contains("ready")
+        );
+        let mut newer = b.clone();
+        newer[off::VERSION] = 9;
+        assert!(
+            ControlHeader::decode(&newer, DATA_OFFSET, 100, len)
+                .unwrap_err()
+                .newer
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300),
+                               data_len in any::<u64>(), file_len in any::<u64>()) {
+            let _ = ControlHeader::decode(&bytes, DATA_OFFSET, data_len, file_len);
+        }
+
+        #[test]
+        fn mutated_headers_never_panic(pos in 0usize..256, val in any::<u8>(), data_len in 0u64..1<<40, sec in 0u64..100_000) {
+            let h = ControlHeader::new(Kind::Queue, data_len, sec.max(1)).unwrap();
+            let mut b = ready(&h);
+            b[pos] = val;
+            let _ = ControlHeader::decode(&b, DATA_OFFSET, data_len, h.file_len().unwrap());
+        }
+    }
+}

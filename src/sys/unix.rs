@@ -1,0 +1,246 @@
+//! Linux system calls that the standard library does not wrap.
+//!
+//! # Safety
+//!
+//! This is one of the few files allowed to use `unsafe`. Every call here passes
+//! pointers that are valid for the duration of the call (stack values or
+//! references), and checks the return value. Futex calls take a reference to an
+//! `AtomicU32`, which guarantees a valid, aligned, 4-byte word; the kernel only
+//! reads it.
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
+
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+/// Reserve disk (or tmpfs) blocks for `[offset, offset + len)` so later writes
+/// through a mapping cannot hit ENOSPC (which would be a SIGBUS).
+///
+/// See `posix_fallocate(3)`. Returns the error number as an `io::Error`
+/// (`ENOSPC` on a full filesystem).
+pub fn fallocate(fd: impl AsFd, offset: u64, len: u64) -> io::Result<()> {
+    let off =
+        libc::off_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    let len = libc::off_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EFBIG))?;
+    // SAFETY: plain syscall on a valid fd; no pointers.
+    let ret = unsafe { libc::posix_fallocate(fd.as_fd().as_raw_fd(), off, len) };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(ret))
+    }
+}
+
+/// Kind of an OFD byte-range lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeLock {
+    /// Shared (read) lock: `F_RDLCK`.
+    Shared,
+    /// Exclusive (write) lock: `F_WRLCK`.
+    Exclusive,
+    /// Unlock: `F_UNLCK`.
+    Unlock,
+}
+
+fn flock_struct(kind: RangeLock, start: u64, len: u64) -> io::Result<libc::flock> {
+    let l_type = match kind {
+        RangeLock::Shared => libc::F_RDLCK,
+        RangeLock::Exclusive => libc::F_WRLCK,
+        RangeLock::Unlock => libc::F_UNLCK,
+    };
+    let start =
+        libc::off_t::try_from(start).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let len = libc::off_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: `libc::flock` is a plain C struct; all-zero is a valid value.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = l_type as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = start;
+    fl.l_len = len;
+    fl.l_pid = 0; // required for OFD locks
+    Ok(fl)
+}
+
+/// Set an open-file-description byte-range lock (`F_OFD_SETLK` / `F_OFD_SETLKW`,
+/// see `fcntl(2)`). OFD locks belong to the open file description, survive
+/// `close` of other descriptors for the same file, and are released by the
+/// kernel when the last descriptor of the description closes (process death).
+///
+/// With `wait == false` a conflicting lock gives `Ok(false)`.
+pub fn ofd_lock(
+    fd: impl AsFd,
+    kind: RangeLock,
+    start: u64,
+    len: u64,
+    wait: bool,
+) -> io::Result<bool> {
+    let fl = flock_struct(kind, start, len)?;
+    let cmd = if wait {
+        libc::F_OFD_SETLKW
+    } else {
+        libc::F_OFD_SETLK
+    };
+    loop {
+        // SAFETY: `fl` is a valid flock struct that lives across the call.
+        let ret = unsafe { libc::fcntl(fd.as_fd().as_raw_fd(), cmd, &fl as *const libc::flock) };
+        match cvt(ret) {
+            Ok(_) => return Ok(true),
+            Err(e) => match e.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) | Some(libc::EACCES) if !wait => return Ok(false),
+                _ => return Err(e),
+            },
+        }
+    }
+}
+
+/// Is any byte of `[start, start+len)` locked by another open file description
+/// in a way that conflicts with `kind`? (`F_OFD_GETLK`.) Returns the kind of the
+/// conflicting lock, or `None`.
+pub fn ofd_probe(
+    fd: impl AsFd,
+    kind: RangeLock,
+    start: u64,
+    len: u64,
+) -> io::Result<Option<RangeLock>> {
+    let mut fl = flock_struct(kind, start, len)?;
+    // SAFETY: `fl` is a valid, writable flock struct that lives across the call.
+    let ret = unsafe {
+        libc::fcntl(
+            fd.as_fd().as_raw_fd(),
+            libc::F_OFD_GETLK,
+            &mut fl as *mut libc::flock,
+        )
+    };
+    cvt(ret)?;
+    Ok(match fl.l_type as libc::c_int {
+        libc::F_UNLCK => None,
+        libc::F_RDLCK => Some(RangeLock::Shared),
+        _ => Some(RangeLock::Exclusive),
+    })
+}
+
+/// Block while `*word == expected`, at most `timeout` (forever if `None`).
+///
+/// Uses a *shared* futex (no `FUTEX_PRIVATE_FLAG`), so it pairs with
+/// [`futex_wake`] from other processes mapping the same file. Returns early on
+/// a wake, a value mismatch, a signal or a spurious wake-up: callers re-check
+/// their condition in a loop.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+    let ts = timeout.map(|d| libc::timespec {
+        tv_sec: d.as_secs().min(i64::MAX as u64 / 2) as libc::time_t,
+        tv_nsec: d.subsec_nanos() as libc::c_long,
+    });
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: `word` is a valid aligned u32 for the duration of the call; the
+    // timespec (if any) lives on our stack across the call. Errors (EAGAIN on
+    // mismatch, ETIMEDOUT, EINTR) all mean "re-check", so the result is ignored.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            ts_ptr,
+            std::ptr::null::<u32>(),
+            0u32,
+        );
+    }
+}
+
+/// Wake up to `n` waiters blocked in [`futex_wait`] on `word`, in any process.
+pub fn futex_wake(word: &AtomicU32, n: i32) {
+    // SAFETY: `word` is a valid aligned u32; FUTEX_WAKE does not dereference
+    // anything else.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            n,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0u32,
+        );
+    }
+}
+
+/// Fault in (and allocate) the pages of `[ptr, ptr+len)` for writing, without
+/// changing their contents (`MADV_POPULATE_WRITE`, Linux 5.14). Errors are
+/// returned, never signalled; callers treat this as a hint.
+///
+/// # Safety
+///
+/// `ptr..ptr+len` must lie inside one live writable mapping.
+pub unsafe fn populate_write(ptr: *mut u8, len: usize) -> io::Result<()> {
+    const MADV_POPULATE_WRITE: libc::c_int = 23;
+    if len == 0 {
+        return Ok(());
+    }
+    let page = page_size();
+    let start = (ptr as usize) & !(page - 1);
+    let len = len + (ptr as usize - start);
+    // SAFETY: the caller guarantees the range is inside a live mapping; the
+    // rounded-down start is in the same mapping because mappings are page
+    // aligned. POPULATE_WRITE never changes contents.
+    cvt(unsafe { libc::madvise(start as *mut libc::c_void, len, MADV_POPULATE_WRITE) })?;
+    Ok(())
+}
+
+/// The system page size.
+pub fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if v <= 0 { 4096 } else { v as usize }
+}
+
+/// Filesystem magic number of the filesystem holding `fd` (`fstatfs(2)`).
+pub fn fs_type(fd: impl AsFd) -> io::Result<i64> {
+    // SAFETY: all-zero is a valid statfs; the kernel fills it.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid writable struct living across the call.
+    cvt(unsafe { libc::fstatfs(fd.as_fd().as_raw_fd(), &mut st) })?;
+    #[allow(clippy::unnecessary_cast)]
+    Ok(st.f_type as i64)
+}
+
+/// The effective user id of this process.
+pub fn euid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Monotonic clock in nanoseconds (`CLOCK_MONOTONIC`), comparable across
+/// processes on one machine.
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid writable struct.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
+}
+
+/// Resident set size of this process in bytes (from `/proc/self/statm`).
+pub fn resident_bytes() -> io::Result<u64> {
+    let s = std::fs::read_to_string("/proc/self/statm")?;
+    let rss_pages: u64 = s
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| io::Error::other("unexpected /proc/self/statm format"))?;
+    Ok(rss_pages * page_size() as u64)
+}
