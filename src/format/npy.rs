@@ -321,8 +321,13 @@ impl LiteralParser<'_> {
                 .ok_or_else(|| self.err("integer is too large"))?;
             self.pos += 1;
         }
-        if self.pos == start {
+        let digits = self.src.get(start..self.pos).unwrap_or("");
+        if digits.is_empty() {
             return Err(self.err("expected digits"));
+        }
+        // Python 3 rejects "012" (Python 2 read it as octal); "00" is zero.
+        if digits.starts_with('0') && magnitude != 0 {
+            return Err(self.err("integers with leading zeros are not allowed"));
         }
         if matches!(self.peek(), Some('L' | 'l')) {
             self.pos += 1;
@@ -563,10 +568,10 @@ pub struct Dtype {
 }
 
 impl Dtype {
-    /// Parse the Python literal that follows 'descr': in a header: a quoted
-    /// string like '<f4' or a list for structured dtypes like
-    /// [('a', '<i4'), ('b', '<f8', (2,))] (nested structured fields allowed,
-    /// sub-array shapes allowed, padding fields with '' names allowed).
+    /// Parse the Python literal that follows `'descr':` in a header: a quoted
+    /// string like `'<f4'` or a list for structured dtypes like
+    /// `[('a', '<i4'), ('b', '<f8', (2,))]` (nested structured fields allowed,
+    /// sub-array shapes allowed, padding fields with `''` names allowed).
     ///
     /// Simple descrs use numpy's meaning (`'i8'` is a 64-bit integer); the
     /// numpy names `'float32'`, `'int64'`, `'bool'`, ... are accepted too. The
@@ -584,11 +589,11 @@ impl Dtype {
         Dtype::from_value(&value).and_then(Dtype::check_top_level)
     }
 
-    /// User-facing spelling -> Dtype: numpy descr strings ('<f4', '|u1',
-    /// '>i4', '=f8', 'f4' (no order char = native), '<c8', '|S10', '<U5',
-    /// '|V16', '<M8[ns]', '<m8[s]') and names: bool, int8..int64,
-    /// uint8..uint64, float16/32/64, complex64/128, f16/f32/f64,
-    /// i8/i16/i32/i64, u8/u16/u32/u64, c64/c128, b1.
+    /// User-facing spelling -> Dtype: numpy descr strings (`<f4`, `|u1`,
+    /// `>i4`, `=f8`, `f4` (no order char = native), `<c8`, `|S10`, `<U5`,
+    /// `|V16`, `<M8[ns]`, `<m8[s]`) and names: `bool`, `int8`..`int64`,
+    /// `uint8`..`uint64`, `float16/32/64`, `complex64/128`, `f16/f32/f64`,
+    /// `i8/i16/i32/i64`, `u8/u16/u32/u64`, `c64/c128`, `b1`.
     ///
     /// The short names count bits, as in Rust: `i8`, `u8` and `f16` are the
     /// 1-, 1- and 2-byte types, although numpy reads the order-less descrs
@@ -602,6 +607,12 @@ impl Dtype {
         let t = s.trim();
         if t.starts_with(['[', '\'', '"']) {
             return Dtype::from_descr_literal(t);
+        }
+        if let Some(meaning) = ambiguous_name(t) {
+            return Err(HeaderError::new(format!(
+                "dtype {} is ambiguous: {meaning}; spell it out",
+                show(t)
+            )));
         }
         let typestr = rust_name(t).or_else(|| numpy_name(t));
         let parsed = match typestr {
@@ -630,8 +641,8 @@ impl Dtype {
     }
 
     /// For a simple (non-structured) dtype: the descr string without
-    /// quotes, e.g. "<f4". For structured: the list literal text, e.g.
-    /// "[('a', '<i4'), ('b', '<f8', (2,))]".
+    /// quotes, e.g. `"<f4"`. For structured: the list literal text, e.g.
+    /// `"[('a', '<i4'), ('b', '<f8', (2,))]"`.
     pub fn descr(&self) -> &str {
         &self.descr
     }
@@ -705,19 +716,26 @@ impl fmt::Display for Dtype {
     }
 }
 
+/// Names that mean one size to numpy (bytes) and another to Rust (bits).
+fn ambiguous_name(s: &str) -> Option<&'static str> {
+    Some(match s {
+        "i8" => "numpy reads it as int64 ('<i8'), Rust as int8 ('|i1')",
+        "u8" => "numpy reads it as uint64 ('<u8'), Rust as uint8 ('|u1')",
+        "f16" => "numpy reads it as float128, Rust as float16 ('<f2')",
+        _ => return None,
+    })
+}
+
 /// Short Rust-style names (sizes in bits) -> numpy typestr.
 fn rust_name(s: &str) -> Option<&'static str> {
     Some(match s {
         "b1" => "b1",
-        "i8" => "i1",
         "i16" => "i2",
         "i32" => "i4",
         "i64" => "i8",
-        "u8" => "u1",
         "u16" => "u2",
         "u32" => "u4",
         "u64" => "u8",
-        "f16" => "f2",
         "f32" => "f4",
         "f64" => "f8",
         "c64" => "c8",
@@ -1017,11 +1035,11 @@ fn structured(fields: &[Value]) -> Result<Dtype, HeaderError> {
 /// The contents of an `.npy` header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NpyHeader {
-    /// The element type.
+    /// The element type ('descr').
     pub dtype: Dtype,
-    /// `True` in the header: column-major data.
+    /// Whether the data is in Fortran (column-major) order rather than C order.
     pub fortran_order: bool,
-    /// The shape (empty for a 0-d array).
+    /// The array dimensions; empty for a 0-d array.
     pub shape: Vec<usize>,
 }
 
@@ -1658,15 +1676,12 @@ mod tests {
             ("float64", "<f8"),
             ("complex64", "<c8"),
             ("complex128", "<c16"),
-            ("i8", "|i1"),
             ("i16", "<i2"),
             ("i32", "<i4"),
             ("i64", "<i8"),
-            ("u8", "|u1"),
             ("u16", "<u2"),
             ("u32", "<u4"),
             ("u64", "<u8"),
-            ("f16", "<f2"),
             ("f32", "<f4"),
             ("f64", "<f8"),
             ("c64", "<c8"),
@@ -1678,6 +1693,11 @@ mod tests {
         ];
         for &(name, descr) in cases {
             assert_eq!(d(name).descr(), descr, "{name}");
+        }
+        // Names whose meaning differs between numpy and Rust are refused.
+        for name in ["i8", "u8", "f16"] {
+            let e = Dtype::parse_user(name).unwrap_err();
+            assert!(e.message().contains("ambiguous"), "{name}: {e}");
         }
         // Inside a header, numpy's meaning of order-less descrs applies.
         assert_eq!(lit("'i8'").descr(), "<i8");
@@ -1745,6 +1765,7 @@ mod tests {
             "{'a': 1}",
             "None",
             "'<f4' '<f4'",
+            "[('a', '<f4', (02,))]",
             "'''<f4'''",
             "'\\N{DIGIT ONE}'",
             "'\\x4'",
@@ -1840,6 +1861,7 @@ mod tests {
             "  {\"descr\" : \"<f4\" ,\n 'fortran_order' : False , 'shape' : ( 3L , 4L , ) , }  ",
             "{'descr': 'float32', 'fortran_order': False, 'shape': (3, 4), }",
             "{'descr': '=f4', 'fortran_order': False, 'shape': (+3, 4), }",
+            "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), } \n\n",
         ] {
             let bytes = v1_with_text(text);
             assert_eq!(
@@ -1854,6 +1876,8 @@ mod tests {
         assert!(h.fortran_order);
         assert_eq!(h.len(), Some(1));
         assert_eq!(h.nbytes(), Some(1));
+        let bytes = v1_with_text("{'descr': '<i8', 'fortran_order': False, 'shape': (00, 0L), }");
+        assert_eq!(NpyHeader::parse(&bytes).unwrap().0.shape, vec![0, 0]);
         let bytes = v1_with_text("{'descr': '<i8', 'fortran_order': False, 'shape': (5,), }");
         let (h, _) = NpyHeader::parse(&bytes).unwrap();
         assert_eq!(h.shape, vec![5]);
@@ -1966,6 +1990,8 @@ mod tests {
         ));
         assert!(e.contains("more than the limit of 64"), "{e}");
         // fortran_order and descr.
+        let e = header_err("{'descr': '<f4', 'fortran_order': False, 'shape': (010,), }");
+        assert!(e.contains("leading zeros"), "{e}");
         let e = header_err("{'descr': '<f4', 'fortran_order': 0, 'shape': (), }");
         assert!(e.contains("True or False"), "{e}");
         let e = header_err("{'descr': 'O', 'fortran_order': False, 'shape': (), }");
