@@ -229,10 +229,12 @@ impl SharedFile {
                 })
             }
             LockMode::Shared => {
+                // Recursive: a thread that already holds a read guard may take
+                // another even while a writer waits (no self-deadlock).
                 let guard = match wait {
-                    Wait::No => self.threads.try_read(),
-                    Wait::Until(t) => self.threads.try_read_until(t),
-                    Wait::Forever => Some(self.threads.read()),
+                    Wait::No => self.threads.try_read_recursive(),
+                    Wait::Until(t) => self.threads.try_read_recursive_until(t),
+                    Wait::Forever => Some(self.threads.read_recursive()),
                 }
                 .ok_or_else(timeout_err)?;
                 let mut readers = match wait {
