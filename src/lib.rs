@@ -61,6 +61,7 @@
 #![deny(unsafe_code)]
 
 mod array;
+mod check;
 mod convert;
 mod element;
 mod error;
@@ -74,7 +75,8 @@ pub use array::{
     ArrayBuilder, FileKind, Info, OpenOptions, Order, ReadGuard, SharedArray, UntypedArray,
     UntypedBuilder, UntypedReadGuard, UntypedWriteGuard, WriteGuard, inspect,
 };
-pub use convert::{export_npy, import_npy};
+pub use check::{Problem, check};
+pub use convert::{CopyOptions, export_npy, export_npy_with, import_npy, import_npy_with};
 pub use element::{Bool, Element};
 pub use error::{Error, ErrorKind, Result};
 pub use file::{resolve_location, shm_path};
