@@ -324,7 +324,7 @@ impl ControlHeader {
         }
         if state != STATE_READY {
             return Err(corrupt(
-                "control block was never marked ready (creation did not finish)",
+                "control block was never marked ready (its creation did not finish); delete the file and create it again",
             ));
         }
         Ok(h)

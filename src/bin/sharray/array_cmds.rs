@@ -353,7 +353,7 @@ fn check(loc: &str, lock_timeout: Option<Duration>) -> Result<()> {
     Err(Error::new(
         ErrorKind::Corrupt,
         format!(
-            "{} problem{} found (listed on stdout); the file is damaged: restore it or recreate it",
+            "{} problem{} found (the FAIL lines on stdout say what and where)",
             problems.len(),
             if problems.len() == 1 { "" } else { "s" }
         ),
