@@ -144,6 +144,7 @@ impl Mapping {
             state.store(control::STATE_READY, Ordering::Release);
             Ok(map)
         })?;
+        file.set_turnstile(ctrl_off + control::off::TURNSTILE as u64);
         Ok(Mapping {
             file,
             map,
@@ -259,6 +260,10 @@ impl Mapping {
             opts.map_raw_read_only(f)
         }
         .map_err(|e| Error::io("cannot map the file", e).at(path))?;
+        file.set_turnstile(match &ctrl {
+            Some((ctrl_off, _)) => ctrl_off + control::off::TURNSTILE as u64,
+            None => 0,
+        });
         Ok(Mapping {
             file,
             map,
