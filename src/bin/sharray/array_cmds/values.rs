@@ -421,62 +421,83 @@ fn decode(dtype: &Dtype, raw: &[u8]) -> Value {
     }
 }
 
-/// numpy's default float formatting for a set of values printed together:
-/// positional with up to 8 fractional digits and decimal points aligned, or
-/// scientific when the magnitudes call for it.
+/// Precision of the floats being printed (decides the shortest digits that
+/// identify a value).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Width {
+    Half,
+    Single,
+    Double,
+}
+
+/// The shortest scientific digits that read back as the same value at
+/// `width`: ("655", 4) for 6.55e4.
+fn unique_sci(v: f64, width: Width) -> (String, i32) {
+    let text = match width {
+        Width::Double => format!("{v:e}"),
+        Width::Single => format!("{:e}", v as f32),
+        Width::Half => {
+            let bits = f32_to_f16_bits(v as f32);
+            (0..8)
+                .map(|p| format!("{v:.p$e}"))
+                .find(|t| {
+                    t.parse::<f64>()
+                        .is_ok_and(|x| f32_to_f16_bits(x as f32) == bits)
+                })
+                .unwrap_or_else(|| format!("{v:e}"))
+        }
+    };
+    let (m, e) = text.split_once('e').unwrap_or((&text, "0"));
+    let digits: String = m.chars().filter(char::is_ascii_digit).collect();
+    let digits = digits.trim_end_matches('0');
+    let digits = if digits.is_empty() { "0" } else { digits };
+    (digits.to_string(), e.parse().unwrap_or(0))
+}
+
+/// numpy's positional text: shortest unique digits, at most 8 after the
+/// point, trailing zeros trimmed but the point kept ("1.", "0.25").
+fn positional(v: f64, width: Width) -> String {
+    let (digits, exp) = unique_sci(v.abs(), width);
+    let sign = if v.is_sign_negative() && v != 0.0 {
+        "-"
+    } else {
+        ""
+    };
+    let (int, frac) = if exp >= 0 {
+        let e = exp as usize;
+        if digits.len() > e + 1 {
+            (digits[..=e].to_string(), digits[e + 1..].to_string())
+        } else {
+            (format!("{digits:0<w$}", w = e + 1), String::new())
+        }
+    } else {
+        let zeros = "0".repeat((-exp - 1) as usize);
+        ("0".to_string(), format!("{zeros}{digits}"))
+    };
+    if frac.len() > 8 {
+        let r = format!("{:.8}", v.abs());
+        let r = r.trim_end_matches('0');
+        return format!("{sign}{r}");
+    }
+    format!("{sign}{int}.{frac}")
+}
+
+/// numpy's default float formatting for a set of values printed together
+/// (`floatmode="maxprec"`, precision 8): positional with the decimal points
+/// aligned, or scientific with a common number of digits when the
+/// magnitudes call for it.
 struct FloatFormat {
     exp: bool,
+    /// Digits after the point in scientific mode.
+    precision: usize,
     pad_left: usize,
     pad_right: usize,
     exp_digits: usize,
     plus: bool,
 }
 
-fn trim_zeros(s: &str) -> String {
-    if s.contains('.') {
-        let t = s.trim_end_matches('0');
-        t.to_string()
-    } else {
-        format!("{s}.")
-    }
-}
-
-/// Shortest round-trip text of `v`, at most 8 fractional digits.
-fn positional(v: f64, single: bool) -> String {
-    let shortest = if single {
-        format!("{}", v as f32)
-    } else {
-        format!("{v}")
-    };
-    let frac = shortest.split_once('.').map_or(0, |(_, f)| f.len());
-    if frac > 8 {
-        trim_zeros(&format!("{v:.8}"))
-    } else {
-        trim_zeros(&shortest)
-    }
-}
-
-/// (mantissa, exponent) like "1.5", -5.
-fn scientific(v: f64, single: bool) -> (String, i32) {
-    let s = if single {
-        format!("{:e}", v as f32)
-    } else {
-        format!("{v:e}")
-    };
-    let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
-    let digits = m.split_once('.').map_or(0, |(_, f)| f.len());
-    let (m, e) = if digits > 8 {
-        let s = format!("{v:.8e}");
-        let (m, e) = s.split_once('e').unwrap_or((&s, "0"));
-        (m.to_string(), e.to_string())
-    } else {
-        (m.to_string(), e.to_string())
-    };
-    (trim_zeros(&m), e.parse().unwrap_or(0))
-}
-
 impl FloatFormat {
-    fn new(values: &[f64], single: bool, plus: bool) -> FloatFormat {
+    fn new(values: &[f64], width: Width, plus: bool) -> FloatFormat {
         let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
         let nonzero: Vec<f64> = finite
             .iter()
@@ -492,72 +513,88 @@ impl FloatFormat {
         };
         let mut f = FloatFormat {
             exp,
+            precision: 0,
             pad_left: 0,
             pad_right: 0,
             exp_digits: 2,
             plus,
         };
         for &v in &finite {
-            let (int, frac) = if exp {
-                let (m, e) = scientific(v, single);
+            let sign = usize::from(v.is_sign_negative() && v != 0.0 || plus);
+            if exp {
+                let (digits, e) = unique_sci(v.abs(), width);
+                f.precision = f.precision.max(digits.len() - 1).min(8);
                 f.exp_digits = f.exp_digits.max(e.unsigned_abs().to_string().len());
-                let (i, fr) = m.split_once('.').unwrap_or((&m, ""));
-                (i.len(), fr.len())
+                f.pad_left = f.pad_left.max(1 + sign);
             } else {
-                let p = positional(v, single);
+                let p = positional(v, width);
                 let (i, fr) = p.split_once('.').unwrap_or((&p, ""));
-                (i.len(), fr.len())
-            };
-            let int = int + usize::from(plus && v >= 0.0);
-            f.pad_left = f.pad_left.max(int);
-            f.pad_right = f.pad_right.max(frac);
+                f.pad_left = f
+                    .pad_left
+                    .max(i.len() + usize::from(plus && !i.starts_with('-')));
+                f.pad_right = f.pad_right.max(fr.len());
+            }
         }
         f
     }
 
-    fn format(&self, v: f64, single: bool) -> String {
+    fn format(&self, v: f64, width: Width) -> String {
         if !v.is_finite() {
             let s = if v.is_nan() {
-                "nan".to_string()
+                if self.plus { "+nan" } else { "nan" }
             } else if v > 0.0 {
-                if self.plus { "+inf" } else { "inf" }.to_string()
+                if self.plus { "+inf" } else { "inf" }
             } else {
-                "-inf".to_string()
+                "-inf"
             };
-            let width = self.pad_left + self.pad_right + 1;
-            return format!("{s:>width$}");
+            let w = if self.exp {
+                self.pad_left + 1 + self.precision + 2 + self.exp_digits
+            } else {
+                self.pad_left + 1 + self.pad_right
+            };
+            return format!("{s:>w$}");
         }
-        let sign = if self.plus && v >= 0.0 { "+" } else { "" };
-        let (body, exp) = if self.exp {
-            let (m, e) = scientific(v, single);
-            let es = if e < 0 { '-' } else { '+' };
-            (
-                m,
-                Some(format!(
-                    "e{es}{:0w$}",
-                    e.unsigned_abs(),
-                    w = self.exp_digits
-                )),
-            )
+        let negative = v.is_sign_negative() && v != 0.0;
+        let sign = if negative {
+            "-"
+        } else if self.plus {
+            "+"
         } else {
-            (positional(v, single), None)
+            ""
+        };
+        if self.exp {
+            // Exactly `precision` digits, correctly rounded (numpy's
+            // non-unique second pass).
+            let t = format!("{:.p$e}", v.abs(), p = self.precision);
+            let (m, e) = t.split_once('e').unwrap_or((&t, "0"));
+            let e: i32 = e.parse().unwrap_or(0);
+            let m = if m.contains('.') {
+                m.to_string()
+            } else {
+                format!("{m}.")
+            };
+            let es = if e < 0 { '-' } else { '+' };
+            let int_frac = format!("{sign}{m}");
+            let (int, frac) = int_frac.split_once('.').unwrap_or((&int_frac, ""));
+            return format!(
+                "{int:>l$}.{frac}e{es}{:0d$}",
+                e.unsigned_abs(),
+                l = self.pad_left,
+                d = self.exp_digits
+            );
+        }
+        let body = positional(v, width);
+        let body = if self.plus && !negative {
+            format!("+{body}")
+        } else {
+            body
         };
         let (int, frac) = body.split_once('.').unwrap_or((&body, ""));
-        let int = format!("{sign}{int}");
-        let mut s = format!(
+        format!(
             "{int:>l$}.{frac:<r$}",
             l = self.pad_left,
             r = self.pad_right
-        );
-        if let Some(e) = exp {
-            // numpy keeps the exponent next to the digits: pad after it.
-            let trimmed = s.trim_end().len();
-            let pad = s.len() - trimmed;
-            s.truncate(trimmed);
-            s.push_str(&e);
-            s.push_str(&" ".repeat(pad));
-        }
-        s
+        )
     }
 }
 
@@ -565,18 +602,24 @@ impl FloatFormat {
 /// one printed array: every word padded to a common width.
 pub fn format_elements(dtype: &Dtype, elements: &[&[u8]]) -> Vec<String> {
     let values: Vec<Value> = elements.iter().map(|raw| decode(dtype, raw)).collect();
-    let single = matches!(dtype.kind(), Some('f') | Some('c'))
-        && dtype.itemsize() <= 8
-        && !(dtype.kind() == Some('c') && dtype.itemsize() == 16)
-        && !(dtype.kind() == Some('f') && dtype.itemsize() == 8);
+    // The precision of one float component (complex: half the itemsize).
+    let component = match dtype.kind() {
+        Some('c') => dtype.itemsize() / 2,
+        _ => dtype.itemsize(),
+    };
+    let width = match component {
+        2 => Width::Half,
+        4 => Width::Single,
+        _ => Width::Double,
+    };
     let words: Vec<String> = match dtype.kind() {
         Some('f') => {
             let vs: Vec<f64> = values
                 .iter()
                 .map(|v| if let Value::Float(f) = v { *f } else { 0.0 })
                 .collect();
-            let ff = FloatFormat::new(&vs, single, false);
-            vs.iter().map(|&v| ff.format(v, single)).collect()
+            let ff = FloatFormat::new(&vs, width, false);
+            vs.iter().map(|&v| ff.format(v, width)).collect()
         }
         Some('c') => {
             let (re, im): (Vec<f64>, Vec<f64>) = values
@@ -589,15 +632,15 @@ pub fn format_elements(dtype: &Dtype, elements: &[&[u8]]) -> Vec<String> {
                     }
                 })
                 .unzip();
-            let fr = FloatFormat::new(&re, single, false);
-            let fi = FloatFormat::new(&im, single, true);
+            let fr = FloatFormat::new(&re, width, false);
+            let fi = FloatFormat::new(&im, width, true);
             re.iter()
                 .zip(&im)
                 .map(|(&r, &i)| {
-                    let im_text = fi.format(i, single);
+                    let im_text = fi.format(i, width);
                     let trimmed = im_text.trim_end();
                     let pad = im_text.len() - trimmed.len();
-                    format!("{}{}j{}", fr.format(r, single), trimmed, " ".repeat(pad))
+                    format!("{}{}j{}", fr.format(r, width), trimmed, " ".repeat(pad))
                 })
                 .collect()
         }
@@ -657,7 +700,10 @@ mod tests {
         };
         assert_eq!(fmt(&[0.5, 1.0]), vec!["0.5", "1. "]);
         assert_eq!(fmt(&[0.0, 1.0, 2.0]), vec!["0.", "1.", "2."]);
-        assert_eq!(fmt(&[1e20, 1.0]), vec!["1.e+20", "1.e+00"]);
+        assert_eq!(
+            fmt(&[1e20, 1.0, 3.5e-7]),
+            vec!["1.0e+20", "1.0e+00", "3.5e-07"]
+        );
         assert_eq!(fmt(&[f64::NAN, 1.5]), vec!["nan", "1.5"]);
         assert_eq!(fmt(&[-1.25, 10.0]), vec!["-1.25", "10.  "]);
     }
