@@ -116,11 +116,7 @@ print('ok')
             .copy_from_slice(&pattern(a.nbytes(), 1, is_bool));
         args.extend([
             p.to_str().unwrap().to_string(),
-            if dtype.is_structured() {
-                dtype.descr().to_string()
-            } else {
-                dtype.descr().to_string()
-            },
+            dtype.descr().to_string(),
             order.as_str().to_string(),
             if is_bool { "1" } else { "0" }.to_string(),
         ]);
