@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use sharray::{Dtype, Order};
 
-use super::values::format_elements;
+use super::values::{format_elements, scalar_text};
 
 const EDGE_ITEMS: usize = 3;
 const LINE_WIDTH: usize = 75;
@@ -40,6 +40,9 @@ pub fn render(
     threshold: usize,
 ) -> Result<String, String> {
     let len: usize = shape.iter().product();
+    if shape.is_empty() {
+        return Ok(scalar_text(dtype, &data[..dtype.itemsize()]));
+    }
     if len == 0 {
         return Ok("[]".into());
     }
@@ -105,9 +108,6 @@ pub fn render(
         summarize,
         words: flats.into_iter().zip(words).collect(),
     };
-    if shape.is_empty() {
-        return Ok(p.words.get(&0).cloned().unwrap_or_default());
-    }
     Ok(p.recurse(&mut Vec::new(), " ", LINE_WIDTH))
 }
 

@@ -598,6 +598,40 @@ impl FloatFormat {
     }
 }
 
+/// A 0-d array as numpy prints it: Python's `repr` of the scalar for
+/// floats ("3.0", "1e-05"), the array element text otherwise.
+pub fn scalar_text(dtype: &Dtype, raw: &[u8]) -> String {
+    if dtype.kind() == Some('f') {
+        let v = float_of(raw, dtype.descr().starts_with('>'));
+        if v.is_nan() {
+            return "nan".into();
+        }
+        if v.is_infinite() {
+            return if v > 0.0 { "inf" } else { "-inf" }.into();
+        }
+        let width = match dtype.itemsize() {
+            2 => Width::Half,
+            4 => Width::Single,
+            _ => Width::Double,
+        };
+        let (digits, exp) = unique_sci(v.abs(), width);
+        let sign = if v.is_sign_negative() { "-" } else { "" };
+        if !(-4..16).contains(&exp) {
+            let (first, rest) = digits.split_at(1);
+            let rest = if rest.is_empty() {
+                String::new()
+            } else {
+                format!(".{rest}")
+            };
+            let es = if exp < 0 { '-' } else { '+' };
+            return format!("{sign}{first}{rest}e{es}{:02}", exp.unsigned_abs());
+        }
+        let p = positional(v, width);
+        return if p.ends_with('.') { format!("{p}0") } else { p };
+    }
+    format_elements(dtype, &[raw]).pop().unwrap_or_default()
+}
+
 /// Format `elements` (raw bytes of each, in print order) as numpy would in
 /// one printed array: every word padded to a common width.
 pub fn format_elements(dtype: &Dtype, elements: &[&[u8]]) -> Vec<String> {
