@@ -97,6 +97,7 @@ impl SharedFile {
     /// Open `path` (never following a symlink), check it is a regular file of
     /// ours, and return the process-wide shared description for its inode.
     pub(crate) fn open(path: &Path, flags: OpenFlags) -> Result<Arc<SharedFile>> {
+        let path = &resolve_path(path)?;
         let ctx = || format!("cannot open {}", path.display());
         let open = |write: bool| {
             OpenOptions::new()
@@ -427,6 +428,7 @@ pub(crate) fn create_file<R>(
     preallocate: bool,
     init: impl FnOnce(&File) -> Result<R>,
 ) -> Result<(Arc<SharedFile>, R)> {
+    let path = &resolve_path(path)?;
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => {
             return Err(Error::new(
@@ -516,8 +518,17 @@ pub fn shm_path(name: &str) -> Result<PathBuf> {
     Ok(Path::new("/dev/shm").join(name))
 }
 
+/// `shm:NAME` -> `/dev/shm/NAME`; any other path unchanged.
+fn resolve_path(path: &Path) -> Result<PathBuf> {
+    match path.to_str().and_then(|s| s.strip_prefix("shm:")) {
+        Some(name) => shm_path(name).map_err(|e| e.at(path)),
+        None => Ok(path.to_path_buf()),
+    }
+}
+
 /// Resolve a user-facing location: `shm:NAME` means `/dev/shm/NAME`, anything
-/// else is a filesystem path.
+/// else is a filesystem path. Every function of the crate that takes a path
+/// applies this itself; use it to learn the real path.
 ///
 /// ```
 /// use std::path::Path;

@@ -312,6 +312,20 @@ fn shm_names() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("\"<u2\""));
     std::fs::remove_file(&path).unwrap();
+    // The library takes shm:NAME directly too.
+    let loc = format!("shm:{name}");
+    let b = SharedArray::<u8>::builder()
+        .shape(&[3])
+        .fill(4)
+        .create(&loc)
+        .unwrap();
+    assert_eq!(b.path(), path);
+    assert_eq!(
+        &SharedArray::<u8>::open(&loc).unwrap().read().unwrap()[..],
+        &[4, 4, 4]
+    );
+    assert!(sharray::check(&loc, None).unwrap().is_empty());
+    std::fs::remove_file(&path).unwrap();
     for bad in ["shm:", "shm:a/b", "shm:..", "shm:."] {
         let err = sharray::resolve_location(bad).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad}");
