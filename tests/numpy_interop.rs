@@ -442,3 +442,37 @@ print(" ".join(arrays))
     }
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
+
+/// The Python peer in FORMAT.md (section 3, "Generation counter"), run as
+/// written: its write under `flock` is seen, and its futex wake ends our
+/// `wait_changed` (which would otherwise time out and fail the test).
+#[test]
+fn format_md_python_peer_bumps_the_generation_and_wakes_waiters() {
+    if !common::python_numpy() {
+        return;
+    }
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/FORMAT.md")).unwrap();
+    let start = doc.find("A Python peer that changes data").unwrap();
+    let code_start = doc[start..].find("```python\n").unwrap() + start + 10;
+    let code_end = doc[code_start..].find("```").unwrap() + code_start;
+    let snippet = &doc[code_start..code_end];
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("peer.npy");
+    let a = SharedArray::<u16>::create(&p, &[100, 7]).unwrap();
+    let g0 = a.generation();
+    let script =
+        format!("{snippet}\nimport sys\nwrite_and_bump(sys.argv[1], lambda a: a.fill(321))\n");
+    let path = p.to_str().unwrap().to_string();
+    common::with_watchdog(Duration::from_secs(120), || {
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| a.wait_changed(g0, Duration::from_secs(60)));
+            // Give the waiter time to park and register (not needed for
+            // correctness: an early change is seen without parking).
+            std::thread::sleep(Duration::from_millis(200));
+            common::python(&script, &[&path]);
+            assert_eq!(waiter.join().unwrap().unwrap(), g0 + 1);
+        });
+    });
+    assert!(a.read().unwrap().iter().all(|&x| x == 321));
+    assert!(sharray::check(&p, None).unwrap().is_empty());
+}
