@@ -468,8 +468,14 @@ pub(crate) fn create_file<R>(
         .map_err(|e| Error::io("cannot set permissions", e).at(path))?;
     if preallocate {
         sys::fallocate(file, 0, len).map_err(|e| {
+            let too_big = e.raw_os_error() == Some(libc::EFBIG);
             let mut err = Error::io(format!("cannot allocate {len} bytes"), e);
-            if err.kind() == ErrorKind::Io {
+            if too_big {
+                err = Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("cannot create a file of {len} bytes: larger than this filesystem allows; choose a smaller array"),
+                );
+            } else if err.kind() == ErrorKind::Io {
                 // e.g. EOPNOTSUPP on exotic filesystems: say what to do.
                 err = Error::new(
                     ErrorKind::Unsupported,
