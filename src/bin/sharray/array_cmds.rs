@@ -7,6 +7,7 @@
 //! so it never waits: it works even while a stuck writer holds the lock.
 //! `--lock-timeout SECONDS` turns a longer wait into exit code 3.
 
+mod floats;
 mod show;
 mod values;
 
