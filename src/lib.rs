@@ -30,11 +30,17 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! Paths may be `shm:NAME` for the RAM-backed file `/dev/shm/NAME`. Plain
+//! `.npy` files written by numpy open with the same guards; [`import_npy`]
+//! and [`export_npy`] convert between the two, and [`check`] lists every
+//! broken invariant of a file. The byte layout and the locking protocol are
+//! specified in `FORMAT.md`, precisely enough to write a peer in C or Python.
+//!
 //! ## Layers
 //!
 //! - `sys`: the OS calls (flock, OFD locks, futexes, fallocate, madvise);
 //! - `file`: creating, publishing, opening; one open file description per inode;
-//! - [`format`]: the `.npy` header and the control block (pure logic);
+//! - [`format`](mod@format): the `.npy` header and the control block (pure logic);
 //! - arrays: [`SharedArray`], [`UntypedArray`], guards and views;
 //! - coordination: rings and worker pools on top of the control block;
 //! - front ends: the `sharray` CLI and the Python package.

@@ -586,7 +586,7 @@ impl Dtype {
 
     /// User-facing spelling -> Dtype: numpy descr strings ('<f4', '|u1',
     /// '>i4', '=f8', 'f4' (no order char = native), '<c8', '|S10', '<U5',
-    /// '|V16', '<M8[ns]', '<m8[s]') and names: bool, int8..int64,
+    /// '|V16', `'<M8[ns]'`, `'<m8[s]'`) and names: bool, int8..int64,
     /// uint8..uint64, float16/32/64, complex64/128, f16/f32/f64,
     /// i8/i16/i32/i64, u8/u16/u32/u64, c64/c128, b1.
     ///
