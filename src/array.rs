@@ -498,6 +498,7 @@ impl UntypedArray {
         let seq = self.map.ctrl_u32(control::off::GEN_SEQ as u64);
         let waiters = self.map.ctrl_u32(control::off::GEN_WAITERS as u64);
         let wait = Wait::timeout(timeout);
+        let mut nap = Duration::from_micros(50);
         loop {
             let s = seq.load(Ordering::Acquire);
             let g = generation.load(Ordering::Acquire);
@@ -511,11 +512,18 @@ impl UntypedArray {
                 )
                 .at(self.path()));
             };
-            waiters.fetch_add(1, Ordering::SeqCst);
-            if generation.load(Ordering::SeqCst) == since {
-                sys::futex_wait(seq, s, Some(left));
+            if self.map.ctrl_writable() {
+                waiters.fetch_add(1, Ordering::SeqCst);
+                if generation.load(Ordering::SeqCst) == since {
+                    sys::futex_wait(seq, s, Some(left));
+                }
+                waiters.fetch_sub(1, Ordering::SeqCst);
+            } else {
+                // We cannot register as a waiter in a file we may not write:
+                // writers will not wake us, so poll with a growing sleep.
+                sys::futex_wait(seq, s, Some(left.min(nap)));
+                nap = (nap * 2).min(Duration::from_millis(5));
             }
-            waiters.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
@@ -574,6 +582,14 @@ impl UntypedArray {
     /// ([`ErrorKind::LockTimeout`] after that).
     pub fn read_timeout(&self, timeout: Duration) -> Result<UntypedReadGuard<'_>> {
         self.read_with(Wait::timeout(timeout))
+    }
+
+    pub(crate) fn read_wait(&self, wait: Wait) -> Result<UntypedReadGuard<'_>> {
+        self.read_with(wait)
+    }
+
+    pub(crate) fn write_wait(&self, wait: Wait) -> Result<UntypedWriteGuard<'_>> {
+        self.write_with(wait)
     }
 
     fn read_with(&self, wait: Wait) -> Result<UntypedReadGuard<'_>> {

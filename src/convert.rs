@@ -1,10 +1,11 @@
 //! Import a plain `.npy` into a sharray file and export back, byte-exact.
 
 use std::path::Path;
+use std::time::Duration;
 
 use crate::array::{OpenOptions, UntypedArray};
 use crate::error::{Error, ErrorKind, Result};
-use crate::file::create_file;
+use crate::file::{LockMode, Wait, create_file};
 use crate::mapping::Mapping;
 
 /// Bytes copied between progress reports.
@@ -21,9 +22,62 @@ fn copy_with_progress(src: &[u8], dst: &mut [u8], progress: &mut dyn FnMut(u64, 
     }
 }
 
+/// Options for [`import_npy_with`] and [`export_npy_with`].
+///
+/// ```
+/// use std::time::Duration;
+/// let opts = sharray::CopyOptions::new().mode(0o640).lock_timeout(Some(Duration::from_secs(5)));
+/// assert_eq!(opts.get_mode(), 0o640);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CopyOptions {
+    mode: u32,
+    lock_timeout: Option<Duration>,
+}
+
+impl Default for CopyOptions {
+    fn default() -> CopyOptions {
+        CopyOptions {
+            mode: 0o600,
+            lock_timeout: None,
+        }
+    }
+}
+
+impl CopyOptions {
+    /// Defaults: the new file gets mode `0o600`; wait for locks as long as it takes.
+    pub fn new() -> CopyOptions {
+        CopyOptions::default()
+    }
+
+    /// Permission bits of the new file (applied whatever the umask).
+    pub fn mode(mut self, mode: u32) -> CopyOptions {
+        self.mode = mode;
+        self
+    }
+
+    /// Wait at most this long for the source's read lock (and the new
+    /// file's write lock); `None` waits forever. A longer wait is an
+    /// [`ErrorKind::LockTimeout`] error.
+    pub fn lock_timeout(mut self, timeout: Option<Duration>) -> CopyOptions {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// The permission bits set by [`CopyOptions::mode`].
+    pub fn get_mode(&self) -> u32 {
+        self.mode
+    }
+
+    fn wait(&self) -> Wait {
+        self.lock_timeout.map_or(Wait::Forever, Wait::timeout)
+    }
+}
+
 /// Copy a `.npy` (or any sharray array) at `src` into a new sharray array at
 /// `dst`, keeping dtype, shape, order and bytes exactly. Holds a shared lock
 /// on `src` while copying. `progress(done, total)` is called every few MiB.
+/// Same as [`import_npy_with`] with `CopyOptions::new().mode(mode)`.
 ///
 /// # Errors
 ///
@@ -35,17 +89,33 @@ pub fn import_npy(
     mode: u32,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<UntypedArray> {
+    import_npy_with(src, dst, CopyOptions::new().mode(mode), progress)
+}
+
+/// [`import_npy`] with options (lock timeout, mode).
+///
+/// # Errors
+///
+/// As [`import_npy`], plus [`ErrorKind::LockTimeout`] if a lock did not come
+/// within the timeout.
+pub fn import_npy_with(
+    src: impl AsRef<Path>,
+    dst: impl AsRef<Path>,
+    opts: CopyOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<UntypedArray> {
     let src = OpenOptions::new().read_only(true).open_untyped(src)?;
-    let guard = src.read()?;
+    let guard = src.read_wait(opts.wait())?;
     let out = UntypedArray::builder(src.dtype().clone())
         .shape(src.shape())
         .order(src.order())
-        .mode(mode)
+        .mode(opts.mode)
         .create(dst.as_ref())?;
     {
-        // Nobody else can hold a lock on the new file yet, but take it anyway
-        // so the generation records the import.
-        let mut w = out.write()?;
+        // Another process could open the new file as soon as it is
+        // published, so take its write lock like any writer; the generation
+        // then records the import.
+        let mut w = out.write_wait(opts.wait())?;
         copy_with_progress(guard.bytes(), w.bytes_mut(), progress);
     }
     drop(guard);
@@ -55,6 +125,8 @@ pub fn import_npy(
 /// Write the array at `src` (sharray or `.npy`) to a new plain `.npy` at `dst`
 /// with the header numpy itself writes, keeping dtype, shape, order and bytes
 /// exactly. Holds a shared lock on `src` while copying.
+///
+/// Same as [`export_npy_with`] with `CopyOptions::new().mode(mode)`.
 ///
 /// # Errors
 ///
@@ -66,23 +138,35 @@ pub fn export_npy(
     mode: u32,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<()> {
+    export_npy_with(src, dst, CopyOptions::new().mode(mode), progress)
+}
+
+/// [`export_npy`] with options (lock timeout, mode).
+///
+/// # Errors
+///
+/// As [`export_npy`], plus [`ErrorKind::LockTimeout`] if the source's read
+/// lock did not come within the timeout.
+pub fn export_npy_with(
+    src: impl AsRef<Path>,
+    dst: impl AsRef<Path>,
+    opts: CopyOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<()> {
     let dst = dst.as_ref();
     let map = Mapping::open(src.as_ref(), OpenOptions::new().read_only(true).flags())?;
     let header = map.header().clone();
-    let lock = map
-        .shared_file()
-        .lock(crate::file::LockMode::Shared, crate::file::Wait::Forever)?;
+    let lock = map.shared_file().lock(LockMode::Shared, opts.wait())?;
     let hdr = header.emit_standard();
     let total = (hdr.len() as u64)
         .checked_add(map.nbytes() as u64)
         .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "array too large"))?;
-    create_file(dst, total, mode, true, |f| {
+    create_file(dst, total, opts.mode, true, |f| {
         use std::io::Write;
         let mut w = std::io::BufWriter::with_capacity(CHUNK, f);
         w.write_all(&hdr)
             .map_err(|e| Error::io("cannot write", e))?;
-        // SAFETY-free: the read lock is held; we only read through the guard-
-        // protected byte view.
+        // The read lock is held: cooperating peers do not write the data.
         let data = map_bytes(&map);
         let mut done = 0u64;
         progress(0, data.len() as u64);

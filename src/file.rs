@@ -62,6 +62,9 @@ pub(crate) struct SharedFile {
     threads: parking_lot::RwLock<()>,
     /// Number of in-process readers; the first takes `LOCK_SH`, the last drops it.
     readers: Mutex<usize>,
+    /// Byte of the file whose OFD lock is the writers' turnstile (set once
+    /// the layout is known; see [`SharedFile::set_turnstile`]).
+    turnstile: OnceLock<u64>,
 }
 
 type Registry = Mutex<HashMap<(u64, u64), Weak<SharedFile>>>;
@@ -94,6 +97,7 @@ impl SharedFile {
     /// Open `path` (never following a symlink), check it is a regular file of
     /// ours, and return the process-wide shared description for its inode.
     pub(crate) fn open(path: &Path, flags: OpenFlags) -> Result<Arc<SharedFile>> {
+        let path = &resolve_path(path)?;
         let ctx = || format!("cannot open {}", path.display());
         let open = |write: bool| {
             OpenOptions::new()
@@ -194,6 +198,7 @@ impl SharedFile {
             writable,
             threads: parking_lot::RwLock::new(()),
             readers: Mutex::new(0),
+            turnstile: OnceLock::new(),
         });
         reg.insert((dev, ino), Arc::downgrade(&shared));
         shared
@@ -255,8 +260,62 @@ impl SharedFile {
         }
     }
 
-    /// Take the `flock` in `mode`. `Ok(false)` means the wait expired.
+    /// Use the OFD lock on `byte` as a turnstile that gives waiting writers
+    /// priority over new readers (`flock` alone lets a stream of overlapping
+    /// readers starve writers forever). See FORMAT.md, "Whole-array locks".
+    pub(crate) fn set_turnstile(&self, byte: u64) {
+        let _ = self.turnstile.set(byte);
+    }
+
+    /// Take (`Ok(true)`) the turnstile in `kind`, waiting as `wait` says;
+    /// `Ok(false)` means the wait expired. Without a turnstile: `Ok(true)`.
+    fn turnstile_enter(&self, kind: sys::RangeLock, wait: Wait) -> Result<bool> {
+        let Some(&byte) = self.turnstile.get() else {
+            return Ok(true);
+        };
+        let attempt = |block: bool| {
+            sys::ofd_lock(&self.file, kind, byte, 1, block)
+                .map_err(|e| Error::io("cannot take the writers' turnstile lock", e).at(&self.path))
+        };
+        match wait {
+            Wait::Forever => attempt(true),
+            Wait::No => attempt(false),
+            Wait::Until(deadline) => poll_until(deadline, || attempt(false)),
+        }
+    }
+
+    fn turnstile_leave(&self) {
+        if let Some(&byte) = self.turnstile.get() {
+            let _ = sys::ofd_lock(&self.file, sys::RangeLock::Unlock, byte, 1, false);
+        }
+    }
+
+    /// Take the `flock` in `mode` (through the turnstile). `Ok(false)` means
+    /// the wait expired.
     fn flock(&self, mode: LockMode, wait: Wait) -> Result<bool> {
+        match mode {
+            LockMode::Exclusive => {
+                // Hold the turnstile while waiting, so new readers queue
+                // behind us instead of overlapping forever.
+                if !self.turnstile_enter(sys::RangeLock::Exclusive, wait)? {
+                    return Ok(false);
+                }
+                let got = self.flock_only(mode, wait);
+                self.turnstile_leave();
+                got
+            }
+            LockMode::Shared => {
+                // Pass through: blocks only while a writer waits or writes.
+                if !self.turnstile_enter(sys::RangeLock::Shared, wait)? {
+                    return Ok(false);
+                }
+                self.turnstile_leave();
+                self.flock_only(mode, wait)
+            }
+        }
+    }
+
+    fn flock_only(&self, mode: LockMode, wait: Wait) -> Result<bool> {
         let try_once = || -> Result<bool> {
             let r = match mode {
                 LockMode::Shared => self.file.try_lock_shared(),
@@ -280,21 +339,8 @@ impl SharedFile {
                 true
             }
             Wait::No => try_once()?,
-            Wait::Until(deadline) => {
-                // flock has no timed form: poll with a growing sleep.
-                let mut nap = Duration::from_micros(50);
-                loop {
-                    if try_once()? {
-                        break true;
-                    }
-                    let now = Instant::now();
-                    if now >= deadline {
-                        break false;
-                    }
-                    std::thread::sleep(nap.min(deadline - now));
-                    nap = (nap * 2).min(Duration::from_millis(5));
-                }
-            }
+            // flock has no timed form: poll.
+            Wait::Until(deadline) => poll_until(deadline, try_once)?,
         };
         if got && let Err(e) = self.check_identity() {
             let _ = self.file.unlock();
@@ -320,6 +366,23 @@ impl SharedFile {
             .at(&self.path)),
             Err(e) => Err(Error::io("cannot stat", e).at(&self.path)),
         }
+    }
+}
+
+/// Retry `attempt` with a growing sleep (50 us to 5 ms) until it succeeds
+/// (`Ok(true)`) or `deadline` passes (`Ok(false)`).
+fn poll_until(deadline: Instant, mut attempt: impl FnMut() -> Result<bool>) -> Result<bool> {
+    let mut nap = Duration::from_micros(50);
+    loop {
+        if attempt()? {
+            return Ok(true);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(nap.min(deadline - now));
+        nap = (nap * 2).min(Duration::from_millis(5));
     }
 }
 
@@ -367,6 +430,7 @@ pub(crate) fn create_file<R>(
     preallocate: bool,
     init: impl FnOnce(&File) -> Result<R>,
 ) -> Result<(Arc<SharedFile>, R)> {
+    let path = &resolve_path(path)?;
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => {
             return Err(Error::new(
@@ -406,8 +470,14 @@ pub(crate) fn create_file<R>(
         .map_err(|e| Error::io("cannot set permissions", e).at(path))?;
     if preallocate {
         sys::fallocate(file, 0, len).map_err(|e| {
+            let too_big = e.raw_os_error() == Some(libc::EFBIG);
             let mut err = Error::io(format!("cannot allocate {len} bytes"), e);
-            if err.kind() == ErrorKind::Io {
+            if too_big {
+                err = Error::new(
+                    ErrorKind::InvalidInput,
+                    format!("cannot create a file of {len} bytes: larger than this filesystem allows; choose a smaller array"),
+                );
+            } else if err.kind() == ErrorKind::Io {
                 // e.g. EOPNOTSUPP on exotic filesystems: say what to do.
                 err = Error::new(
                     ErrorKind::Unsupported,
@@ -456,8 +526,17 @@ pub fn shm_path(name: &str) -> Result<PathBuf> {
     Ok(Path::new("/dev/shm").join(name))
 }
 
+/// `shm:NAME` -> `/dev/shm/NAME`; any other path unchanged.
+fn resolve_path(path: &Path) -> Result<PathBuf> {
+    match path.to_str().and_then(|s| s.strip_prefix("shm:")) {
+        Some(name) => shm_path(name).map_err(|e| e.at(path)),
+        None => Ok(path.to_path_buf()),
+    }
+}
+
 /// Resolve a user-facing location: `shm:NAME` means `/dev/shm/NAME`, anything
-/// else is a filesystem path.
+/// else is a filesystem path. Every function of the crate that takes a path
+/// applies this itself; use it to learn the real path.
 ///
 /// ```
 /// use std::path::Path;

@@ -30,11 +30,17 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! Paths may be `shm:NAME` for the RAM-backed file `/dev/shm/NAME`. Plain
+//! `.npy` files written by numpy open with the same guards; [`import_npy`]
+//! and [`export_npy`] convert between the two, and [`check`] lists every
+//! broken invariant of a file. The byte layout and the locking protocol are
+//! specified in `FORMAT.md`, precisely enough to write a peer in C or Python.
+//!
 //! ## Layers
 //!
 //! - `sys`: the OS calls (flock, OFD locks, futexes, fallocate, madvise);
 //! - `file`: creating, publishing, opening; one open file description per inode;
-//! - [`format`]: the `.npy` header and the control block (pure logic);
+//! - [`format`](mod@format): the `.npy` header and the control block (pure logic);
 //! - arrays: [`SharedArray`], [`UntypedArray`], guards and views;
 //! - coordination: rings and worker pools on top of the control block;
 //! - front ends: the `sharray` CLI and the Python package.
@@ -61,6 +67,7 @@
 #![deny(unsafe_code)]
 
 mod array;
+mod check;
 mod convert;
 mod element;
 mod error;
@@ -74,7 +81,8 @@ pub use array::{
     ArrayBuilder, FileKind, Info, OpenOptions, Order, ReadGuard, SharedArray, UntypedArray,
     UntypedBuilder, UntypedReadGuard, UntypedWriteGuard, WriteGuard, inspect,
 };
-pub use convert::{export_npy, import_npy};
+pub use check::{Problem, check};
+pub use convert::{CopyOptions, export_npy, export_npy_with, import_npy, import_npy_with};
 pub use element::{Bool, Element};
 pub use error::{Error, ErrorKind, Result};
 pub use file::{resolve_location, shm_path};

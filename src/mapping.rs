@@ -48,7 +48,10 @@ pub(crate) struct NewFile<'a> {
 pub(crate) struct Mapping {
     file: Arc<SharedFile>,
     map: MmapRaw,
+    /// May data be written through this handle?
     writable: bool,
+    /// Is the mapping itself writable (control words may be updated)?
+    map_writable: bool,
     header: NpyHeader,
     data_offset: usize,
     nbytes: usize,
@@ -141,10 +144,12 @@ impl Mapping {
             state.store(control::STATE_READY, Ordering::Release);
             Ok(map)
         })?;
+        file.set_turnstile(ctrl_off + control::off::TURNSTILE as u64);
         Ok(Mapping {
             file,
             map,
             writable: true,
+            map_writable: true,
             header: spec.header.clone(),
             data_offset: control::DATA_OFFSET as usize,
             nbytes,
@@ -206,43 +211,64 @@ impl Mapping {
             ))
             .at(path));
         }
+        // A file whose data starts at 4096 and has bytes after the data is a
+        // sharray file: it must carry a valid control block. (Only a plain
+        // `.npy` that ends right after its data opens without one.)
         let mut ctrl = None;
-        if data_offset as u64 == control::DATA_OFFSET
-            && let Some(ctrl_off) = control::ctrl_offset(nbytes as u64)
-            && file_len >= ctrl_off.saturating_add(8)
-        {
-            let avail = (file_len - ctrl_off).min(control::HEADER_LEN) as usize;
-            let mut buf = vec![0u8; avail];
+        if data_offset as u64 == control::DATA_OFFSET && file_len > data_end {
+            let ctrl_off = control::ctrl_offset(nbytes as u64)
+                .ok_or_else(|| corrupt("sizes overflow").at(path))?;
+            let header_end = ctrl_off.saturating_add(control::HEADER_LEN);
+            if file_len < header_end {
+                return Err(corrupt(format!(
+                    "file is truncated: {file_len} bytes, but a sharray file with {nbytes} bytes of data has its control block at {ctrl_off}..{header_end} at least; recreate it or restore it from a copy"
+                ))
+                .at(path));
+            }
+            let mut buf = vec![0u8; control::HEADER_LEN as usize];
             f.read_exact_at(&mut buf, ctrl_off)
                 .map_err(|e| Error::io("cannot read the control block", e).at(path))?;
-            if ControlHeader::has_magic(&buf) {
-                let h = ControlHeader::decode(&buf, data_offset as u64, nbytes as u64, file_len)
-                    .map_err(|e| {
-                        let kind = if e.newer {
-                            ErrorKind::Unsupported
-                        } else {
-                            ErrorKind::Corrupt
-                        };
-                        Error::new(kind, format!("invalid control block: {e}")).at(path)
-                    })?;
-                ctrl = Some((ctrl_off, h));
+            if !ControlHeader::has_magic(&buf) {
+                return Err(corrupt(format!(
+                    "bytes follow the array data but there is no control block at offset {ctrl_off} (magic SHARRAY missing); the file is damaged, run `sharray check` on it"
+                ))
+                .at(path));
             }
+            let h = ControlHeader::decode(&buf, data_offset as u64, nbytes as u64, file_len)
+                .map_err(|e| {
+                    let kind = if e.newer {
+                        ErrorKind::Unsupported
+                    } else {
+                        ErrorKind::Corrupt
+                    };
+                    Error::new(kind, format!("invalid control block: {e}")).at(path)
+                })?;
+            ctrl = Some((ctrl_off, h));
         }
         if file_len > isize::MAX as u64 {
             return Err(corrupt("file is too large to map").at(path));
         }
+        // Map read-write whenever the descriptor allows, even for read-only
+        // handles: waiters must register in the control block's counters.
+        // Read-only handles still never hand out mutable data slices.
+        let map_writable = flags.writable || file.writable();
         let mut opts = MmapOptions::new();
         opts.len(file_len as usize);
-        let map = if flags.writable {
+        let map = if map_writable {
             opts.map_raw(f)
         } else {
             opts.map_raw_read_only(f)
         }
         .map_err(|e| Error::io("cannot map the file", e).at(path))?;
+        file.set_turnstile(match &ctrl {
+            Some((ctrl_off, _)) => ctrl_off + control::off::TURNSTILE as u64,
+            None => 0,
+        });
         Ok(Mapping {
             file,
             map,
             writable: flags.writable,
+            map_writable,
             header,
             data_offset,
             nbytes,
@@ -261,6 +287,12 @@ impl Mapping {
 
     pub(crate) fn writable(&self) -> bool {
         self.writable
+    }
+
+    /// May control-block atomics be written (false only when the file itself
+    /// is not writable by us)?
+    pub(crate) fn ctrl_writable(&self) -> bool {
+        self.map_writable
     }
 
     pub(crate) fn header(&self) -> &NpyHeader {

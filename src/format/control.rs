@@ -16,7 +16,8 @@
 //! | 48 | 8 | `section_len` |
 //! | 56 | 4 | `flags` (0) |
 //! | 60 | 4 | `state`: 0 while building, [`STATE_READY`] once published |
-//! | 64..128 | | reserved, zero |
+//! | 64 | 1 | writers' turnstile: an OFD lock range only, content zero |
+//! | 65..128 | | reserved, zero |
 //! | 128 | 8 | `generation` (atomic u64) |
 //! | 136 | 4 | `gen_seq` futex word (atomic u32, bumped with `generation`) |
 //! | 140 | 4 | `gen_waiters` (atomic u32, processes parked on `gen_seq`) |
@@ -63,6 +64,9 @@ pub mod off {
     pub const FLAGS: usize = 56;
     /// state
     pub const STATE: usize = 60;
+    /// The writers' turnstile: a byte range for OFD locks, never written
+    /// (its content stays zero).
+    pub const TURNSTILE: usize = 64;
     /// generation (u64 atomic)
     pub const GENERATION: usize = 128;
     /// gen_seq (u32 futex word)
@@ -324,7 +328,7 @@ impl ControlHeader {
         }
         if state != STATE_READY {
             return Err(corrupt(
-                "control block was never marked ready (creation did not finish)",
+                "control block was never marked ready (its creation did not finish); delete the file and create it again",
             ));
         }
         Ok(h)

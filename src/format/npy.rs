@@ -592,13 +592,13 @@ impl Dtype {
     /// User-facing spelling -> Dtype: numpy descr strings (`<f4`, `|u1`,
     /// `>i4`, `=f8`, `f4` (no order char = native), `<c8`, `|S10`, `<U5`,
     /// `|V16`, `<M8[ns]`, `<m8[s]`) and names: `bool`, `int8`..`int64`,
-    /// `uint8`..`uint64`, `float16/32/64`, `complex64/128`, `f16/f32/f64`,
-    /// `i8/i16/i32/i64`, `u8/u16/u32/u64`, `c64/c128`, `b1`.
+    /// `uint8`..`uint64`, `float16/32/64`, `complex64/128`, `f32/f64`,
+    /// `i16/i32/i64`, `u16/u32/u64`, `c64/c128`, `b1`.
     ///
-    /// The short names count bits, as in Rust: `i8`, `u8` and `f16` are the
-    /// 1-, 1- and 2-byte types, although numpy reads the order-less descrs
-    /// `'i8'`, `'u8'` and `'f16'` as 8-, 8- and 16-byte types. Write `<i8`,
-    /// `<u8` or `<f16` (with a byte-order character) for numpy's meaning.
+    /// The short names count bits, as in Rust. `i8`, `u8` and `f16` are
+    /// refused as ambiguous: numpy reads those order-less descrs as 8-, 8- and
+    /// 16-byte types, Rust as 1-, 1- and 2-byte types. Write `int8`/`|i1` or
+    /// `int64`/`<i8` (and so on) instead.
     /// Named types and order-less descrs get this machine's byte order;
     /// 1-byte types always use '|'. A text starting with `[` or a quote is
     /// read as a descr literal (see [`Dtype::from_descr_literal`]). Object

@@ -1,23 +1,430 @@
 //! Array commands: create, info, check, show, import, export.
+//!
+//! Locking: `show`, `check`, `import` (its source) and `export` take the
+//! shared read lock; `import` takes the new file's write lock while copying.
+//! `create` needs none (nobody can see the file before it is complete) and
+//! `info` reads only the immutable header and the atomic generation counter,
+//! so it never waits: it works even while a stuck writer holds the lock.
+//! `--lock-timeout SECONDS` turns a longer wait into exit code 3.
 
-use clap::Subcommand;
+mod floats;
+mod show;
+mod values;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+use sharray::{CopyOptions, Dtype, Error, ErrorKind, FileKind, Info, Order, Result, UntypedArray};
 
 /// Commands on arrays and plain `.npy` files.
 #[derive(Subcommand)]
 pub enum ArrayCmd {
-    /// Print the layout of an array, ring or queue file.
+    /// Create a new array file (never overwrites; 0600 unless --mode).
+    Create(CreateArgs),
+    /// Print the layout of an array, ring, queue or plain .npy file.
     Info {
         /// Path, or shm:NAME for /dev/shm/NAME.
         path: String,
+        /// Print one JSON object instead of a summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate every invariant of a file; exit 0 only if all hold.
+    Check {
+        /// Path, or shm:NAME.
+        path: String,
+        #[command(flatten)]
+        lock: LockArgs,
+    },
+    /// Print an array like numpy does (corners only for big arrays).
+    Show {
+        /// Path, or shm:NAME.
+        path: String,
+        /// Summarise arrays with more than N elements (numpy's threshold).
+        #[arg(long, value_name = "N", default_value_t = 1000)]
+        max: usize,
+        #[command(flatten)]
+        lock: LockArgs,
+    },
+    /// Copy a plain .npy into a new sharray file (dtype, shape, order and bytes kept).
+    Import {
+        /// The .npy (or sharray) file to read.
+        src: String,
+        /// The new sharray file (path or shm:NAME).
+        dst: String,
+        /// Permission bits of the new file, in octal.
+        #[arg(long, default_value = "600", value_parser = parse_mode)]
+        mode: u32,
+        #[command(flatten)]
+        lock: LockArgs,
+    },
+    /// Copy an array into a new plain .npy exactly as numpy's np.save writes it.
+    Export {
+        /// The sharray (or .npy) file to read.
+        src: String,
+        /// The new .npy file.
+        dst: String,
+        /// Permission bits of the new file, in octal.
+        #[arg(long, default_value = "600", value_parser = parse_mode)]
+        mode: u32,
+        #[command(flatten)]
+        lock: LockArgs,
     },
 }
 
-pub fn run(cmd: ArrayCmd) -> sharray::Result<()> {
+/// `--lock-timeout`, shared by the commands that lock.
+#[derive(Args)]
+pub struct LockArgs {
+    /// Wait at most this many seconds for the lock (exit 3 after that);
+    /// without it, wait as long as it takes.
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    lock_timeout: Option<Duration>,
+}
+
+/// Memory order on the command line.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum OrderArg {
+    /// Row-major (numpy's default).
+    C,
+    /// Column-major (Fortran).
+    F,
+}
+
+/// Arguments of `sharray create`.
+#[derive(Args)]
+pub struct CreateArgs {
+    /// Path, or shm:NAME for /dev/shm/NAME.
+    path: String,
+    /// numpy descr ('<f4', '|u1', '>i4', '<U8', a structured list) or name (f32, float32, uint8, complex64, bool).
+    #[arg(long)]
+    dtype: String,
+    /// Comma-separated dimensions, e.g. 480,640 ("" for a 0-d array).
+    #[arg(long, value_parser = parse_shape, allow_hyphen_values = true)]
+    shape: Shape,
+    /// Initial value of every element (default 0): ints, floats, nan/inf,
+    /// true/false/1/0, complex as 1+2j.
+    #[arg(long, allow_hyphen_values = true)]
+    fill: Option<String>,
+    /// Memory order.
+    #[arg(long, value_enum, default_value = "c", ignore_case = true)]
+    order: OrderArg,
+    /// Permission bits of the new file, in octal (applied whatever the umask).
+    #[arg(long, default_value = "600", value_parser = parse_mode)]
+    mode: u32,
+}
+
+/// A parsed `--shape`.
+#[derive(Clone)]
+pub struct Shape(Vec<usize>);
+
+fn parse_shape(s: &str) -> std::result::Result<Shape, String> {
+    let t = s
+        .trim()
+        .trim_start_matches('(')
+        .trim_end_matches(')')
+        .trim();
+    if t.is_empty() {
+        return Ok(Shape(Vec::new()));
+    }
+    t.split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| {
+            d.parse::<usize>().map_err(|_| {
+                format!("{d:?} is not a dimension: use non-negative integers like 480,640")
+            })
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map(Shape)
+}
+
+fn parse_mode(s: &str) -> std::result::Result<u32, String> {
+    u32::from_str_radix(s.trim().trim_start_matches("0o"), 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| format!("{s:?} is not an octal file mode like 600 or 640"))
+}
+
+fn parse_seconds(s: &str) -> std::result::Result<Duration, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(|v| Duration::try_from_secs_f64(v).ok())
+        .ok_or_else(|| format!("{s:?} is not a number of seconds like 5 or 0.5"))
+}
+
+fn location(loc: &str) -> Result<PathBuf> {
+    sharray::resolve_location(loc)
+}
+
+fn invalid(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::InvalidInput, message)
+}
+
+/// Run one array command.
+pub fn run(cmd: ArrayCmd) -> Result<()> {
     match cmd {
-        ArrayCmd::Info { path } => {
-            let info = sharray::inspect(sharray::resolve_location(&path)?)?;
-            println!("{info:?}");
-            Ok(())
+        ArrayCmd::Create(args) => create(args),
+        ArrayCmd::Info { path, json } => info(&path, json),
+        ArrayCmd::Check { path, lock } => check(&path, lock.lock_timeout),
+        ArrayCmd::Show { path, max, lock } => show(&path, max, lock.lock_timeout),
+        ArrayCmd::Import {
+            src,
+            dst,
+            mode,
+            lock,
+        } => copy(&src, &dst, mode, lock.lock_timeout, true),
+        ArrayCmd::Export {
+            src,
+            dst,
+            mode,
+            lock,
+        } => copy(&src, &dst, mode, lock.lock_timeout, false),
+    }
+}
+
+fn create(args: CreateArgs) -> Result<()> {
+    let path = location(&args.path)?;
+    let dtype = Dtype::parse_user(&args.dtype).map_err(|e| invalid(format!("--dtype: {e}")))?;
+    let mut builder = UntypedArray::builder(dtype.clone())
+        .shape(&args.shape.0)
+        .order(match args.order {
+            OrderArg::C => Order::C,
+            OrderArg::F => Order::F,
+        })
+        .mode(args.mode);
+    if let Some(fill) = &args.fill {
+        let bytes = values::parse_fill(&dtype, fill).map_err(invalid)?;
+        builder = builder.fill_bytes(&bytes);
+    }
+    let a = builder.create(&path)?;
+    println!(
+        "created {}: {} {} {}-order, {} bytes of data",
+        path.display(),
+        a.dtype(),
+        shape_text(a.shape()),
+        a.order().as_str(),
+        a.nbytes()
+    );
+    Ok(())
+}
+
+/// numpy's spelling of a shape: `()`, `(5,)`, `(3, 4)`.
+fn shape_text(shape: &[usize]) -> String {
+    match shape {
+        [d] => format!("({d},)"),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64;
+    let mut unit = "B";
+    for u in UNITS {
+        if v < 1024.0 {
+            break;
+        }
+        v /= 1024.0;
+        unit = u;
+    }
+    format!("{v:.1} {unit}")
+}
+
+/// numpy's name of a simple dtype, for the summary.
+fn dtype_name(d: &Dtype) -> String {
+    let n = d.itemsize();
+    let name = match d.kind() {
+        None => return "structured".into(),
+        Some('b') => "bool".to_string(),
+        Some('i') => format!("int{}", n * 8),
+        Some('u') => format!("uint{}", n * 8),
+        Some('f') if n == 16 => "longdouble".to_string(),
+        Some('f') => format!("float{}", n * 8),
+        Some('c') if n == 32 => "clongdouble".to_string(),
+        Some('c') => format!("complex{}", n * 8),
+        Some('S') => format!("bytes{n}"),
+        Some('U') => format!("str{}", n / 4),
+        Some('V') => format!("void{n}"),
+        Some('M') => "datetime64".to_string(),
+        Some('m') => "timedelta64".to_string(),
+        Some(_) => return String::new(),
+    };
+    if d.descr().starts_with('>') {
+        format!("{name}, big-endian")
+    } else {
+        name
+    }
+}
+
+fn info_json(i: &Info) -> serde_json::Value {
+    serde_json::json!({
+        "path": i.path.display().to_string(),
+        "kind": i.kind.name(),
+        "dtype": i.dtype.descr(),
+        "shape": i.shape,
+        "order": i.order.as_str(),
+        "data_offset": i.data_offset,
+        "nbytes": i.nbytes,
+        "file_len": i.file_len,
+        "format_version": i.format_version,
+        "generation": i.generation,
+        "itemsize": i.dtype.itemsize(),
+    })
+}
+
+fn info(loc: &str, json: bool) -> Result<()> {
+    let i = sharray::inspect(location(loc)?)?;
+    if json {
+        println!("{}", info_json(&i));
+        return Ok(());
+    }
+    let name = dtype_name(&i.dtype);
+    println!("path:           {}", i.path.display());
+    println!(
+        "kind:           {}{}",
+        i.kind.name(),
+        if i.kind == FileKind::Npy {
+            " (plain numpy file: whole-array locks only; `sharray import` adds a generation counter)"
+        } else {
+            ""
+        }
+    );
+    if name.is_empty() {
+        println!("dtype:          {}", i.dtype);
+    } else {
+        println!("dtype:          {} ({name})", i.dtype);
+    }
+    println!("shape:          {}", shape_text(&i.shape));
+    println!("order:          {}", i.order.as_str());
+    println!("itemsize:       {}", i.dtype.itemsize());
+    println!("data_offset:    {}", i.data_offset);
+    println!("nbytes:         {} ({})", i.nbytes, human_bytes(i.nbytes));
+    println!(
+        "file_len:       {} ({})",
+        i.file_len,
+        human_bytes(i.file_len)
+    );
+    match i.format_version {
+        Some(v) => println!("format_version: {v}"),
+        None => println!("format_version: none (no control block)"),
+    }
+    println!("generation:     {}", i.generation);
+    Ok(())
+}
+
+fn check(loc: &str, lock_timeout: Option<Duration>) -> Result<()> {
+    let path = location(loc)?;
+    let problems = sharray::check(&path, lock_timeout)?;
+    if problems.is_empty() {
+        let i = sharray::inspect(&path)?;
+        println!(
+            "ok: {} is a valid {} ({} {} {}-order)",
+            path.display(),
+            if i.kind == FileKind::Npy {
+                "plain .npy file".to_string()
+            } else {
+                format!(
+                    "sharray {} (format {})",
+                    i.kind.name(),
+                    i.format_version.unwrap_or(0)
+                )
+            },
+            i.dtype,
+            shape_text(&i.shape),
+            i.order.as_str()
+        );
+        return Ok(());
+    }
+    for p in &problems {
+        println!("FAIL {p}");
+    }
+    Err(Error::new(
+        ErrorKind::Corrupt,
+        format!(
+            "{} problem{} found (the FAIL lines on stdout say what and where)",
+            problems.len(),
+            if problems.len() == 1 { "" } else { "s" }
+        ),
+    )
+    .at(&path))
+}
+
+fn show(loc: &str, max: usize, lock_timeout: Option<Duration>) -> Result<()> {
+    let path = location(loc)?;
+    let a = UntypedArray::open_read_only(&path)?;
+    let guard = match lock_timeout {
+        Some(t) => a.read_timeout(t)?,
+        None => a.read()?,
+    };
+    if a.dtype().is_structured() {
+        eprintln!(
+            "sharray: note: structured dtype {}; each record is shown as its {} raw bytes in hex",
+            a.dtype(),
+            a.dtype().itemsize()
+        );
+    }
+    let text = show::render(a.dtype(), a.shape(), a.order(), guard.bytes(), max)
+        .map_err(|e| invalid(e).at(&path))?;
+    drop(guard);
+    println!("{text}");
+    Ok(())
+}
+
+/// A progress bar on a terminal for big copies; nothing otherwise.
+fn progress_bar(label: &str) -> impl FnMut(u64, u64) {
+    const MIN_BYTES: u64 = 64 << 20;
+    let tty = std::io::stderr().is_terminal();
+    let label = label.to_string();
+    let mut bar: Option<indicatif::ProgressBar> = None;
+    move |done, total| {
+        if !tty || total < MIN_BYTES {
+            return;
+        }
+        let b = bar.get_or_insert_with(|| {
+            let b = indicatif::ProgressBar::new(total);
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+            ) {
+                b.set_style(style.progress_chars("=> "));
+            }
+            b.set_message(label.clone());
+            b
+        });
+        b.set_position(done);
+        if done >= total {
+            b.finish_and_clear();
         }
     }
+}
+
+fn copy(
+    src: &str,
+    dst: &str,
+    mode: u32,
+    lock_timeout: Option<Duration>,
+    import: bool,
+) -> Result<()> {
+    let (src, dst) = (location(src)?, location(dst)?);
+    let opts = CopyOptions::new().mode(mode).lock_timeout(lock_timeout);
+    if import {
+        let mut bar = progress_bar("importing");
+        sharray::import_npy_with(&src, &dst, opts, &mut bar)?;
+    } else {
+        let mut bar = progress_bar("exporting");
+        sharray::export_npy_with(&src, &dst, opts, &mut bar)?;
+    }
+    Ok(())
 }
