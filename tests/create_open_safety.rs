@@ -62,7 +62,7 @@ fn umask_child(dir: &Path) {
             "create",
             p.to_str().unwrap(),
             "--dtype",
-            "u8",
+            "uint8",
             "--shape",
             "4",
         ])
@@ -76,7 +76,7 @@ fn umask_child(dir: &Path) {
             "create",
             p2.to_str().unwrap(),
             "--dtype",
-            "u8",
+            "uint8",
             "--shape",
             "4",
             "--mode",

@@ -432,7 +432,7 @@ mod tests {
     fn fills() {
         assert_eq!(parse_fill(&d(">i4"), "1").unwrap(), vec![0, 0, 0, 1]);
         assert_eq!(parse_fill(&d("<i2"), "-2").unwrap(), vec![0xfe, 0xff]);
-        assert!(parse_fill(&d("u8"), "256").is_err());
+        assert!(parse_fill(&d("uint8"), "256").is_err());
         assert_eq!(parse_fill(&d("bool"), "true").unwrap(), vec![1]);
         assert_eq!(parse_fill(&d("<f2"), "1").unwrap(), vec![0x00, 0x3c]);
         assert_eq!(
