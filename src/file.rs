@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::ranges::{RangeTable, Span};
 use crate::sys;
 
 /// How long to wait for a lock.
@@ -62,6 +63,9 @@ pub(crate) struct SharedFile {
     threads: parking_lot::RwLock<()>,
     /// Number of in-process readers; the first takes `LOCK_SH`, the last drops it.
     readers: Mutex<usize>,
+    /// In-process byte-range table of this inode (shared with row-region
+    /// locks and pool claim views, see `ranges.rs`).
+    ranges: Arc<RangeTable>,
 }
 
 type Registry = Mutex<HashMap<(u64, u64), Weak<SharedFile>>>;
@@ -89,6 +93,11 @@ impl SharedFile {
 
     pub(crate) fn writable(&self) -> bool {
         self.writable
+    }
+
+    /// The in-process byte-range table of this inode.
+    pub(crate) fn ranges(&self) -> &Arc<RangeTable> {
+        &self.ranges
     }
 
     /// Open `path` (never following a symlink), check it is a regular file of
@@ -194,6 +203,7 @@ impl SharedFile {
             writable,
             threads: parking_lot::RwLock::new(()),
             readers: Mutex::new(0),
+            ranges: crate::ranges::table_for(dev, ino),
         });
         reg.insert((dev, ino), Arc::downgrade(&shared));
         shared
@@ -220,12 +230,14 @@ impl SharedFile {
                     Wait::Forever => Some(self.threads.write()),
                 }
                 .ok_or_else(timeout_err)?;
+                let span = self.take_span(true, wait, &timeout_err)?;
                 if !self.flock(LockMode::Exclusive, wait)? {
                     return Err(timeout_err());
                 }
                 Ok(FileLock {
                     file: self,
                     _threads: ThreadGuard::Write(guard),
+                    _span: span,
                 })
             }
             LockMode::Shared => {
@@ -241,6 +253,7 @@ impl SharedFile {
                     Wait::Forever => Some(self.readers.lock()),
                 }
                 .ok_or_else(timeout_err)?;
+                let span = self.take_span(false, wait, &timeout_err)?;
                 if *readers == 0 && !self.flock(LockMode::Shared, wait)? {
                     return Err(timeout_err());
                 }
@@ -248,9 +261,26 @@ impl SharedFile {
                 Ok(FileLock {
                     file: self,
                     _threads: ThreadGuard::Read(guard),
+                    _span: span,
                 })
             }
         }
+    }
+
+    /// Register the whole file in the in-process range table, so row-region
+    /// locks and pool claim views of other threads exclude this guard.
+    fn take_span(
+        &self,
+        exclusive: bool,
+        wait: Wait,
+        timeout_err: &dyn Fn() -> Error,
+    ) -> Result<SpanHold<'_>> {
+        let ids = self
+            .ranges
+            .acquire(&[Span::whole(exclusive)], None, wait)
+            .map_err(|e| Error::io("cannot lock", e).at(&self.path))?
+            .ok_or_else(timeout_err)?;
+        Ok(SpanHold { file: self, ids })
     }
 
     /// Take the `flock` in `mode`. `Ok(false)` means the wait expired.
@@ -326,10 +356,24 @@ enum ThreadGuard<'a> {
     Write(#[allow(dead_code)] parking_lot::RwLockWriteGuard<'a, ()>),
 }
 
+/// A whole-file entry in the in-process range table, released on drop.
+struct SpanHold<'a> {
+    file: &'a SharedFile,
+    ids: Vec<u64>,
+}
+
+impl Drop for SpanHold<'_> {
+    fn drop(&mut self) {
+        self.file.ranges.release(&self.ids, None);
+    }
+}
+
 /// A held whole-file lock: `flock` for other processes plus the in-process
-/// lock for other threads. Dropping it releases both (the `flock` first).
+/// locks for other threads. Dropping it releases them (the `flock` first).
 pub(crate) struct FileLock<'a> {
     file: &'a SharedFile,
+    // Field order is drop order: the range entry goes before the thread lock.
+    _span: SpanHold<'a>,
     _threads: ThreadGuard<'a>,
 }
 

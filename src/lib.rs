@@ -67,6 +67,8 @@ mod error;
 mod file;
 pub mod format;
 mod mapping;
+pub mod pool;
+mod ranges;
 #[doc(hidden)]
 pub mod sys;
 
@@ -82,3 +84,4 @@ pub use format::npy::Dtype;
 #[cfg(feature = "ndarray")]
 pub use ndarray;
 pub use num_complex::Complex;
+pub use pool::{Claim, QueueProgress, RowMode, RowsGuard, RowsMut, WorkQueue, Worker};
