@@ -385,6 +385,15 @@ pub struct RowsMut<'a, T: Element> {
     _claim: PhantomData<&'a mut Claim>,
 }
 
+impl<T: Element> std::fmt::Debug for RowsMut<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowsMut")
+            .field("path", &self.array.path())
+            .field("rows", &self.rows)
+            .finish()
+    }
+}
+
 impl<T: Element> RowsMut<'_, T> {
     /// The rows this view covers.
     pub fn rows(&self) -> Range<usize> {

@@ -198,6 +198,16 @@ impl<T: Element> SharedArray<T> {
     }
 }
 
+impl<T: Element> std::fmt::Debug for RowsGuard<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let regions: Vec<_> = self.regions.iter().map(|r| (&r.rows, r.mode)).collect();
+        f.debug_struct("RowsGuard")
+            .field("path", &self.array.path())
+            .field("regions", &regions)
+            .finish()
+    }
+}
+
 impl<T: Element> RowsGuard<'_, T> {
     /// Number of regions held.
     pub fn len(&self) -> usize {
