@@ -26,7 +26,7 @@ fn input_value(i: usize) -> f32 {
 
 /// Process one chunk slowly and in two halves with garbage in between, so a
 /// kill inside a chunk leaves visibly wrong rows behind.
-fn process(c: &mut sharray::Claim, src: &[f32], out: &SharedArray<f32>, stall: bool) {
+fn process(c: &sharray::Claim, src: &[f32], out: &SharedArray<f32>, stall: bool) {
     let r = c.rows();
     let x = &src[r.start * COLS..r.end * COLS];
     let mut y = c.rows_mut(out).unwrap();
@@ -58,8 +58,8 @@ fn child_entry() {
         let w = q.join().unwrap();
         println!("JOINED {}", w.id());
         let mut stall = role == "staller";
-        while let Some(mut c) = w.claim_timeout(Duration::from_secs(60)).unwrap() {
-            process(&mut c, &src, &out, stall);
+        while let Some(c) = w.claim_timeout(Duration::from_secs(60)).unwrap() {
+            process(&c, &src, &out, stall);
             stall = false;
             c.complete().unwrap();
         }

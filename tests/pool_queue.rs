@@ -30,7 +30,7 @@ fn child_entry() {
                 let side = SharedArray::<u32>::open(parts[1]).unwrap();
                 let w = q.join().unwrap();
                 let mut n = 0;
-                while let Some(mut c) = w.claim_timeout(Duration::from_secs(60)).unwrap() {
+                while let Some(c) = w.claim_timeout(Duration::from_secs(60)).unwrap() {
                     {
                         let mut r = c.rows_mut(&side).unwrap();
                         r[0] += 1;
@@ -47,7 +47,7 @@ fn child_entry() {
                 let out = SharedArray::<f32>::open(parts[2]).unwrap();
                 let src = input.read().unwrap();
                 let w = q.join().unwrap();
-                while let Some(mut c) = w.claim_timeout(Duration::from_secs(60)).unwrap() {
+                while let Some(c) = w.claim_timeout(Duration::from_secs(60)).unwrap() {
                     let r = c.rows();
                     let x = &src[r.start * COLS..r.end * COLS];
                     let mut y = c.rows_mut(&out).unwrap();
@@ -192,7 +192,7 @@ fn claim_views_check_the_array_and_exclude_threads() {
         .create(dir.path().join("f.npy"))
         .unwrap();
     let w = q.join().unwrap();
-    let mut c = w.try_claim().unwrap().unwrap();
+    let c = w.try_claim().unwrap().unwrap();
     assert_eq!(c.rows(), 0..5);
     assert_eq!(
         c.rows_mut(&wrong).unwrap_err().kind(),
@@ -209,6 +209,8 @@ fn claim_views_check_the_array_and_exclude_threads() {
     // ...and a claim view excludes a whole-array writer and overlapping row locks.
     let mut rows = c.rows_mut(&out).unwrap();
     rows.fill(9);
+    // One view per claim at a time.
+    assert_eq!(c.rows_mut(&out).unwrap_err().kind(), ErrorKind::LockTimeout);
     assert!(out.try_write().unwrap().is_none());
     assert!(
         out.try_lock_rows(4..6, sharray::RowMode::Shared)

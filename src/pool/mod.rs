@@ -25,7 +25,7 @@
 //! // Each worker (normally another process that opened the three files)
 //! let w = q.join()?;
 //! let src = input.read()?;                       // nobody writes the input during the job
-//! while let Some(mut c) = w.claim()? {
+//! while let Some(c) = w.claim()? {
 //!     let r = c.rows();
 //!     let x = &src[r.start * 64..r.end * 64];
 //!     let mut y = c.rows_mut(&out)?;
@@ -67,6 +67,7 @@
 
 mod barrier;
 mod layout;
+mod prefault;
 mod queue;
 mod region;
 mod shared;

@@ -45,7 +45,7 @@ impl Drop for WorkerInner {
 /// let out = SharedArray::<f32>::create(dir.path().join("out.npy"), &[100, 8])?;
 /// let q = WorkQueue::builder().rows(100).chunk_rows(16).create(dir.path().join("q.npy"))?;
 /// let w = q.join()?;
-/// while let Some(mut claim) = w.claim()? {
+/// while let Some(claim) = w.claim()? {
 ///     let first = claim.rows().start as f32;
 ///     let mut rows = claim.rows_mut(&out)?;   // exclusive among cooperating workers
 ///     rows.fill(first);
@@ -228,8 +228,8 @@ impl Claim {
     /// Mutable access to this chunk's rows of `out`, whose axis 0 must have
     /// the queue's row count. The claim is the lease: no other claim of this
     /// queue covers these rows. In this process the rows are also registered
-    /// with the array's in-process range table, so no guard or region lock of
-    /// another thread can alias them.
+    /// with the array's in-process range table, so no other view of this
+    /// claim, guard or region lock of another thread can alias them.
     ///
     /// # Errors
     ///
@@ -237,12 +237,10 @@ impl Claim {
     /// count; [`ErrorKind::Unsupported`] for a Fortran-order array of more
     /// than one dimension (its rows are not contiguous);
     /// [`ErrorKind::PermissionDenied`] if `out` is read-only;
-    /// [`ErrorKind::LockTimeout`] if another thread of this process holds a
-    /// guard or region lock overlapping these rows.
-    pub fn rows_mut<'a, T: Element>(
-        &'a mut self,
-        out: &'a SharedArray<T>,
-    ) -> Result<RowsMut<'a, T>> {
+    /// [`ErrorKind::LockTimeout`] if a view of this claim is still alive, or
+    /// another thread of this process holds a guard or region lock
+    /// overlapping these rows.
+    pub fn rows_mut<'a, T: Element>(&'a self, out: &'a SharedArray<T>) -> Result<RowsMut<'a, T>> {
         let q = &self.worker.q;
         let (off, len) = row_bytes(out, q.hdr.rows, self.rows.clone())?;
         if !out.untyped().is_writable() {
@@ -382,7 +380,7 @@ pub struct RowsMut<'a, T: Element> {
     rows: Range<usize>,
     ids: Vec<u64>,
     dirty: bool,
-    _claim: PhantomData<&'a mut Claim>,
+    _claim: PhantomData<&'a Claim>,
 }
 
 impl<T: Element> std::fmt::Debug for RowsMut<'_, T> {
