@@ -9,6 +9,9 @@
 //!     [--chunk-kib 1024] [--claims 1000000] [--json]
 //! ```
 //!
+//! Without `--bench` (as `cargo test --all-targets` runs it) it does a quick
+//! smoke run (8 MiB, 2 rounds) unless sizes are given.
+//!
 //! Environment: `SHARRAY_BENCH_MIB`, `SHARRAY_BENCH_WORKERS`,
 //! `SHARRAY_BENCH_ROUNDS` give defaults for the flags (1 GiB:
 //! `SHARRAY_BENCH_MIB=1024`). `--json` adds one machine-readable line
@@ -55,6 +58,9 @@ fn env_num(name: &str, default: usize) -> usize {
 }
 
 fn parse() -> Opts {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this
+    // binary without it: then only a quick smoke run with tiny sizes.
+    let smoke = !std::env::args().any(|a| a == "--bench");
     let mut o = Opts {
         mib: env_num("SHARRAY_BENCH_MIB", 256),
         workers: env_num("SHARRAY_BENCH_WORKERS", 2),
@@ -63,6 +69,9 @@ fn parse() -> Opts {
         claims: 1_000_000,
         json: false,
     };
+    if smoke && std::env::var("SHARRAY_BENCH_MIB").is_err() {
+        (o.mib, o.rounds, o.claims) = (8, 2, 10_000);
+    }
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         let mut num = || -> usize {

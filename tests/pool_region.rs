@@ -268,7 +268,7 @@ fn a_python_peer_with_fcntl_ofd_locks_is_respected() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("a.npy");
     let a = SharedArray::<u64>::create(&p, &[ROWS, COLS]).unwrap();
-    // Rows 8..12 are bytes 4096 + 8*128 .. 4096 + 12*128 (FORMAT.md 7.6).
+    // Rows 8..12 are bytes 4096 + 8*128 .. 4096 + 12*128 (FORMAT.md 8.6).
     let script = "import fcntl, struct, sys, os\n\
         F_OFD_SETLK = 37\n\
         fd = os.open(sys.argv[1], os.O_RDWR)\n\

@@ -1,6 +1,6 @@
 //! The queue file's layout: the kind section (queue header, counters,
 //! barrier, worker table) and the chunk records that form the `.npy` payload.
-//! Pure logic, no I/O. FORMAT.md section 7 is the contract; the constants
+//! Pure logic, no I/O. FORMAT.md section 8 ("Queues") is the contract; the constants
 //! here are checked against it by `const` asserts.
 //!
 //! Kind section (offsets relative to the section start, which is

@@ -62,7 +62,7 @@
 //! shared with whole-array guards and row-region locks, so threads never
 //! alias each other's rows.
 //!
-//! FORMAT.md (section 7) specifies the file and the protocol for peers in
+//! FORMAT.md (section 8, "Queues") specifies the file and the protocol for peers in
 //! other languages.
 
 mod barrier;
