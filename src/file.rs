@@ -247,13 +247,13 @@ impl SharedFile {
                     Wait::Forever => Some(self.threads.read()),
                 }
                 .ok_or_else(timeout_err)?;
+                let span = self.take_span(false, wait, &timeout_err)?;
                 let mut readers = match wait {
                     Wait::No => self.readers.try_lock(),
                     Wait::Until(t) => self.readers.try_lock_until(t),
                     Wait::Forever => Some(self.readers.lock()),
                 }
                 .ok_or_else(timeout_err)?;
-                let span = self.take_span(false, wait, &timeout_err)?;
                 if *readers == 0 && !self.flock(LockMode::Shared, wait)? {
                     return Err(timeout_err());
                 }

@@ -85,6 +85,16 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::file::{OpenFlags, Wait};
 use shared::{QueueShared, SLICE};
 
+// Handles are owned and shareable: a binding can keep them in structs and
+// move them between threads.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<WorkQueue>();
+    send_sync::<Worker>();
+    send_sync::<Claim>();
+    send_sync::<Barrier>();
+};
+
 /// Default size of a queue's worker table.
 pub const DEFAULT_MAX_WORKERS: u32 = 128;
 

@@ -130,11 +130,30 @@ pub fn queue_info_json(path: &Path) -> sharray::Result<Value> {
     Ok(v)
 }
 
+/// The text `sharray queue status` prints, for `sharray info` of a queue
+/// file (opens it read-only).
+///
+/// # Errors
+///
+/// As [`WorkQueue::open_read_only`].
+#[allow(dead_code)] // for `info` (wired by the array commands)
+pub fn queue_info_text(path: &Path) -> sharray::Result<String> {
+    let q = WorkQueue::open_read_only(path)?;
+    Ok(progress_text(path, &q, &q.progress()))
+}
+
 fn print_progress(path: &Path, q: &WorkQueue, p: &QueueProgress) {
+    print!("{}", progress_text(path, q, p));
+}
+
+fn progress_text(path: &Path, q: &WorkQueue, p: &QueueProgress) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
     if p.tasks {
-        println!("queue {}: {} tasks", path.display(), p.chunks);
+        let _ = writeln!(s, "queue {}: {} tasks", path.display(), p.chunks);
     } else {
-        println!(
+        let _ = writeln!(
+            s,
             "queue {}: {} chunks of {} rows ({} rows)",
             path.display(),
             p.chunks,
@@ -142,7 +161,8 @@ fn print_progress(path: &Path, q: &WorkQueue, p: &QueueProgress) {
             p.rows
         );
     }
-    println!(
+    let _ = writeln!(
+        s,
         "  done {}, in flight {}, pending {}, re-queued {}{}",
         p.done,
         p.in_flight,
@@ -150,13 +170,15 @@ fn print_progress(path: &Path, q: &WorkQueue, p: &QueueProgress) {
         p.requeued,
         if p.is_complete() { " (complete)" } else { "" }
     );
-    println!(
+    let _ = writeln!(
+        s,
         "  workers {} live (table of {})",
         p.workers,
         q.max_workers()
     );
     if p.barrier_parties > 0 {
-        println!(
+        let _ = writeln!(
+            s,
             "  barrier {} parties, generation {}, {} arrived{}",
             p.barrier_parties,
             p.barrier_generation,
@@ -168,6 +190,7 @@ fn print_progress(path: &Path, q: &WorkQueue, p: &QueueProgress) {
             }
         );
     }
+    s
 }
 
 /// Run a queue command.
