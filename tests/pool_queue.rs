@@ -254,3 +254,51 @@ fn queue_file_is_a_numpy_readable_chunk_table() {
     );
     drop(b);
 }
+
+#[test]
+fn a_python_peer_finds_the_header_and_liveness_bytes_where_format_md_says() {
+    if !common::python_numpy() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let qp = dir.path().join("q.npy");
+    let q = WorkQueue::builder()
+        .rows(1000)
+        .chunk_rows(64)
+        .max_workers(4)
+        .barrier(2)
+        .create(&qp)
+        .unwrap();
+    let w0 = q.join().unwrap();
+    let w1 = q.join().unwrap();
+    drop(w0); // entry 0 free again, entry 1 live
+    let c = w1.try_claim().unwrap().unwrap();
+    // FORMAT.md 8: CTRL_OFF = align_up(4096 + 16 * chunks, 65536),
+    // SEC = CTRL_OFF + 256, entry i at SEC + 640 + 64 i, liveness byte = its
+    // first byte; F_OFD_GETLK = 36.
+    let script = r#"
+import fcntl, struct, sys, os
+chunks = 16
+ctrl = (4096 + 16 * chunks + 65535) // 65536 * 65536
+sec = ctrl + 256
+b = open(sys.argv[1], 'rb').read()
+assert b[ctrl:ctrl + 8] == b'SHARRAY\0'
+ver, mode, n, rows, crow, maxw, parties = struct.unpack_from('<IIQQQII', b, sec)
+claimed, done, requeued = struct.unpack_from('<QQQ', b, sec + 256)
+fd = os.open(sys.argv[1], os.O_RDONLY)
+def probe(i):
+    fl = struct.pack('hhxxxxqqixxxx', fcntl.F_WRLCK, 0, sec + 640 + 64 * i, 1, 0)
+    return struct.unpack('hhxxxxqqixxxx', fcntl.fcntl(fd, 36, fl))[0] != fcntl.F_UNLCK
+states = [struct.unpack_from('<I', b, sec + 640 + 64 * i)[0] for i in range(maxw)]
+word = struct.unpack_from('<Q', b, 4096)[0]
+owner = struct.unpack_from('<I', b, sec + 640 + 64 + 4)[0]
+print(ver, mode, n, rows, crow, maxw, parties, claimed, done, requeued, states,
+      [probe(i) for i in range(maxw)], word & 0xffffffff, (word >> 32) == owner)
+"#;
+    let out = common::python(script, &[qp.to_str().unwrap()]);
+    assert_eq!(
+        out.trim(),
+        "1 1 16 1000 64 4 2 1 0 0 [0, 1, 0, 0] [False, True, False, False] 1 True"
+    );
+    drop(c);
+}

@@ -7,6 +7,10 @@
 //! each, check the liveness of every barrier member (the workers of the
 //! queue): a member whose process died sets `barrier_broken` and every wait
 //! fails with [`ErrorKind::Disconnected`] until [`WorkQueue::reset_barrier`].
+//!
+//! A participant that *leaves* cleanly (drops its worker) does not break the
+//! barrier; if the others still expected it, they wait until their timeout.
+//! Keep workers registered until they have passed their last barrier.
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
