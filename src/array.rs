@@ -527,7 +527,12 @@ impl UntypedArray {
         }
     }
 
-    fn bump_generation(&self) {
+    /// The mapped file (for the pool layer's row views and region locks).
+    pub(crate) fn mapping(&self) -> &Mapping {
+        &self.map
+    }
+
+    pub(crate) fn bump_generation(&self) {
         if self.map.control().is_none() {
             return;
         }

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::ranges::{RangeTable, Span};
 use crate::sys;
 
 /// How long to wait for a lock.
@@ -65,6 +66,9 @@ pub(crate) struct SharedFile {
     /// Byte of the file whose OFD lock is the writers' turnstile (set once
     /// the layout is known; see [`SharedFile::set_turnstile`]).
     turnstile: OnceLock<u64>,
+    /// In-process byte-range table of this inode (shared with row-region
+    /// locks and pool claim views, see `ranges.rs`).
+    ranges: Arc<RangeTable>,
 }
 
 type Registry = Mutex<HashMap<(u64, u64), Weak<SharedFile>>>;
@@ -92,6 +96,11 @@ impl SharedFile {
 
     pub(crate) fn writable(&self) -> bool {
         self.writable
+    }
+
+    /// The in-process byte-range table of this inode.
+    pub(crate) fn ranges(&self) -> &Arc<RangeTable> {
+        &self.ranges
     }
 
     /// Open `path` (never following a symlink), check it is a regular file of
@@ -199,6 +208,7 @@ impl SharedFile {
             threads: parking_lot::RwLock::new(()),
             readers: Mutex::new(0),
             turnstile: OnceLock::new(),
+            ranges: crate::ranges::table_for(dev, ino),
         });
         reg.insert((dev, ino), Arc::downgrade(&shared));
         shared
@@ -225,12 +235,14 @@ impl SharedFile {
                     Wait::Forever => Some(self.threads.write()),
                 }
                 .ok_or_else(timeout_err)?;
+                let span = self.take_span(true, wait, &timeout_err)?;
                 if !self.flock(LockMode::Exclusive, wait)? {
                     return Err(timeout_err());
                 }
                 Ok(FileLock {
                     file: self,
                     _threads: ThreadGuard::Write(guard),
+                    _span: span,
                 })
             }
             LockMode::Shared => {
@@ -242,6 +254,7 @@ impl SharedFile {
                     Wait::Forever => Some(self.threads.read_recursive()),
                 }
                 .ok_or_else(timeout_err)?;
+                let span = self.take_span(false, wait, &timeout_err)?;
                 let mut readers = match wait {
                     Wait::No => self.readers.try_lock(),
                     Wait::Until(t) => self.readers.try_lock_until(t),
@@ -255,6 +268,7 @@ impl SharedFile {
                 Ok(FileLock {
                     file: self,
                     _threads: ThreadGuard::Read(guard),
+                    _span: span,
                 })
             }
         }
@@ -288,6 +302,22 @@ impl SharedFile {
         if let Some(&byte) = self.turnstile.get() {
             let _ = sys::ofd_lock(&self.file, sys::RangeLock::Unlock, byte, 1, false);
         }
+    }
+
+    /// Register the whole file in the in-process range table, so row-region
+    /// locks and pool claim views of other threads exclude this guard.
+    fn take_span(
+        &self,
+        exclusive: bool,
+        wait: Wait,
+        timeout_err: &dyn Fn() -> Error,
+    ) -> Result<SpanHold<'_>> {
+        let ids = self
+            .ranges
+            .acquire(&[Span::whole(exclusive)], None, wait)
+            .map_err(|e| Error::io("cannot lock", e).at(&self.path))?
+            .ok_or_else(timeout_err)?;
+        Ok(SpanHold { file: self, ids })
     }
 
     /// Take the `flock` in `mode` (through the turnstile). `Ok(false)` means
@@ -391,10 +421,24 @@ enum ThreadGuard<'a> {
     Write(#[allow(dead_code)] parking_lot::RwLockWriteGuard<'a, ()>),
 }
 
+/// A whole-file entry in the in-process range table, released on drop.
+struct SpanHold<'a> {
+    file: &'a SharedFile,
+    ids: Vec<u64>,
+}
+
+impl Drop for SpanHold<'_> {
+    fn drop(&mut self) {
+        self.file.ranges.release(&self.ids, None);
+    }
+}
+
 /// A held whole-file lock: `flock` for other processes plus the in-process
-/// lock for other threads. Dropping it releases both (the `flock` first).
+/// locks for other threads. Dropping it releases them (the `flock` first).
 pub(crate) struct FileLock<'a> {
     file: &'a SharedFile,
+    // Field order is drop order: the range entry goes before the thread lock.
+    _span: SpanHold<'a>,
     _threads: ThreadGuard<'a>,
 }
 

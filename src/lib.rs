@@ -74,6 +74,8 @@ mod error;
 mod file;
 pub mod format;
 mod mapping;
+pub mod pool;
+mod ranges;
 #[doc(hidden)]
 pub mod sys;
 
@@ -90,3 +92,4 @@ pub use format::npy::Dtype;
 #[cfg(feature = "ndarray")]
 pub use ndarray;
 pub use num_complex::Complex;
+pub use pool::{Claim, QueueProgress, RowMode, RowsGuard, RowsMut, WorkQueue, Worker};

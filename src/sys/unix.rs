@@ -197,6 +197,26 @@ pub unsafe fn populate_write(ptr: *mut u8, len: usize) -> io::Result<()> {
     Ok(())
 }
 
+/// Fault in the pages of `[ptr, ptr+len)` for reading, without changing
+/// their contents (`MADV_POPULATE_READ`, Linux 5.14). Errors are returned,
+/// never signalled; callers treat this as a hint.
+///
+/// # Safety
+///
+/// `ptr..ptr+len` must lie inside one live mapping.
+pub unsafe fn populate_read(ptr: *mut u8, len: usize) -> io::Result<()> {
+    const MADV_POPULATE_READ: libc::c_int = 22;
+    if len == 0 {
+        return Ok(());
+    }
+    let page = page_size();
+    let start = (ptr as usize) & !(page - 1);
+    let len = len + (ptr as usize - start);
+    // SAFETY: as in `populate_write`; POPULATE_READ never changes contents.
+    cvt(unsafe { libc::madvise(start as *mut libc::c_void, len, MADV_POPULATE_READ) })?;
+    Ok(())
+}
+
 /// The system page size.
 pub fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.

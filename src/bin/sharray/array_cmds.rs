@@ -288,7 +288,11 @@ fn info_json(i: &Info) -> serde_json::Value {
 fn info(loc: &str, json: bool) -> Result<()> {
     let i = sharray::inspect(location(loc)?)?;
     if json {
-        println!("{}", info_json(&i));
+        let mut v = info_json(&i);
+        if i.kind == FileKind::Queue {
+            v["queue"] = crate::pool_cmds::queue_info_json(&i.path)?;
+        }
+        println!("{v}");
         return Ok(());
     }
     let name = dtype_name(&i.dtype);
@@ -322,6 +326,9 @@ fn info(loc: &str, json: bool) -> Result<()> {
         None => println!("format_version: none (no control block)"),
     }
     println!("generation:     {}", i.generation);
+    if i.kind == FileKind::Queue {
+        print!("{}", crate::pool_cmds::queue_info_text(&i.path)?);
+    }
     Ok(())
 }
 

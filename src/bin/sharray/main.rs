@@ -5,6 +5,7 @@
 //! event did not come in time). Errors are one line on stderr.
 
 mod array_cmds;
+mod pool_cmds;
 
 use clap::{Parser, Subcommand};
 
@@ -20,14 +21,15 @@ struct Cli {
 enum Cmd {
     #[command(flatten)]
     Array(array_cmds::ArrayCmd),
-    // Ring commands (issue 3) and queue commands (issue 4) are added here as
-    // further `#[command(flatten)]` variants, each in its own module.
+    #[command(flatten)]
+    Pool(pool_cmds::PoolCmd),
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Array(c) => array_cmds::run(c),
+        Cmd::Pool(c) => pool_cmds::run(c),
     };
     if let Err(e) = result {
         eprintln!("sharray: {e}");
