@@ -67,6 +67,7 @@ mod error;
 mod file;
 pub mod format;
 mod mapping;
+pub mod ring;
 #[doc(hidden)]
 pub mod sys;
 
@@ -82,3 +83,7 @@ pub use format::npy::Dtype;
 #[cfg(feature = "ndarray")]
 pub use ndarray;
 pub use num_complex::Complex;
+pub use ring::{
+    Consumer, ParticipantStats, Producer, ReadLease, Ring, RingBuilder, RingStats, TryLoanError,
+    TryRecvError, WriteLoan,
+};
