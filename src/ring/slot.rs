@@ -15,9 +15,9 @@
 //! Positions: the `n`-th commit gets sequence number `n` (= `TAIL` before the
 //! commit) and log cell `n % K` names its slot. Queue consumers take positions
 //! in order from `HEAD`; every position in `[HEAD, TAIL)` is a READY slot.
-//! Subscribers keep their own cursor and read every position from the one
-//! they registered at; a frame is theirs iff its slot is READY with
-//! `SEQ == position` and their bit in `PENDING`.
+//! Subscribers keep their own cursor; their next frame is the READY slot
+//! with their bit in `PENDING` (and not in `LEASED`) with the smallest `SEQ`,
+//! normally the one log cell `cursor % K` names.
 
 use super::layout::{self as l, Role, SlotState};
 use super::shared::{Reclaimed, RingLock, Txn, reclaim_entry};
@@ -186,39 +186,41 @@ pub(crate) fn recv(lock: &RingLock<'_>, me: u32) -> Option<Frame> {
         return Some(f);
     }
     let bit = 1u64 << me;
-    let mut cur = r.get(e + l::part::CURSOR);
-    let mut lost = 0;
-    if tail.saturating_sub(cur) > k_slots {
-        lost += tail - k_slots - cur;
-        cur = tail - k_slots;
-    }
-    while cur < tail {
+    let cur = r.get(e + l::part::CURSOR);
+    let mine = |k: u32| {
+        let s = geo.slot(k);
+        l::unpack_state(r.get(s + l::slot::STATE)).0 == Some(SlotState::Ready)
+            && r.get(s + l::slot::PENDING) & bit != 0
+            && r.get(s + l::slot::LEASED) & bit == 0
+    };
+    // Fast path: the frame at our cursor, through the log.
+    let mut found = None;
+    if cur < tail {
         let k = r.get(geo.cell((cur % k_slots) as u32)) as u32;
-        if k < geo.slots {
-            let s = geo.slot(k);
-            if l::unpack_state(r.get(s + l::slot::STATE)).0 == Some(SlotState::Ready)
-                && r.get(s + l::slot::SEQ) == cur
-                && r.get(s + l::slot::PENDING) & bit != 0
-            {
-                t.set(s + l::slot::LEASED, r.get(s + l::slot::LEASED) | bit);
-                t.set(e + l::part::CURSOR, cur + 1);
-                t.set(l::lock::RECEIVED, r.get(l::lock::RECEIVED) + 1);
-                t.set(e + l::part::COUNT, r.get(e + l::part::COUNT) + 1);
-                t.set(e + l::part::LOST, r.get(e + l::part::LOST) + lost);
-                let f = frame_of(lock, k, cur, lost);
-                t.apply();
-                return Some(f);
-            }
+        if k < geo.slots && mine(k) && r.get(geo.slot(k) + l::slot::SEQ) == cur {
+            found = Some((k, cur));
         }
-        lost += 1;
-        cur += 1;
     }
-    if cur != r.get(e + l::part::CURSOR) {
-        t.set(e + l::part::CURSOR, cur);
-        t.set(e + l::part::LOST, r.get(e + l::part::LOST) + lost);
-        t.apply();
+    // Otherwise (frames were overwritten): the oldest frame still pending
+    // for us. Every committed frame carries our bit from the position we
+    // registered at, and we always take the oldest, so none is left behind.
+    if found.is_none() {
+        found = (0..geo.slots)
+            .filter(|&k| mine(k))
+            .map(|k| (k, r.get(geo.slot(k) + l::slot::SEQ)))
+            .min_by_key(|&(_, seq)| seq);
     }
-    None
+    let (k, seq) = found?;
+    let lost = seq.saturating_sub(cur);
+    let s = geo.slot(k);
+    t.set(s + l::slot::LEASED, r.get(s + l::slot::LEASED) | bit);
+    t.set(e + l::part::CURSOR, seq + 1);
+    t.set(l::lock::RECEIVED, r.get(l::lock::RECEIVED) + 1);
+    t.set(e + l::part::COUNT, r.get(e + l::part::COUNT) + 1);
+    t.set(e + l::part::LOST, r.get(e + l::part::LOST) + lost);
+    let f = frame_of(lock, k, seq, lost);
+    t.apply();
+    Some(f)
 }
 
 /// Release a lease on slot `k` at position `seq`. True if the slot became free.
