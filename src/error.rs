@@ -63,8 +63,10 @@ pub struct Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    /// A new error of `kind` with a human message.
-    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
+    /// A new error of `kind` with a one-line human message that says what is
+    /// wrong and what to do. For front ends (the CLI, the Python package)
+    /// that report their own errors in the same shape as the library's.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Error {
         Error {
             kind,
             message: message.into(),
@@ -74,7 +76,7 @@ impl Error {
     }
 
     /// Attach the path the error concerns (kept if one is already set).
-    pub(crate) fn at(mut self, path: &Path) -> Error {
+    pub fn at(mut self, path: &Path) -> Error {
         if self.path.is_none() {
             self.path = Some(path.to_path_buf());
         }

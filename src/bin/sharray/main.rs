@@ -5,6 +5,7 @@
 //! event did not come in time). Errors are one line on stderr.
 
 mod array_cmds;
+mod ring_cmds;
 
 use clap::{Parser, Subcommand};
 
@@ -20,6 +21,8 @@ struct Cli {
 enum Cmd {
     #[command(flatten)]
     Array(array_cmds::ArrayCmd),
+    #[command(flatten)]
+    Ring(ring_cmds::RingCmd),
     // Ring commands (issue 3) and queue commands (issue 4) are added here as
     // further `#[command(flatten)]` variants, each in its own module.
 }
@@ -28,6 +31,7 @@ fn main() {
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Array(c) => array_cmds::run(c),
+        Cmd::Ring(c) => ring_cmds::run(c),
     };
     if let Err(e) = result {
         eprintln!("sharray: {e}");
