@@ -60,7 +60,7 @@ fn parse() -> Result<Opts, String> {
             _ => return Err(format!("unknown argument {a}; try --help")),
         }
     }
-    if o.consumers == 0 || o.consumers > 60 || !(o.frame_mib > 0.0) {
+    if o.consumers == 0 || o.consumers > 60 || o.frame_mib.is_nan() || o.frame_mib <= 0.0 {
         return Err("need 1..=60 consumers and a positive frame size".into());
     }
     Ok(o)
