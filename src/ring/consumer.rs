@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::layout as l;
-use super::shared::{Participant, wait_until};
+use super::shared::{Participant, lock_deadline, wait_until};
 use super::slot::{self, Frame};
 use super::{DEFAULT_SPIN, TryRecvError, typed_check};
 use crate::element::Element;
@@ -53,8 +53,7 @@ impl Consumer {
     /// [`TryRecvError::Disconnected`] if it is drained and every producer
     /// has gone (one attached before); [`TryRecvError::Error`] on lock errors.
     pub fn try_recv(&self) -> Result<ReadLease, TryRecvError> {
-        let deadline = Instant::now() + Duration::from_secs(1);
-        match self.attempt(Some(deadline)) {
+        match self.attempt(None) {
             Ok(Some(l)) => Ok(l),
             Ok(None) => Err(TryRecvError::Empty),
             Err(e) if e.kind() == ErrorKind::Disconnected => Err(TryRecvError::Disconnected),
@@ -63,7 +62,7 @@ impl Consumer {
     }
 
     fn attempt(&self, deadline: Option<Instant>) -> Result<Option<ReadLease>> {
-        let lock = self.p.lock(deadline)?;
+        let lock = self.p.lock(Some(lock_deadline(deadline)))?;
         let got = slot::recv(&lock, self.p.index);
         let gone = got.is_none() && slot::producers_gone(&lock);
         drop(lock);

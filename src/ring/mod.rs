@@ -54,7 +54,7 @@ mod slot;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use consumer::{Consumer, ReadLease};
 pub use layout::Role;
@@ -326,7 +326,7 @@ impl Ring {
         let token = shared::random_u64();
         // If the lock fails, dropping `p` gives the entry back.
         let got = {
-            let lock = p.lock(None)?;
+            let lock = p.lock(Some(Instant::now() + Duration::from_secs(10)))?;
             let mut got = slot::register(&lock, index, role, token);
             let more = reclaim_dead(&lock);
             got.slots += more.slots;

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::layout as l;
-use super::shared::{Participant, wait_until};
+use super::shared::{Participant, lock_deadline, wait_until};
 use super::{DEFAULT_SPIN, TryLoanError, slot, typed_check};
 use crate::element::Element;
 use crate::error::{Error, ErrorKind, Result};
@@ -63,7 +63,7 @@ impl Producer {
     }
 
     fn try_loan_inner(&self, deadline: Option<Instant>) -> Result<Option<WriteLoan>> {
-        let lock = self.p.lock(deadline)?;
+        let lock = self.p.lock(Some(lock_deadline(deadline)))?;
         let got = slot::loan(&lock, self.p.index);
         drop(lock);
         Ok(got.map(|(slot, dropped)| WriteLoan {
@@ -234,7 +234,7 @@ impl WriteLoan {
             .store(self.valid_len, Ordering::Relaxed);
         r.u64(s + l::slot::TIMESTAMP)
             .store(sys::monotonic_ns(), Ordering::Relaxed);
-        let lock = self.p.lock(None)?;
+        let lock = self.p.lock(Some(lock_deadline(None)))?;
         let done = slot::commit(&lock, self.p.index, self.slot);
         drop(lock);
         self.done = true;
