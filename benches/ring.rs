@@ -463,12 +463,21 @@ fn main() {
         "Latency: percentiles of one run per case. Throughput: median of 5 interleaved runs.\n"
     );
 
+    // SHARRAY_BENCH_ONLY=throughput skips the latency table (for profiling).
+    let only_tp = std::env::var("SHARRAY_BENCH_ONLY").is_ok_and(|v| v == "throughput");
+    if !only_tp {
+        latency_table(dir.path(), s);
+    }
+    throughput_table(dir.path(), s);
+}
+
+fn latency_table(dir: &std::path::Path, s: u64) {
     let n_spin = 20_000 * s as usize;
     let n_park = 3_000 * s as usize;
-    let busy = bare_latency(dir.path(), false, n_spin);
-    let ring_spin = ring_latency(dir.path(), SPIN_FOREVER, n_spin);
-    let futex = bare_latency(dir.path(), true, n_park);
-    let ring_park = ring_latency(dir.path(), Duration::ZERO, n_park);
+    let busy = bare_latency(dir, false, n_spin);
+    let ring_spin = ring_latency(dir, SPIN_FOREVER, n_spin);
+    let futex = bare_latency(dir, true, n_park);
+    let ring_park = ring_latency(dir, Duration::ZERO, n_park);
     let ratio = |a: u64, b: u64| format!("{:.2}x", a as f64 / b.max(1) as f64);
     let mut t = Table::new(&["one-way latency, 64 B", "p50", "p99", "p50 vs baseline"]);
     t.row(vec![
@@ -496,7 +505,9 @@ fn main() {
         ratio(ring_park.0, futex.0),
     ]);
     t.print();
+}
 
+fn throughput_table(dir: &std::path::Path, s: u64) {
     let frames = 500 * s;
     let mut t = Table::new(&[
         "8 MiB frames, write + checksum",
@@ -504,16 +515,23 @@ fn main() {
         "sharray ring GB/s",
         "ratio",
     ]);
-    for slots in [2u32, 4, 8] {
+    let slot_counts: Vec<u32> = match std::env::var("SHARRAY_BENCH_SLOTS") {
+        Ok(v) => v.split(',').filter_map(|s| s.parse().ok()).collect(),
+        Err(_) => vec![2, 4, 8],
+    };
+    for slots in slot_counts {
         let (mut minis, mut rings) = (Vec::new(), Vec::new());
         for _ in 0..5 {
-            minis.push(mini_throughput(dir.path(), u64::from(slots), frames));
-            rings.push(ring_throughput(dir.path(), slots, frames));
+            minis.push(mini_throughput(dir, u64::from(slots), frames));
+            rings.push(ring_throughput(dir, slots, frames));
         }
         let med = |v: &mut Vec<f64>| {
             v.sort_by(f64::total_cmp);
             v[v.len() / 2]
         };
+        if std::env::var("SHARRAY_BENCH_VERBOSE").is_ok() {
+            eprintln!("{slots} slots: hand-written {minis:.1?}, sharray {rings:.1?}");
+        }
         let (mini, ring) = (med(&mut minis), med(&mut rings));
         t.row(vec![
             format!("{slots} slots ({} MiB)", slots * 8),
