@@ -36,7 +36,8 @@
 //! - `file`: creating, publishing, opening; one open file description per inode;
 //! - [`format`]: the `.npy` header and the control block (pure logic);
 //! - arrays: [`SharedArray`], [`UntypedArray`], guards and views;
-//! - coordination: rings and worker pools on top of the control block;
+//! - coordination: [`Ring`]s (zero-copy producer/consumer pipelines, see
+//!   [`ring`]) and worker pools on top of the control block;
 //! - front ends: the `sharray` CLI and the Python package.
 //!
 //! ## Safety model
