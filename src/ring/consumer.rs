@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::layout as l;
-use super::shared::{Participant, lock_deadline, wait_until};
+use super::lock::{Participant, lock_deadline};
+use super::shared::wait_until;
 use super::slot::{self, Frame};
 use super::{DEFAULT_SPIN, TryRecvError, typed_check};
 use crate::element::Element;

@@ -47,6 +47,7 @@
 
 mod consumer;
 mod layout;
+mod lock;
 mod producer;
 mod shared;
 mod slot;
@@ -67,7 +68,8 @@ use crate::format::control::Kind;
 use crate::format::npy::{Dtype, NpyHeader};
 use crate::mapping::{Mapping, NewFile};
 use layout as l;
-use shared::{Config, Participant, RingInner, reclaim_dead, wake_after_reclaim};
+use lock::Participant;
+use shared::{Config, RingInner, reclaim_dead, wake_after_reclaim};
 
 /// Default spin before parking.
 pub(crate) const DEFAULT_SPIN: Duration = Duration::from_micros(20);
@@ -557,4 +559,22 @@ pub struct ParticipantStats {
     /// Consumer/subscriber: committed frames it has not received yet
     /// (queue consumers share the ring's backlog).
     pub lag: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn handles_and_leases_are_send_and_sync() {
+        // Front ends (the Python binding) keep these in objects shared
+        // between threads.
+        send_sync::<Ring>();
+        send_sync::<Producer>();
+        send_sync::<Consumer>();
+        send_sync::<WriteLoan>();
+        send_sync::<ReadLease>();
+    }
 }

@@ -20,7 +20,8 @@
 //! normally the one log cell `cursor % K` names.
 
 use super::layout::{self as l, Role, SlotState};
-use super::shared::{Reclaimed, RingLock, Txn, reclaim_entry};
+use super::lock::{RingLock, Txn};
+use super::shared::{Reclaimed, reclaim_entry};
 use crate::sys;
 
 /// Metadata of a received frame.
