@@ -134,6 +134,35 @@ fn child_entry() {
 }
 
 #[test]
+fn overwrite_keeps_the_latest_frames_and_counts_the_lost() {
+    for broadcast in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("latest.npy");
+        let ring = Ring::builder(Dtype::parse_user("uint64").unwrap(), &[WORDS])
+            .slots(4)
+            .broadcast(broadcast)
+            .overwrite(true)
+            .create(&path)
+            .unwrap();
+        let c = ring.consumer().unwrap(); // a slow consumer: reads only at the end
+        let p = path.to_str().unwrap();
+        common::finish(
+            common::spawn_child("child_entry", "produce", &format!("{p}|100")),
+            LIMIT,
+        );
+        let (mut got, mut lost) = (Vec::new(), 0);
+        while let Ok(f) = c.try_recv() {
+            assert!(check(f.as_slice::<u64>().unwrap(), f.tag()));
+            lost += f.lost();
+            got.push(f.seq());
+        }
+        assert_eq!(got, (96..100).collect::<Vec<_>>(), "broadcast={broadcast}");
+        assert_eq!(lost, 96);
+        assert_eq!(ring.stats().dropped, 96);
+    }
+}
+
+#[test]
 fn queue_delivers_every_frame_exactly_once_in_order() {
     let dir = tempfile::tempdir().unwrap();
     let (_ring, path) = new_ring(&dir, 4, false);
