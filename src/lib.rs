@@ -42,7 +42,8 @@
 //! - `file`: creating, publishing, opening; one open file description per inode;
 //! - [`format`](mod@format): the `.npy` header and the control block (pure logic);
 //! - arrays: [`SharedArray`], [`UntypedArray`], guards and views;
-//! - coordination: rings and worker pools on top of the control block;
+//! - coordination: [`Ring`]s (zero-copy producer/consumer pipelines, see
+//!   [`ring`]) and worker pools on top of the control block;
 //! - front ends: the `sharray` CLI and the Python package.
 //!
 //! ## Safety model
@@ -76,6 +77,7 @@ pub mod format;
 mod mapping;
 pub mod pool;
 mod ranges;
+pub mod ring;
 #[doc(hidden)]
 pub mod sys;
 
@@ -93,3 +95,7 @@ pub use format::npy::Dtype;
 pub use ndarray;
 pub use num_complex::Complex;
 pub use pool::{Claim, QueueProgress, RowMode, RowsGuard, RowsMut, WorkQueue, Worker};
+pub use ring::{
+    Consumer, ParticipantStats, Producer, ReadLease, Ring, RingBuilder, RingStats, TryLoanError,
+    TryRecvError, WriteLoan,
+};

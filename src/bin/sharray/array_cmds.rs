@@ -292,6 +292,9 @@ fn info(loc: &str, json: bool) -> Result<()> {
         if i.kind == FileKind::Queue {
             v["queue"] = crate::pool_cmds::queue_info_json(&i.path)?;
         }
+        if let Some(r) = crate::ring_cmds::ring_info_json(&i.path)? {
+            v["ring"] = r;
+        }
         println!("{v}");
         return Ok(());
     }
@@ -328,6 +331,13 @@ fn info(loc: &str, json: bool) -> Result<()> {
     println!("generation:     {}", i.generation);
     if i.kind == FileKind::Queue {
         print!("{}", crate::pool_cmds::queue_info_text(&i.path)?);
+    }
+    if let Some(r) = crate::ring_cmds::ring_info_json(&i.path)? {
+        let pretty = serde_json::to_string_pretty(&r).unwrap_or_default();
+        println!("ring state:");
+        for line in pretty.lines() {
+            println!("  {line}");
+        }
     }
     Ok(())
 }

@@ -6,6 +6,7 @@
 
 mod array_cmds;
 mod pool_cmds;
+mod ring_cmds;
 
 use clap::{Parser, Subcommand};
 
@@ -23,6 +24,8 @@ enum Cmd {
     Array(array_cmds::ArrayCmd),
     #[command(flatten)]
     Pool(pool_cmds::PoolCmd),
+    #[command(flatten)]
+    Ring(ring_cmds::RingCmd),
 }
 
 fn main() {
@@ -30,6 +33,7 @@ fn main() {
     let result = match cli.cmd {
         Cmd::Array(c) => array_cmds::run(c),
         Cmd::Pool(c) => pool_cmds::run(c),
+        Cmd::Ring(c) => ring_cmds::run(c),
     };
     if let Err(e) = result {
         eprintln!("sharray: {e}");

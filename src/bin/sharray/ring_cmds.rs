@@ -1,0 +1,473 @@
+//! Ring commands: ring create, push, pop, subscribe, watch.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use sharray::format::npy::NpyHeader;
+use sharray::{Dtype, Error, ErrorKind, ReadLease, Ring, RingStats};
+
+/// Commands on producer/consumer rings.
+#[derive(Subcommand)]
+pub enum RingCmd {
+    /// Create a ring or inspect rings.
+    Ring {
+        #[command(subcommand)]
+        cmd: RingSub,
+    },
+    /// Commit one frame from a .npy file into a ring.
+    Push {
+        /// The ring (path, or shm:NAME for /dev/shm/NAME).
+        path: String,
+        /// A .npy file with the ring's dtype and frame shape.
+        frame: PathBuf,
+        /// Give up after this many seconds if no slot is free (exit code 3).
+        #[arg(long, value_name = "S")]
+        timeout: Option<f64>,
+        /// User tag delivered with the frame.
+        #[arg(long, default_value_t = 0)]
+        tag: u64,
+    },
+    /// Receive one frame and write it to a new .npy file (never overwrites).
+    ///
+    /// Queue mode: the next frame. Broadcast mode: attaches as a one-shot
+    /// subscriber and writes the next frame committed after that.
+    Pop {
+        /// The ring.
+        path: String,
+        /// Output .npy file (must not exist).
+        out: PathBuf,
+        /// Give up after this many seconds (exit code 3).
+        #[arg(long, value_name = "S")]
+        timeout: Option<f64>,
+    },
+    /// Receive N frames as a subscriber and write them as DIR/frame_000000.npy, ...
+    Subscribe {
+        /// The ring.
+        path: String,
+        /// Number of frames to write.
+        #[arg(long)]
+        count: u64,
+        /// Directory for the frames (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out_dir: PathBuf,
+        /// Give up after this many seconds in total (exit code 3).
+        #[arg(long, value_name = "S")]
+        timeout: Option<f64>,
+    },
+    /// Live view of a ring: rates, occupancy, participants and lag.
+    Watch {
+        /// The ring.
+        path: String,
+        /// Seconds between refreshes.
+        #[arg(long, value_name = "S", default_value_t = 1.0)]
+        interval: f64,
+        /// Print one JSON snapshot and exit.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// `sharray ring ...`
+#[derive(Subcommand)]
+pub enum RingSub {
+    /// Create a ring file of K slots of one frame shape.
+    Create(CreateArgs),
+}
+
+/// Arguments of `sharray ring create`.
+#[derive(Args)]
+pub struct CreateArgs {
+    /// Where to create it (path, or shm:NAME for /dev/shm/NAME).
+    path: String,
+    /// Element type: a numpy descr ('<f4', '|u1') or a name (float32, uint8).
+    #[arg(long)]
+    dtype: String,
+    /// Frame shape, comma separated: 480,640,3.
+    #[arg(long, value_name = "D0,D1,...")]
+    frame_shape: String,
+    /// Number of slots (default: as many frames as fit in 16 MiB, 4 to 64).
+    #[arg(long, value_name = "K")]
+    slots: Option<u32>,
+    /// Broadcast mode: every subscriber gets every frame.
+    #[arg(long)]
+    broadcast: bool,
+    /// Overwrite the oldest unread frame instead of waiting for a free slot.
+    #[arg(long)]
+    overwrite: bool,
+    /// Size of the participant table (1..=64).
+    #[arg(long, default_value_t = 64)]
+    max_participants: u32,
+}
+
+fn invalid(msg: impl Into<String>) -> Error {
+    Error::new(ErrorKind::InvalidInput, msg)
+}
+
+fn timeout_of(s: Option<f64>) -> sharray::Result<Option<Duration>> {
+    match s {
+        None => Ok(None),
+        Some(v) if v.is_finite() && v >= 0.0 => Ok(Some(Duration::from_secs_f64(v.min(1e9)))),
+        Some(v) => Err(invalid(format!(
+            "--timeout {v} must be a non-negative number of seconds"
+        ))),
+    }
+}
+
+fn parse_shape(s: &str) -> sharray::Result<Vec<usize>> {
+    let s = s.trim().trim_start_matches('(').trim_end_matches(')');
+    if s.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            p.trim().parse::<usize>().map_err(|_| {
+                invalid(format!("invalid frame shape {s:?}: use comma-separated non-negative integers like 480,640"))
+            })
+        })
+        .collect()
+}
+
+/// Run a ring command.
+pub fn run(cmd: RingCmd) -> sharray::Result<()> {
+    match cmd {
+        RingCmd::Ring {
+            cmd: RingSub::Create(a),
+        } => create(a),
+        RingCmd::Push {
+            path,
+            frame,
+            timeout,
+            tag,
+        } => push(&path, &frame, timeout_of(timeout)?, tag),
+        RingCmd::Pop { path, out, timeout } => pop(&path, &out, timeout_of(timeout)?),
+        RingCmd::Subscribe {
+            path,
+            count,
+            out_dir,
+            timeout,
+        } => subscribe(&path, count, &out_dir, timeout_of(timeout)?),
+        RingCmd::Watch {
+            path,
+            interval,
+            json,
+        } => watch(&path, interval, json),
+    }
+}
+
+fn create(a: CreateArgs) -> sharray::Result<()> {
+    let path = sharray::resolve_location(&a.path)?;
+    let dtype = Dtype::parse_user(&a.dtype).map_err(|e| invalid(e.message().to_string()))?;
+    let shape = parse_shape(&a.frame_shape)?;
+    let mut b = Ring::builder(dtype, &shape)
+        .broadcast(a.broadcast)
+        .overwrite(a.overwrite)
+        .max_participants(a.max_participants);
+    if let Some(k) = a.slots {
+        b = b.slots(k);
+    }
+    let ring = b.create(&path)?;
+    println!(
+        "created ring {}: {} slots of {} {:?} ({} bytes each), {}{}",
+        path.display(),
+        ring.slots(),
+        ring.dtype().descr(),
+        ring.frame_shape(),
+        ring.slot_bytes(),
+        if ring.is_broadcast() {
+            "broadcast"
+        } else {
+            "queue"
+        },
+        if ring.is_overwrite() {
+            ", overwrite-oldest"
+        } else {
+            ""
+        }
+    );
+    Ok(())
+}
+
+fn push(path: &str, frame: &Path, timeout: Option<Duration>, tag: u64) -> sharray::Result<()> {
+    let ring = Ring::open(sharray::resolve_location(path)?)?;
+    let src = sharray::UntypedArray::open_read_only(frame)?;
+    if src.dtype() != ring.dtype() || src.shape() != ring.frame_shape() {
+        return Err(Error::new(
+            ErrorKind::ShapeMismatch,
+            format!(
+                "the frame is {} {:?} but the ring holds {} {:?}; convert the frame to match",
+                src.dtype().descr(),
+                src.shape(),
+                ring.dtype().descr(),
+                ring.frame_shape()
+            ),
+        )
+        .at(frame));
+    }
+    if src.order() == sharray::Order::F && src.shape().iter().filter(|&&d| d > 1).count() > 1 {
+        return Err(invalid(
+            "the frame is in Fortran order; rings hold C-order frames, save it with np.ascontiguousarray",
+        )
+        .at(frame));
+    }
+    let producer = ring.producer()?;
+    let mut loan = match timeout {
+        Some(t) => producer.loan_timeout(t)?,
+        None => producer.loan()?,
+    };
+    {
+        let guard = src.read()?;
+        loan.bytes_mut().copy_from_slice(guard.bytes());
+    }
+    loan.set_tag(tag);
+    let seq = loan.commit()?;
+    println!("{seq}");
+    Ok(())
+}
+
+/// Receive the next frame; `Disconnected` keeps waiting (CLI producers come
+/// and go) until the deadline.
+fn next_frame(
+    c: &sharray::Consumer,
+    deadline: Option<Instant>,
+    path: &Path,
+) -> sharray::Result<ReadLease> {
+    loop {
+        let r = match deadline {
+            Some(d) => c.recv_timeout(d.saturating_duration_since(Instant::now())),
+            None => c.recv(),
+        };
+        match r {
+            Err(e) if e.kind() == ErrorKind::Disconnected => {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Err(Error::new(
+                        ErrorKind::Timeout,
+                        "no frame arrived before the timeout and no producer is attached; start a producer",
+                    )
+                    .at(path));
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn exists(out: &Path) -> Error {
+    Error::new(
+        ErrorKind::AlreadyExists,
+        "a file already exists at this path; sharray never overwrites, remove it first or pick another path",
+    )
+    .at(out)
+}
+
+/// Write a plain .npy (numpy's own header) atomically, never overwriting.
+fn write_npy(out: &Path, dtype: &Dtype, shape: &[usize], data: &[u8]) -> sharray::Result<()> {
+    if out.symlink_metadata().is_ok() {
+        return Err(exists(out));
+    }
+    let header = NpyHeader {
+        dtype: dtype.clone(),
+        fortran_order: false,
+        shape: shape.to_vec(),
+    };
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let io = |what: &str, e: std::io::Error| {
+        Error::new(ErrorKind::Io, format!("cannot {what}: {e}")).at(out)
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".sharray-tmp-")
+        .tempfile_in(dir)
+        .map_err(|e| io("create a temporary file", e))?;
+    tmp.write_all(&header.emit_standard())
+        .and_then(|_| tmp.write_all(data))
+        .and_then(|_| tmp.as_file().sync_all())
+        .map_err(|e| io("write", e))?;
+    tmp.persist_noclobber(out).map_err(|e| {
+        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+            Error::new(
+                ErrorKind::AlreadyExists,
+                "a file appeared at this path while writing; nothing was overwritten, pick another path",
+            )
+            .at(out)
+        } else {
+            io("publish the file", e.error)
+        }
+    })?;
+    Ok(())
+}
+
+fn save(ring: &Ring, f: &ReadLease, out: &Path) -> sharray::Result<()> {
+    write_npy(out, ring.dtype(), ring.frame_shape(), f.slot_bytes())
+}
+
+fn pop(path: &str, out: &Path, timeout: Option<Duration>) -> sharray::Result<()> {
+    let p = sharray::resolve_location(path)?;
+    let ring = Ring::open(&p)?;
+    if out.symlink_metadata().is_ok() {
+        return Err(exists(out));
+    }
+    let c = ring.consumer()?;
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    let f = next_frame(&c, deadline, &p)?;
+    save(&ring, &f, out)?;
+    println!(
+        "seq={} tag={} timestamp_ns={} valid_len={} lost={}",
+        f.seq(),
+        f.tag(),
+        f.timestamp_ns(),
+        f.valid_len(),
+        f.lost()
+    );
+    Ok(())
+}
+
+fn subscribe(path: &str, count: u64, dir: &Path, timeout: Option<Duration>) -> sharray::Result<()> {
+    let p = sharray::resolve_location(path)?;
+    let ring = Ring::open(&p)?;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        Error::new(
+            ErrorKind::Io,
+            format!("cannot create the output directory: {e}"),
+        )
+        .at(dir)
+    })?;
+    let c = ring.consumer()?;
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    for i in 0..count {
+        let f = next_frame(&c, deadline, &p)?;
+        save(&ring, &f, &dir.join(format!("frame_{i:06}.npy")))?;
+        if f.lost() > 0 {
+            eprintln!("sharray: lost {} frames before seq {}", f.lost(), f.seq());
+        }
+    }
+    Ok(())
+}
+
+/// The `"ring"` object of `sharray info --json` and `sharray watch --json`.
+fn stats_json(ring: &Ring, st: &RingStats) -> Value {
+    json!({
+        "dtype": ring.dtype().descr(),
+        "frame_shape": ring.frame_shape(),
+        "slots": st.slots,
+        "slot_bytes": st.slot_bytes,
+        "mode": if st.broadcast { "broadcast" } else { "queue" },
+        "overwrite": st.overwrite,
+        "committed": st.committed,
+        "received": st.received,
+        "dropped": st.dropped,
+        "head": st.head,
+        "tail": st.tail,
+        "slots_free": st.free,
+        "slots_writing": st.writing,
+        "slots_ready": st.ready,
+        "slots_reading": st.reading,
+        "slots_in_use": st.in_use(),
+        "participants_alive": st.alive(),
+        "participants": st.participants.iter().map(|p| json!({
+            "index": p.index,
+            "role": p.role.name(),
+            "pid": p.pid,
+            "alive": p.alive,
+            "count": p.count,
+            "lost": p.lost,
+            "lag": p.lag,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+/// Hook for `sharray info --json`: the `"ring"` object for a ring file
+/// (`kind: "ring"`), or `None` if the file is not a ring.
+///
+/// # Errors
+///
+/// Errors of opening the ring.
+pub fn ring_info_json(path: &Path) -> sharray::Result<Option<Value>> {
+    if sharray::inspect(path)?.kind != sharray::FileKind::Ring {
+        return Ok(None);
+    }
+    let ring = Ring::open(path)?;
+    Ok(Some(stats_json(&ring, &ring.stats())))
+}
+
+fn watch(path: &str, interval: f64, as_json: bool) -> sharray::Result<()> {
+    let p = sharray::resolve_location(path)?;
+    let ring = Ring::open(&p)?;
+    if as_json {
+        let v = json!({ "path": p.display().to_string(), "kind": "ring", "ring": stats_json(&ring, &ring.stats()) });
+        println!("{v}");
+        return Ok(());
+    }
+    if !(interval.is_finite() && interval > 0.0) {
+        return Err(invalid("--interval must be a positive number of seconds"));
+    }
+    let tty = std::io::stdout().is_terminal();
+    let mut prev = ring.stats();
+    let mut lines_drawn = 0;
+    loop {
+        std::thread::sleep(Duration::from_secs_f64(interval.min(1e6)));
+        let st = ring.stats();
+        let secs = (st.timestamp_ns.saturating_sub(prev.timestamp_ns)) as f64 / 1e9;
+        let rate = |a: u64, b: u64| a.saturating_sub(b) as f64 / secs.max(1e-9);
+        let fps = rate(st.committed, prev.committed);
+        let mut out = vec![
+            format!(
+                "{}  {} {}  {} slots x {} B",
+                p.display(),
+                if st.broadcast { "broadcast" } else { "queue" },
+                if st.overwrite {
+                    "overwrite"
+                } else {
+                    "backpressure"
+                },
+                st.slots,
+                st.slot_bytes
+            ),
+            format!(
+                "commit {:>10.1}/s ({:.2} GB/s)   recv {:>10.1}/s   dropped {:>8.1}/s",
+                fps,
+                fps * st.slot_bytes as f64 / 1e9,
+                rate(st.received, prev.received),
+                rate(st.dropped, prev.dropped)
+            ),
+            format!(
+                "slots: {} free, {} writing, {} ready, {} reading   totals: {} committed, {} received, {} dropped",
+                st.free, st.writing, st.ready, st.reading, st.committed, st.received, st.dropped
+            ),
+            format!("participants ({} alive):", st.alive()),
+        ];
+        for q in &st.participants {
+            out.push(format!(
+                "  #{:<2} {:<10} pid {:<8} {:<5} count {:<12} lag {:<8} lost {}",
+                q.index,
+                q.role.name(),
+                q.pid,
+                if q.alive { "alive" } else { "DEAD" },
+                q.count,
+                q.lag,
+                q.lost
+            ));
+        }
+        let mut so = std::io::stdout().lock();
+        if tty {
+            if lines_drawn > 0 {
+                let _ = write!(so, "\x1b[{lines_drawn}A");
+            }
+            for l in &out {
+                let _ = writeln!(so, "\x1b[2K{l}");
+            }
+            let _ = write!(so, "\x1b[J");
+            lines_drawn = out.len();
+        } else {
+            let _ = writeln!(so, "{}", out[1..3].join("   "));
+        }
+        let _ = so.flush();
+        prev = st;
+    }
+}

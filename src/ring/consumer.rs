@@ -1,0 +1,244 @@
+//! The consumer side: receive read leases on committed frames.
+
+#![allow(unsafe_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::layout as l;
+use super::lock::{Participant, lock_deadline};
+use super::shared::wait_until;
+use super::slot::{self, Frame};
+use super::{DEFAULT_SPIN, TryRecvError, typed_check};
+use crate::element::Element;
+use crate::error::{Error, ErrorKind, Result};
+
+/// A registered consumer of a [`Ring`](super::Ring): in queue mode it takes
+/// frames no other consumer gets; in broadcast mode it is a subscriber that
+/// gets every frame committed after it attached.
+///
+/// `Send + Sync`. Frames arrive whole, and in commit order.
+pub struct Consumer {
+    p: Arc<Participant>,
+    spin: Duration,
+    /// Queue mode: the ring's dropped counter at our last receive.
+    last_dropped: AtomicU64,
+}
+
+impl Consumer {
+    pub(crate) fn new(p: Arc<Participant>) -> Consumer {
+        let dropped = p.ring.get(l::lock::DROPPED);
+        Consumer {
+            p,
+            spin: DEFAULT_SPIN,
+            last_dropped: AtomicU64::new(dropped),
+        }
+    }
+
+    /// How long a blocking receive spins before parking (default 20 us).
+    pub fn set_spin(&mut self, spin: Duration) {
+        self.spin = spin;
+    }
+
+    /// This consumer's index in the participant table.
+    pub fn index(&self) -> u32 {
+        self.p.index
+    }
+
+    /// Receive the next frame without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`TryRecvError::Empty`] if no frame is there now;
+    /// [`TryRecvError::Disconnected`] if it is drained and every producer
+    /// has gone (one attached before); [`TryRecvError::Error`] on lock errors.
+    pub fn try_recv(&self) -> Result<ReadLease, TryRecvError> {
+        match self.attempt(None) {
+            Ok(Some(l)) => Ok(l),
+            Ok(None) => Err(TryRecvError::Empty),
+            Err(e) if e.kind() == ErrorKind::Disconnected => Err(TryRecvError::Disconnected),
+            Err(e) => Err(TryRecvError::Error(e)),
+        }
+    }
+
+    fn attempt(&self, deadline: Option<Instant>) -> Result<Option<ReadLease>> {
+        let lock = self.p.lock(Some(lock_deadline(deadline)))?;
+        let got = slot::recv(&lock, self.p.index);
+        let gone = got.is_none() && slot::producers_gone(&lock);
+        drop(lock);
+        match got {
+            Some(mut f) => {
+                if !self.p.ring.cfg.broadcast() {
+                    let before = self.last_dropped.swap(f.lost, Ordering::Relaxed);
+                    f.lost = f.lost.saturating_sub(before);
+                }
+                Ok(Some(ReadLease {
+                    p: self.p.clone(),
+                    f,
+                }))
+            }
+            None if gone => Err(self.disconnected()),
+            None => Ok(None),
+        }
+    }
+
+    fn disconnected(&self) -> Error {
+        Error::new(
+            ErrorKind::Disconnected,
+            "every producer of the ring has gone and its frames are drained; start a producer or stop consuming",
+        )
+        .at(self.p.ring.map.path())
+    }
+
+    /// Receive the next frame, waiting as long as it takes.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Disconnected`] once every producer has gone (noticed
+    /// within about 50 ms even if it was killed) and the frames are drained.
+    pub fn recv(&self) -> Result<ReadLease> {
+        self.recv_until(None)
+    }
+
+    /// Receive the next frame, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Timeout`] if none came in time; as [`Consumer::recv`].
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<ReadLease> {
+        self.recv_until(Instant::now().checked_add(timeout))
+    }
+
+    fn recv_until(&self, deadline: Option<Instant>) -> Result<ReadLease> {
+        let got = wait_until(
+            &self.p,
+            l::commit::SEQ,
+            l::commit::WAITERS,
+            deadline,
+            self.spin,
+            || self.attempt(deadline),
+        )?;
+        got.ok_or_else(|| {
+            Error::new(
+                ErrorKind::Timeout,
+                "timed out waiting for a frame; is a producer running?",
+            )
+            .at(self.p.ring.map.path())
+        })
+    }
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("path", &self.p.ring.map.path())
+            .field("index", &self.p.index)
+            .finish()
+    }
+}
+
+/// A received frame: read it in place; dropping the lease releases the slot.
+///
+/// The lease owns a reference to its consumer's registration, so it can be
+/// stored anywhere and outlive the [`Consumer`] handle.
+pub struct ReadLease {
+    p: Arc<Participant>,
+    f: Frame,
+}
+
+impl ReadLease {
+    /// The frame's sequence number (its position in commit order, from 0).
+    pub fn seq(&self) -> u64 {
+        self.f.seq
+    }
+
+    /// `CLOCK_MONOTONIC` nanoseconds at commit (comparable across processes).
+    pub fn timestamp_ns(&self) -> u64 {
+        self.f.timestamp_ns
+    }
+
+    /// The producer's tag.
+    pub fn tag(&self) -> u64 {
+        self.f.tag
+    }
+
+    /// Valid bytes of the frame (the whole slot unless the producer said less).
+    pub fn valid_len(&self) -> usize {
+        self.f.valid_len as usize
+    }
+
+    /// Frames lost since this consumer's previous receive because the ring
+    /// overwrote them (overwrite mode). Broadcast: frames this subscriber
+    /// missed. Queue: frames the ring dropped meanwhile.
+    pub fn lost(&self) -> u64 {
+        self.f.lost
+    }
+
+    /// Index of the slot (row of the ring's array).
+    pub fn slot(&self) -> usize {
+        self.f.slot as usize
+    }
+
+    /// All bytes of the slot (valid or not).
+    pub fn slot_bytes(&self) -> &[u8] {
+        let n = self.p.ring.cfg.slot_bytes as usize;
+        // SAFETY: the lease keeps the slot READING/leased by us: by protocol
+        // no producer writes it until we release it.
+        unsafe { self.p.ring.map.data_bytes(self.f.slot as usize * n, n) }
+    }
+
+    /// The valid bytes of the frame.
+    pub fn bytes(&self) -> &[u8] {
+        &self.slot_bytes()[..self.valid_len()]
+    }
+
+    /// The valid part of the frame as typed elements.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::DtypeMismatch`] if `T` is not the ring's dtype.
+    pub fn as_slice<T: Element>(&self) -> Result<&[T]> {
+        typed_check::<T>(&self.p.ring)?;
+        let n = self.valid_len() / std::mem::size_of::<T>().max(1);
+        Ok(&bytemuck::cast_slice(self.slot_bytes())[..n])
+    }
+
+    /// The whole frame as an n-d view of the frame shape.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::DtypeMismatch`] if `T` is not the ring's dtype.
+    #[cfg(feature = "ndarray")]
+    pub fn view<T: Element>(&self) -> Result<ndarray::ArrayViewD<'_, T>> {
+        typed_check::<T>(&self.p.ring)?;
+        let shape = self.p.ring.map.header().shape[1..].to_vec();
+        let s: &[T] = bytemuck::cast_slice(self.slot_bytes());
+        Ok(ndarray::ArrayViewD::from_shape(shape, s).expect("slot matches the frame shape"))
+    }
+}
+
+impl Drop for ReadLease {
+    fn drop(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        if let Ok(lock) = self.p.lock(Some(deadline)) {
+            let freed = slot::release(&lock, self.p.index, self.f.slot, self.f.seq);
+            drop(lock);
+            if freed {
+                self.p.ring.notify(l::free::SEQ, l::free::WAITERS, false);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for ReadLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadLease")
+            .field("seq", &self.f.seq)
+            .field("slot", &self.f.slot)
+            .field("tag", &self.f.tag)
+            .field("valid_len", &self.f.valid_len)
+            .field("lost", &self.f.lost)
+            .finish()
+    }
+}

@@ -1,0 +1,242 @@
+//! The ring lock and its redo journal.
+//!
+//! Every state transition (loan, commit, receive, release, attach, detach,
+//! reclaim) changes a few words: a slot's state, the head or tail, a log cell,
+//! counters. They all run under one lock word in the control block. Critical
+//! sections are a handful of loads and stores (no I/O, no waiting), so the
+//! lock is almost always free; the frame data is written and read outside it.
+//!
+//! A process can die at any instruction, including inside a critical section.
+//! Two mechanisms make that harmless:
+//!
+//! - the lock word holds the holder's participant index; every participant
+//!   holds an OFD lock on its entry's byte, which the kernel drops when the
+//!   process dies, so a waiter can prove the holder dead and take the lock
+//!   over;
+//! - a critical section that changes more than one word first writes all its
+//!   new values into a redo journal, then sets the journal length, then
+//!   applies them, then clears the length. Whoever takes the lock and finds a
+//!   non-zero length re-applies the entries (the stores are idempotent). So
+//!   each critical section takes effect entirely or not at all.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::layout as l;
+use super::shared::{Reclaimed, RingInner, reclaim_entry, wake_after_reclaim};
+use crate::error::{Error, ErrorKind, Result};
+use crate::sys;
+
+/// A registered participant: its entry index, and an in-process mutex that
+/// serialises this participant's use of the ring lock between our threads.
+pub(crate) struct Participant {
+    pub ring: Arc<RingInner>,
+    pub index: u32,
+    held: Mutex<()>,
+}
+
+/// The ring lock, held. Dropping it releases the lock.
+pub(crate) struct RingLock<'a> {
+    p: &'a Participant,
+    _g: parking_lot::MutexGuard<'a, ()>,
+}
+
+impl RingLock<'_> {
+    /// The ring this lock protects.
+    pub fn ring(&self) -> &RingInner {
+        &self.p.ring
+    }
+
+    /// The participant index holding the lock.
+    pub fn holder(&self) -> u32 {
+        self.p.index
+    }
+}
+
+impl Drop for RingLock<'_> {
+    fn drop(&mut self) {
+        let r = &self.p.ring;
+        r.u32(l::lock::LOCK).store(0, Ordering::SeqCst);
+        if r.u32(l::lock::LOCK_WAITERS).load(Ordering::SeqCst) > 0 {
+            sys::futex_wake(r.u32(l::lock::LOCK), 1);
+        }
+    }
+}
+
+/// A batch of word updates that takes effect all at once (see module docs).
+pub(crate) struct Txn<'a> {
+    ring: &'a RingInner,
+    n: usize,
+    offs: [u64; l::JOURNAL_CAP as usize],
+    vals: [u64; l::JOURNAL_CAP as usize],
+}
+
+impl<'a> Txn<'a> {
+    pub fn new(lock: &RingLock<'a>) -> Txn<'a> {
+        Txn {
+            ring: &lock.p.ring,
+            n: 0,
+            offs: [0; l::JOURNAL_CAP as usize],
+            vals: [0; l::JOURNAL_CAP as usize],
+        }
+    }
+
+    /// Stage a write.
+    ///
+    /// # Panics
+    ///
+    /// If a critical section stages more than `JOURNAL_CAP` words (a bug).
+    pub fn set(&mut self, off: u64, val: u64) {
+        match self.offs[..self.n].iter().position(|&o| o == off) {
+            Some(i) => self.vals[i] = val,
+            None => {
+                assert!(self.n < self.offs.len(), "ring journal overflow");
+                self.offs[self.n] = off;
+                self.vals[self.n] = val;
+                self.n += 1;
+            }
+        }
+    }
+
+    /// Apply all staged writes, crash-atomically.
+    pub fn apply(self) {
+        let r = self.ring;
+        if self.n == 1 {
+            r.u64(self.offs[0]).store(self.vals[0], Ordering::Release);
+            return;
+        }
+        for i in 0..self.n {
+            r.u64(l::JOURNAL + i as u64 * 16)
+                .store(self.offs[i], Ordering::Relaxed);
+            r.u64(l::JOURNAL + i as u64 * 16 + 8)
+                .store(self.vals[i], Ordering::Relaxed);
+        }
+        r.u64(l::lock::JOURNAL_LEN)
+            .store(self.n as u64, Ordering::Release);
+        // Release stores: none may become visible before the journal length.
+        for i in 0..self.n {
+            r.u64(self.offs[i]).store(self.vals[i], Ordering::Release);
+        }
+        r.u64(l::lock::JOURNAL_LEN).store(0, Ordering::Release);
+    }
+}
+
+impl Participant {
+    pub fn new(ring: Arc<RingInner>, index: u32) -> Participant {
+        Participant {
+            ring,
+            index,
+            held: Mutex::new(()),
+        }
+    }
+
+    /// Take the ring lock, waiting until `deadline` (forever if `None`).
+    /// A holder proven dead loses the lock to us; its journal is replayed.
+    pub fn lock(&self, deadline: Option<Instant>) -> Result<RingLock<'_>> {
+        let g = match deadline {
+            Some(d) => self.held.try_lock_until(d),
+            None => Some(self.held.lock()),
+        }
+        .ok_or_else(|| self.lock_timeout())?;
+        let r = &self.ring;
+        let word = r.u32(l::lock::LOCK);
+        let me = self.index + 1;
+        let take = |g| {
+            r.recover_journal();
+            Ok(RingLock { p: self, _g: g })
+        };
+        let mut spins = 0u32;
+        let mut last_probe = Instant::now();
+        loop {
+            match word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => return take(g),
+                // Our own index, while no thread of ours holds it: left by a
+                // dead earlier owner of this entry.
+                Err(v) if v == me => {
+                    std::sync::atomic::fence(Ordering::Acquire);
+                    return take(g);
+                }
+                Err(_) => {}
+            }
+            spins += 1;
+            if spins < 256 {
+                std::hint::spin_loop();
+                continue;
+            }
+            if spins < 320 {
+                std::thread::yield_now();
+                continue;
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(self.lock_timeout());
+            }
+            let waiters = r.u32(l::lock::LOCK_WAITERS);
+            waiters.fetch_add(1, Ordering::SeqCst);
+            let v = word.load(Ordering::SeqCst);
+            if v != 0 {
+                let mut nap = Duration::from_millis(10);
+                if let Some(d) = deadline {
+                    nap = nap.min(d.saturating_duration_since(now));
+                }
+                sys::futex_wait(word, v, Some(nap));
+            }
+            waiters.fetch_sub(1, Ordering::SeqCst);
+            if last_probe.elapsed() >= Duration::from_millis(20) {
+                last_probe = Instant::now();
+                let v = word.load(Ordering::Acquire);
+                if v != 0
+                    && v != me
+                    && v <= r.cfg.geo.max_participants
+                    && !r.alive(v - 1)
+                    && word
+                        .compare_exchange(v, me, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+                {
+                    return take(g);
+                }
+                if v > r.cfg.geo.max_participants
+                    && word
+                        .compare_exchange(v, me, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+                {
+                    // Garbage in the lock word: nobody can own it.
+                    return take(g);
+                }
+            }
+        }
+    }
+
+    fn lock_timeout(&self) -> Error {
+        Error::new(
+            ErrorKind::LockTimeout,
+            "timed out waiting for the ring lock; another participant holds it (a stopped process?), retry or raise the timeout",
+        )
+        .at(self.ring.map.path())
+    }
+}
+
+/// How long an operation waits for the ring lock: until its own deadline,
+/// but at least a second (the lock is held for nanoseconds; only a stopped
+/// holder makes anyone wait that long).
+pub(crate) fn lock_deadline(deadline: Option<Instant>) -> Instant {
+    let floor = Instant::now() + Duration::from_secs(1);
+    deadline.map_or(floor, |d| d.max(floor))
+}
+
+impl Drop for Participant {
+    /// Detach: give back every slot and lease of this participant, clear the
+    /// entry, drop its OFD lock, and wake peers that may now proceed.
+    fn drop(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut got = Reclaimed::default();
+        if let Ok(lock) = self.lock(Some(deadline)) {
+            reclaim_entry(&lock, self.index, &mut got);
+        }
+        self.ring.release_entry(self.index);
+        wake_after_reclaim(&self.ring, got);
+    }
+}

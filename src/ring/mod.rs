@@ -1,0 +1,580 @@
+//! Zero-copy producer/consumer rings across processes.
+//!
+//! A ring is a sharray file (control-block kind 2) whose array holds `K`
+//! slots of one frame shape: its `.npy` shape is `(K, *frame_shape)`, so
+//! `np.load(path, mmap_mode="r")[k]` is slot `k`. Ring state lives in the
+//! control block's kind section (byte layout in FORMAT.md, "Rings").
+//!
+//! - A [`Producer`] loans a free slot ([`WriteLoan`]), fills it in place and
+//!   commits it; the ring stamps it with a sequence number and a timestamp.
+//! - A [`Consumer`] receives [`ReadLease`]s: the frame in place, read-only,
+//!   plus its metadata; dropping the lease releases the slot.
+//! - Queue mode gives each frame to exactly one consumer; broadcast mode gives
+//!   it to every subscriber registered when it was committed.
+//! - Backpressure by default (a producer waits for a free slot); overwrite
+//!   mode drops the oldest unread frame instead (latest-value streams), and
+//!   consumers are told how many frames they lost.
+//!
+//! Waiting spins briefly, then parks on a shared futex (no CPU while idle).
+//! Every participant holds a kernel lock that dies with its process: a dead
+//! producer's half-written frame is never delivered, a dead consumer's leases
+//! come back, and consumers see [`ErrorKind::Disconnected`] once every
+//! producer is gone and the frames are drained.
+//!
+//! ```
+//! # let dir = tempfile::tempdir()?;
+//! # let path = dir.path().join("frames.npy");
+//! use sharray::{Dtype, Ring};
+//! use std::time::Duration;
+//!
+//! let ring = Ring::builder(Dtype::parse_user("float32")?, &[480, 640]).slots(4).create(&path)?;
+//!
+//! // Producer process:
+//! let producer = ring.producer()?;
+//! let mut loan = producer.loan()?;
+//! loan.as_mut_slice::<f32>()?.fill(1.5);
+//! loan.set_tag(7);
+//! let seq = loan.commit()?;
+//!
+//! // Consumer process (here the same one):
+//! let consumer = Ring::open(&path)?.consumer()?;
+//! let frame = consumer.recv_timeout(Duration::from_secs(1))?;
+//! assert_eq!((frame.seq(), frame.tag()), (seq, 7));
+//! assert!(frame.as_slice::<f32>()?.iter().all(|&x| x == 1.5));
+//! drop(frame); // releases the slot
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod consumer;
+mod layout;
+mod lock;
+mod producer;
+mod shared;
+mod slot;
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use consumer::{Consumer, ReadLease};
+pub use layout::Role;
+pub use producer::{Producer, WriteLoan};
+
+use crate::element::Element;
+use crate::error::{Error, ErrorKind, Result};
+use crate::file::OpenFlags;
+use crate::format::control::Kind;
+use crate::format::npy::{Dtype, NpyHeader};
+use crate::mapping::{Mapping, NewFile};
+use layout as l;
+use lock::Participant;
+use shared::{Config, RingInner, reclaim_dead, wake_after_reclaim};
+
+/// Default spin before parking.
+pub(crate) const DEFAULT_SPIN: Duration = Duration::from_micros(20);
+
+/// Bytes of slots the default slot count aims for: half of a 32 MiB
+/// last-level cache, so a pipelined producer and consumer stay in cache.
+const DEFAULT_RING_BYTES: u64 = 16 << 20;
+
+/// Why a non-blocking loan failed.
+#[derive(Debug)]
+pub enum TryLoanError {
+    /// Every slot is busy (backpressure): retry, or use a blocking loan.
+    Full,
+    /// Any other error (the ring lock could not be taken).
+    Error(Error),
+}
+
+/// Why a non-blocking receive failed.
+#[derive(Debug)]
+pub enum TryRecvError {
+    /// No frame for us right now.
+    Empty,
+    /// Every producer has gone and the frames are drained.
+    Disconnected,
+    /// Any other error (the ring lock could not be taken).
+    Error(Error),
+}
+
+impl fmt::Display for TryLoanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryLoanError::Full => {
+                f.write_str("every ring slot is busy; retry or wait for a free slot")
+            }
+            TryLoanError::Error(e) => e.fmt(f),
+        }
+    }
+}
+
+impl fmt::Display for TryRecvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryRecvError::Empty => f.write_str("no frame is ready; retry or wait for one"),
+            TryRecvError::Disconnected => {
+                f.write_str("every producer has gone and the ring is drained")
+            }
+            TryRecvError::Error(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for TryLoanError {}
+impl std::error::Error for TryRecvError {}
+
+pub(crate) fn typed_check<T: Element>(r: &RingInner) -> Result<()> {
+    let d = &r.map.header().dtype;
+    if d.descr() != T::DESCR {
+        return Err(Error::new(
+            ErrorKind::DtypeMismatch,
+            format!(
+                "dtype mismatch: the ring holds {} but {} was asked for ({}); use the matching type or the byte view",
+                d.descr(),
+                T::DESCR,
+                std::any::type_name::<T>()
+            ),
+        )
+        .at(r.map.path()));
+    }
+    Ok(())
+}
+
+/// Builder for a new ring file. See [`Ring::builder`].
+#[derive(Debug, Clone)]
+pub struct RingBuilder {
+    dtype: Dtype,
+    frame_shape: Vec<usize>,
+    slots: Option<u32>,
+    broadcast: bool,
+    overwrite: bool,
+    max_participants: u32,
+    mode: u32,
+    prefault: bool,
+}
+
+impl RingBuilder {
+    /// Number of slots `K`. Default: as many frames as fit in 16 MiB (half
+    /// the last-level cache), at least 4 and at most 64.
+    pub fn slots(mut self, k: u32) -> Self {
+        self.slots = Some(k);
+        self
+    }
+
+    /// Broadcast mode: every subscriber gets every frame committed after it
+    /// attached (default: queue mode, each frame to exactly one consumer).
+    pub fn broadcast(mut self, yes: bool) -> Self {
+        self.broadcast = yes;
+        self
+    }
+
+    /// Overwrite-oldest: when every slot is busy, a producer drops the oldest
+    /// unread frame instead of waiting (default: backpressure).
+    pub fn overwrite(mut self, yes: bool) -> Self {
+        self.overwrite = yes;
+        self
+    }
+
+    /// Size of the participant table, 1..=64 (default 64).
+    pub fn max_participants(mut self, n: u32) -> Self {
+        self.max_participants = n;
+        self
+    }
+
+    /// Permission bits of the file (default `0o600`).
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Fault in the slots' pages at creation and on every attach (default
+    /// true), so no frame ever pays for page faults.
+    pub fn prefault(mut self, yes: bool) -> Self {
+        self.prefault = yes;
+        self
+    }
+
+    /// Create and publish the ring at `path` (never overwrites).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`] for a slot count outside 1..=65536, a
+    /// participant count outside 1..=64 or an overflowing size;
+    /// [`ErrorKind::AlreadyExists`], [`ErrorKind::NoSpace`] and I/O errors as
+    /// for arrays.
+    pub fn create(self, path: impl AsRef<Path>) -> Result<Ring> {
+        let path = path.as_ref();
+        let invalid = |m: String| Error::new(ErrorKind::InvalidInput, m).at(path);
+        let frame_bytes = self
+            .frame_shape
+            .iter()
+            .try_fold(self.dtype.itemsize() as u64, |a, &d| {
+                a.checked_mul(d as u64)
+            })
+            .ok_or_else(|| invalid("the frame shape overflows".into()))?;
+        let slots = self
+            .slots
+            .unwrap_or_else(|| (DEFAULT_RING_BYTES / frame_bytes.max(1)).clamp(4, 64) as u32);
+        if slots == 0 || slots > l::MAX_SLOTS {
+            return Err(invalid(format!(
+                "a ring needs 1 to {} slots, not {slots}",
+                l::MAX_SLOTS
+            )));
+        }
+        if self.max_participants == 0 || self.max_participants > l::MAX_PARTICIPANTS {
+            return Err(invalid(format!(
+                "a ring has 1 to {} participants, not {}",
+                l::MAX_PARTICIPANTS,
+                self.max_participants
+            )));
+        }
+        let mut shape = vec![slots as usize];
+        shape.extend_from_slice(&self.frame_shape);
+        let header = NpyHeader {
+            dtype: self.dtype,
+            fortran_order: false,
+            shape,
+        };
+        let geo = l::Geometry::new(slots, self.max_participants);
+        let cfg = Config {
+            flags: if self.broadcast { l::FLAG_BROADCAST } else { 0 }
+                | if self.overwrite { l::FLAG_OVERWRITE } else { 0 },
+            slot_bytes: frame_bytes,
+            geo,
+        };
+        let spec = NewFile {
+            header: &header,
+            kind: Kind::Ring,
+            section_len: geo.used_len,
+            mode: self.mode,
+            preallocate: true,
+            fill: None,
+        };
+        let map = Mapping::create(path, &spec, |sec| cfg.encode(sec))?;
+        if self.prefault {
+            map.prefault(0, map.nbytes());
+        }
+        Ok(Ring {
+            inner: Arc::new(RingInner::new(map)?),
+            prefault: self.prefault,
+        })
+    }
+}
+
+/// An open ring file. Attach participants with [`Ring::producer`] and
+/// [`Ring::consumer`]; read live statistics with [`Ring::stats`].
+///
+/// Cloning is cheap (the mapping is shared).
+#[derive(Clone)]
+pub struct Ring {
+    inner: Arc<RingInner>,
+    prefault: bool,
+}
+
+impl Ring {
+    /// Start building a ring of frames of `dtype` and `frame_shape`.
+    pub fn builder(dtype: Dtype, frame_shape: &[usize]) -> RingBuilder {
+        RingBuilder {
+            dtype,
+            frame_shape: frame_shape.to_vec(),
+            slots: None,
+            broadcast: false,
+            overwrite: false,
+            max_participants: l::MAX_PARTICIPANTS,
+            mode: 0o600,
+            prefault: true,
+        }
+    }
+
+    /// Open an existing ring read-write.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unsupported`] if the file is not a ring; errors of
+    /// opening arrays; [`ErrorKind::Corrupt`] for an invalid ring section.
+    pub fn open(path: impl AsRef<Path>) -> Result<Ring> {
+        let path = path.as_ref();
+        let map = Mapping::open(
+            path,
+            OpenFlags {
+                writable: true,
+                allow_foreign_owner: false,
+            },
+        )?;
+        match map.control().map(|c| c.kind) {
+            Some(Kind::Ring) => {}
+            other => {
+                let what = other.map_or("plain .npy file", |k| k.name());
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    format!(
+                        "this is a {what}, not a ring; create a ring with `sharray ring create`"
+                    ),
+                )
+                .at(path));
+            }
+        }
+        Ok(Ring {
+            inner: Arc::new(RingInner::new(map)?),
+            prefault: true,
+        })
+    }
+
+    fn attach(&self, role: Role) -> Result<Arc<Participant>> {
+        let r = &self.inner;
+        let index = r.claim_entry()?;
+        let p = Participant::new(r.clone(), index);
+        let token = shared::random_u64();
+        // If the lock fails, dropping `p` gives the entry back.
+        let got = {
+            let lock = p.lock(Some(Instant::now() + Duration::from_secs(10)))?;
+            let mut got = slot::register(&lock, index, role, token);
+            let more = reclaim_dead(&lock);
+            got.slots += more.slots;
+            got.producers += more.producers;
+            got
+        };
+        wake_after_reclaim(r, got);
+        if role == Role::Producer {
+            // Consumers waiting on a disconnected ring see the new producer.
+            r.notify(l::commit::SEQ, l::commit::WAITERS, true);
+        }
+        if self.prefault {
+            r.map.prefault(0, r.map.nbytes());
+        }
+        Ok(Arc::new(p))
+    }
+
+    /// Attach a producer.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Full`] if the participant table is full of live
+    /// participants (dead ones are reclaimed first).
+    pub fn producer(&self) -> Result<Producer> {
+        Ok(Producer::new(self.attach(Role::Producer)?))
+    }
+
+    /// Attach a consumer: a queue consumer, or a subscriber in broadcast mode
+    /// (which gets every frame committed from now on).
+    ///
+    /// # Errors
+    ///
+    /// As [`Ring::producer`].
+    pub fn consumer(&self) -> Result<Consumer> {
+        let role = if self.inner.cfg.broadcast() {
+            Role::Subscriber
+        } else {
+            Role::Consumer
+        };
+        Ok(Consumer::new(self.attach(role)?))
+    }
+
+    /// The path.
+    pub fn path(&self) -> &Path {
+        self.inner.map.path()
+    }
+
+    /// The frames' dtype.
+    pub fn dtype(&self) -> &Dtype {
+        &self.inner.map.header().dtype
+    }
+
+    /// The shape of one frame (the array's shape without its first axis).
+    pub fn frame_shape(&self) -> &[usize] {
+        &self.inner.map.header().shape[1..]
+    }
+
+    /// Number of slots `K`.
+    pub fn slots(&self) -> usize {
+        self.inner.cfg.slots() as usize
+    }
+
+    /// Bytes per slot.
+    pub fn slot_bytes(&self) -> usize {
+        self.inner.cfg.slot_bytes as usize
+    }
+
+    /// Broadcast mode?
+    pub fn is_broadcast(&self) -> bool {
+        self.inner.cfg.broadcast()
+    }
+
+    /// Overwrite-oldest mode?
+    pub fn is_overwrite(&self) -> bool {
+        self.inner.cfg.overwrite()
+    }
+
+    /// Size of the participant table.
+    pub fn max_participants(&self) -> u32 {
+        self.inner.cfg.geo.max_participants
+    }
+
+    /// A snapshot of the ring's counters, slots and participants, read
+    /// without taking the ring lock (values may be a few operations apart).
+    /// Liveness is probed for every registered participant.
+    pub fn stats(&self) -> RingStats {
+        let r = &self.inner;
+        let geo = r.cfg.geo;
+        let mut slots = [0usize; 4];
+        for k in 0..geo.slots {
+            if let (Some(s), _) = l::unpack_state(r.get(geo.slot(k) + l::slot::STATE)) {
+                slots[s.code() as usize] += 1;
+            }
+        }
+        let tail = r.get(l::lock::TAIL);
+        let head = r.get(l::lock::HEAD);
+        let participants = (0..geo.max_participants)
+            .filter_map(|i| {
+                let e = geo.entry(i);
+                let role = Role::from_code(r.get(e + l::part::ROLE))?;
+                let cursor = if role == Role::Subscriber {
+                    r.get(e + l::part::CURSOR)
+                } else {
+                    head
+                };
+                Some(ParticipantStats {
+                    index: i,
+                    role,
+                    pid: r.get(e + l::part::PID) as u32,
+                    alive: r.alive(i),
+                    count: r.get(e + l::part::COUNT),
+                    lost: r.get(e + l::part::LOST),
+                    lag: if role == Role::Producer {
+                        0
+                    } else {
+                        tail.saturating_sub(cursor)
+                    },
+                })
+            })
+            .collect();
+        RingStats {
+            slots: geo.slots as usize,
+            slot_bytes: r.cfg.slot_bytes,
+            broadcast: r.cfg.broadcast(),
+            overwrite: r.cfg.overwrite(),
+            committed: r.get(l::lock::COMMITTED),
+            received: r.get(l::lock::RECEIVED),
+            dropped: r.get(l::lock::DROPPED),
+            head,
+            tail,
+            free: slots[0],
+            writing: slots[1],
+            ready: slots[2],
+            reading: slots[3],
+            participants,
+            timestamp_ns: crate::sys::monotonic_ns(),
+        }
+    }
+
+    /// Reclaim dead participants now (done automatically by blocked
+    /// participants and on attach). Needs a participant entry for the lock,
+    /// so it briefly attaches as a consumer.
+    ///
+    /// # Errors
+    ///
+    /// As [`Ring::consumer`].
+    pub fn reclaim(&self) -> Result<()> {
+        drop(self.attach(Role::Consumer)?);
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Ring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ring")
+            .field("path", &self.path())
+            .field("dtype", &self.dtype().descr())
+            .field("frame_shape", &self.frame_shape())
+            .field("slots", &self.slots())
+            .field("broadcast", &self.is_broadcast())
+            .field("overwrite", &self.is_overwrite())
+            .finish()
+    }
+}
+
+/// A snapshot of a ring (see [`Ring::stats`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RingStats {
+    /// Number of slots.
+    pub slots: usize,
+    /// Bytes per slot.
+    pub slot_bytes: u64,
+    /// Broadcast mode.
+    pub broadcast: bool,
+    /// Overwrite-oldest mode.
+    pub overwrite: bool,
+    /// Frames committed since creation.
+    pub committed: u64,
+    /// Leases handed out since creation.
+    pub received: u64,
+    /// Frames dropped by overwrite before every reader had them.
+    pub dropped: u64,
+    /// Queue mode: next position a consumer takes.
+    pub head: u64,
+    /// Next sequence number a commit gets.
+    pub tail: u64,
+    /// Free slots.
+    pub free: usize,
+    /// Slots loaned to producers.
+    pub writing: usize,
+    /// Committed slots not yet released by every reader.
+    pub ready: usize,
+    /// Queue mode: slots leased to consumers.
+    pub reading: usize,
+    /// Registered participants.
+    pub participants: Vec<ParticipantStats>,
+    /// `CLOCK_MONOTONIC` ns when the snapshot was taken (for rates).
+    pub timestamp_ns: u64,
+}
+
+impl RingStats {
+    /// Slots not free.
+    pub fn in_use(&self) -> usize {
+        self.slots - self.free
+    }
+
+    /// Participants whose process is alive.
+    pub fn alive(&self) -> usize {
+        self.participants.iter().filter(|p| p.alive).count()
+    }
+}
+
+/// One participant in a [`RingStats`] snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParticipantStats {
+    /// Index in the participant table.
+    pub index: u32,
+    /// Producer, consumer or subscriber.
+    pub role: Role,
+    /// Process id of the owner (informational: pids are per namespace).
+    pub pid: u32,
+    /// Does its process still hold its liveness lock?
+    pub alive: bool,
+    /// Frames committed (producer) or received (consumer).
+    pub count: u64,
+    /// Subscriber: frames it lost to overwrite.
+    pub lost: u64,
+    /// Consumer/subscriber: committed frames it has not received yet
+    /// (queue consumers share the ring's backlog).
+    pub lag: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn handles_and_leases_are_send_and_sync() {
+        // Front ends (the Python binding) keep these in objects shared
+        // between threads.
+        send_sync::<Ring>();
+        send_sync::<Producer>();
+        send_sync::<Consumer>();
+        send_sync::<WriteLoan>();
+        send_sync::<ReadLease>();
+    }
+}

@@ -1,0 +1,283 @@
+//! The producer side: loan a free slot, fill it in place, commit it.
+
+#![allow(unsafe_code)]
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::layout as l;
+use super::lock::{Participant, lock_deadline};
+use super::shared::wait_until;
+use super::{DEFAULT_SPIN, TryLoanError, slot, typed_check};
+use crate::element::Element;
+use crate::error::{Error, ErrorKind, Result};
+use crate::sys;
+
+/// A registered producer of a [`Ring`](super::Ring).
+///
+/// Holds an entry in the ring's participant table (and the OFD lock that
+/// proves it alive) until it and every [`WriteLoan`] it handed out are
+/// dropped. Several producers may share a ring. `Send + Sync`.
+pub struct Producer {
+    p: Arc<Participant>,
+    spin: Duration,
+}
+
+impl Producer {
+    pub(crate) fn new(p: Arc<Participant>) -> Producer {
+        Producer {
+            p,
+            spin: DEFAULT_SPIN,
+        }
+    }
+
+    /// How long a blocking loan spins on the ring before parking (default
+    /// 20 us). Zero parks at once; longer spins cut hand-off latency at the
+    /// price of CPU.
+    pub fn set_spin(&mut self, spin: Duration) {
+        self.spin = spin;
+    }
+
+    /// This producer's index in the participant table.
+    pub fn index(&self) -> u32 {
+        self.p.index
+    }
+
+    /// Loan a free slot without waiting. In overwrite mode the oldest frame
+    /// that no consumer is reading is dropped to make room.
+    ///
+    /// # Errors
+    ///
+    /// [`TryLoanError::Full`] if every slot is loaned, committed-and-unread
+    /// (backpressure) or leased; [`TryLoanError::Error`] if the ring lock
+    /// could not be taken.
+    pub fn try_loan(&self) -> Result<WriteLoan, TryLoanError> {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        match self
+            .try_loan_inner(Some(deadline))
+            .map_err(TryLoanError::Error)?
+        {
+            Some(l) => Ok(l),
+            None => Err(TryLoanError::Full),
+        }
+    }
+
+    fn try_loan_inner(&self, deadline: Option<Instant>) -> Result<Option<WriteLoan>> {
+        let lock = self.p.lock(Some(lock_deadline(deadline)))?;
+        let got = slot::loan(&lock, self.p.index);
+        drop(lock);
+        Ok(got.map(|(slot, dropped)| WriteLoan {
+            p: self.p.clone(),
+            slot,
+            tag: 0,
+            valid_len: self.p.ring.cfg.slot_bytes,
+            dropped_oldest: dropped,
+            done: false,
+        }))
+    }
+
+    /// Loan a free slot, waiting as long as it takes (backpressure).
+    ///
+    /// # Errors
+    ///
+    /// Only if the ring lock fails (see [`Producer::try_loan`]).
+    pub fn loan(&self) -> Result<WriteLoan> {
+        self.loan_until(None)
+    }
+
+    /// Loan a free slot, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Timeout`] if no slot came free in time.
+    pub fn loan_timeout(&self, timeout: Duration) -> Result<WriteLoan> {
+        self.loan_until(Instant::now().checked_add(timeout))
+    }
+
+    fn loan_until(&self, deadline: Option<Instant>) -> Result<WriteLoan> {
+        let got = wait_until(
+            &self.p,
+            l::free::SEQ,
+            l::free::WAITERS,
+            deadline,
+            self.spin,
+            || self.try_loan_inner(deadline),
+        )?;
+        got.ok_or_else(|| {
+            Error::new(
+                ErrorKind::Timeout,
+                "timed out waiting for a free ring slot; consumers are not keeping up, retry or raise the timeout",
+            )
+            .at(self.p.ring.map.path())
+        })
+    }
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("path", &self.p.ring.map.path())
+            .field("index", &self.p.index)
+            .finish()
+    }
+}
+
+/// A loaned slot: fill it in place, then [`commit`](WriteLoan::commit).
+/// Dropping it without committing gives the slot back (nothing is delivered).
+///
+/// The loan owns a reference to its producer's registration, so it can be
+/// stored anywhere (no lifetime ties it to the [`Producer`]).
+pub struct WriteLoan {
+    p: Arc<Participant>,
+    slot: u32,
+    tag: u64,
+    valid_len: u64,
+    dropped_oldest: bool,
+    done: bool,
+}
+
+impl WriteLoan {
+    /// Index of the slot (row of the ring's `(K, *frame_shape)` array).
+    pub fn slot(&self) -> usize {
+        self.slot as usize
+    }
+
+    /// Bytes of the slot.
+    pub fn len(&self) -> usize {
+        self.p.ring.cfg.slot_bytes as usize
+    }
+
+    /// Is the frame empty (a zero in the frame shape)?
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Did this loan overwrite the oldest unread frame (overwrite mode)?
+    pub fn dropped_oldest(&self) -> bool {
+        self.dropped_oldest
+    }
+
+    /// Set the user tag delivered with the frame (default 0).
+    pub fn set_tag(&mut self, tag: u64) {
+        self.tag = tag;
+    }
+
+    /// Deliver only the first `len` bytes as valid (default: the whole slot).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::InvalidInput`] if `len` is larger than the slot.
+    pub fn set_valid_len(&mut self, len: usize) -> Result<()> {
+        if len as u64 > self.p.ring.cfg.slot_bytes {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "valid length {len} is larger than the slot ({} bytes)",
+                    self.p.ring.cfg.slot_bytes
+                ),
+            ));
+        }
+        self.valid_len = len as u64;
+        Ok(())
+    }
+
+    /// The slot's bytes, for reading back what was written.
+    pub fn bytes(&self) -> &[u8] {
+        let n = self.len();
+        // SAFETY: the slot is WRITING by us: by protocol no peer reads or
+        // writes it until we commit or give it back.
+        unsafe { self.p.ring.map.data_bytes(self.slot as usize * n, n) }
+    }
+
+    /// The slot's bytes, to fill in place.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        let n = self.len();
+        // SAFETY: as `bytes`; `&mut self` makes this the only slice.
+        unsafe { self.p.ring.map.data_bytes_mut(self.slot as usize * n, n) }
+    }
+
+    /// The slot as a typed slice of the frame's elements.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::DtypeMismatch`] if `T` is not the ring's dtype.
+    pub fn as_mut_slice<T: Element>(&mut self) -> Result<&mut [T]> {
+        typed_check::<T>(&self.p.ring)?;
+        Ok(bytemuck::cast_slice_mut(self.bytes_mut()))
+    }
+
+    /// The slot as a mutable n-d view of the frame shape.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::DtypeMismatch`] if `T` is not the ring's dtype.
+    #[cfg(feature = "ndarray")]
+    pub fn view_mut<T: Element>(&mut self) -> Result<ndarray::ArrayViewMutD<'_, T>> {
+        let shape = self.p.ring.map.header().shape[1..].to_vec();
+        let s = self.as_mut_slice::<T>()?;
+        Ok(ndarray::ArrayViewMutD::from_shape(shape, s).expect("slot matches the frame shape"))
+    }
+
+    /// Publish the frame: stamp it with the next sequence number and the
+    /// commit time, and make it visible to consumers. Returns the sequence
+    /// number.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Corrupt`] if the slot is no longer ours (a peer wrongly
+    /// reclaimed it, e.g. after the file was tampered with); lock errors.
+    pub fn commit(mut self) -> Result<u64> {
+        let r = self.p.ring.clone();
+        let s = r.cfg.geo.slot(self.slot);
+        r.u64(s + l::slot::TAG).store(self.tag, Ordering::Relaxed);
+        r.u64(s + l::slot::VALID_LEN)
+            .store(self.valid_len, Ordering::Relaxed);
+        r.u64(s + l::slot::TIMESTAMP)
+            .store(sys::monotonic_ns(), Ordering::Relaxed);
+        let lock = self.p.lock(Some(lock_deadline(None)))?;
+        let done = slot::commit(&lock, self.p.index, self.slot);
+        drop(lock);
+        self.done = true;
+        let c = done.ok_or_else(|| {
+            Error::new(
+                ErrorKind::Corrupt,
+                "the loaned slot was taken away before commit; the ring state was changed outside the protocol",
+            )
+            .at(r.map.path())
+        })?;
+        r.notify(l::commit::SEQ, l::commit::WAITERS, r.cfg.broadcast());
+        if c.freed {
+            r.notify(l::free::SEQ, l::free::WAITERS, false);
+        }
+        Ok(c.seq)
+    }
+}
+
+impl Drop for WriteLoan {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        if let Ok(lock) = self.p.lock(Some(deadline)) {
+            let freed = slot::drop_loan(&lock, self.p.index, self.slot);
+            drop(lock);
+            if freed {
+                self.p.ring.notify(l::free::SEQ, l::free::WAITERS, false);
+            }
+        }
+        // If the lock could not be taken, the slot stays loaned until this
+        // producer detaches (detach reclaims it).
+    }
+}
+
+impl std::fmt::Debug for WriteLoan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteLoan")
+            .field("slot", &self.slot)
+            .field("tag", &self.tag)
+            .field("valid_len", &self.valid_len)
+            .finish()
+    }
+}

@@ -1,0 +1,453 @@
+//! The ring's shared state: validated config, participant liveness, reclaim
+//! of dead participants, and the wait loop (spin, then park on a futex).
+//! The lock that orders every state change is in `lock.rs`.
+use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, Hasher};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use super::layout::{self as l, Geometry, Role, SlotState};
+use super::lock::{Participant, RingLock, Txn, lock_deadline};
+use crate::error::{Error, ErrorKind, Result};
+use crate::mapping::Mapping;
+use crate::sys;
+
+/// How often a parked participant wakes to look for dead peers.
+pub(crate) const SLICE: Duration = Duration::from_millis(50);
+
+/// The validated, private copy of a ring's configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Config {
+    pub flags: u32,
+    pub slot_bytes: u64,
+    pub geo: Geometry,
+}
+
+impl Config {
+    pub fn broadcast(&self) -> bool {
+        self.flags & l::FLAG_BROADCAST != 0
+    }
+
+    pub fn overwrite(&self) -> bool {
+        self.flags & l::FLAG_OVERWRITE != 0
+    }
+
+    pub fn slots(&self) -> u32 {
+        self.geo.slots
+    }
+
+    /// Encode into the config line of a fresh section.
+    pub fn encode(&self, sec: &mut [u8]) {
+        let put32 = |b: &mut [u8], o: u64, v: u32| {
+            b[o as usize..o as usize + 4].copy_from_slice(&v.to_le_bytes())
+        };
+        let put64 = |b: &mut [u8], o: u64, v: u64| {
+            b[o as usize..o as usize + 8].copy_from_slice(&v.to_le_bytes())
+        };
+        put32(sec, l::cfg::VERSION, l::RING_VERSION);
+        put32(sec, l::cfg::FLAGS, self.flags);
+        put32(sec, l::cfg::SLOTS, self.geo.slots);
+        put32(sec, l::cfg::MAX_PARTICIPANTS, self.geo.max_participants);
+        put64(sec, l::cfg::SLOT_BYTES, self.slot_bytes);
+        put64(sec, l::cfg::SLOTS_OFF, self.geo.slots_off);
+        put64(sec, l::cfg::LOG_OFF, self.geo.log_off);
+        put64(sec, l::cfg::PARTICIPANTS_OFF, self.geo.participants_off);
+        put64(sec, l::cfg::USED_LEN, self.geo.used_len);
+    }
+
+    /// Parse and validate a private copy of the section against the array
+    /// header (`shape[0]` must be K, `nbytes` must be `K * slot_bytes`).
+    pub fn decode(
+        sec: &[u8],
+        shape: &[usize],
+        fortran: bool,
+        nbytes: u64,
+    ) -> std::result::Result<Config, String> {
+        if sec.len() < l::LINE as usize {
+            return Err("the ring section is shorter than its config line".into());
+        }
+        let u32_at =
+            |o: u64| u32::from_le_bytes(sec[o as usize..o as usize + 4].try_into().unwrap());
+        let u64_at =
+            |o: u64| u64::from_le_bytes(sec[o as usize..o as usize + 8].try_into().unwrap());
+        let version = u32_at(l::cfg::VERSION);
+        if version != l::RING_VERSION {
+            return Err(format!(
+                "ring section version {version} is not supported (this build reads {})",
+                l::RING_VERSION
+            ));
+        }
+        let flags = u32_at(l::cfg::FLAGS);
+        if flags & !(l::FLAG_BROADCAST | l::FLAG_OVERWRITE) != 0 {
+            return Err(format!("ring flags {flags:#x} are not understood"));
+        }
+        let slots = u32_at(l::cfg::SLOTS);
+        let parts = u32_at(l::cfg::MAX_PARTICIPANTS);
+        if slots == 0 || slots > l::MAX_SLOTS {
+            return Err(format!("ring slot count {slots} is out of range"));
+        }
+        if parts == 0 || parts > l::MAX_PARTICIPANTS {
+            return Err(format!(
+                "ring participant table size {parts} is out of range"
+            ));
+        }
+        let geo = Geometry::new(slots, parts);
+        if u64_at(l::cfg::SLOTS_OFF) != geo.slots_off
+            || u64_at(l::cfg::LOG_OFF) != geo.log_off
+            || u64_at(l::cfg::PARTICIPANTS_OFF) != geo.participants_off
+            || u64_at(l::cfg::USED_LEN) != geo.used_len
+        {
+            return Err("ring section offsets do not match its slot and participant counts".into());
+        }
+        if geo.used_len > sec.len() as u64 {
+            return Err("ring section is shorter than its layout needs".into());
+        }
+        let slot_bytes = u64_at(l::cfg::SLOT_BYTES);
+        if fortran {
+            return Err("a ring's array must be in C order".into());
+        }
+        if shape.first().copied() != Some(slots as usize) {
+            return Err(format!(
+                "the array's first dimension is {:?}, the ring has {slots} slots",
+                shape.first()
+            ));
+        }
+        if slot_bytes.checked_mul(u64::from(slots)) != Some(nbytes) {
+            return Err(format!(
+                "{slots} slots of {slot_bytes} bytes do not match the {nbytes} bytes of data"
+            ));
+        }
+        Ok(Config {
+            flags,
+            slot_bytes,
+            geo,
+        })
+    }
+}
+
+type LocalKey = (u64, u64);
+
+/// Entries held by participants of *this* process, per ring inode. OFD locks
+/// of our own open file description never conflict with each other, so this
+/// set is how a process knows which entries are its own.
+fn local_entries() -> &'static Mutex<HashMap<LocalKey, HashSet<u32>>> {
+    static M: OnceLock<Mutex<HashMap<LocalKey, HashSet<u32>>>> = OnceLock::new();
+    M.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// A random 64-bit value (for registration tokens).
+pub(crate) fn random_u64() -> u64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(sys::monotonic_ns());
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// An opened ring file.
+pub(crate) struct RingInner {
+    pub map: Mapping,
+    pub cfg: Config,
+    /// File offset of the section start (for OFD lock bytes).
+    sec_file_off: u64,
+    key: LocalKey,
+}
+
+impl RingInner {
+    pub fn new(map: Mapping) -> Result<RingInner> {
+        let path = map.path().to_path_buf();
+        let bad =
+            |m: String| Error::new(ErrorKind::Corrupt, format!("invalid ring: {m}")).at(&path);
+        let h = map.header();
+        let cfg = Config::decode(
+            &map.section_copy(),
+            &h.shape,
+            h.fortran_order,
+            map.nbytes() as u64,
+        )
+        .map_err(bad)?;
+        let (sec_off, _) = map.section().expect("a ring has a section");
+        let sec_file_off = map.ctrl_offset().expect("a ring has a control block") + sec_off;
+        let meta = map
+            .shared_file()
+            .file()
+            .metadata()
+            .map_err(|e| Error::io("cannot stat", e).at(&path))?;
+        use std::os::unix::fs::MetadataExt;
+        Ok(RingInner {
+            map,
+            cfg,
+            sec_file_off,
+            key: (meta.dev(), meta.ino()),
+        })
+    }
+
+    #[inline]
+    pub fn u64(&self, off: u64) -> &AtomicU64 {
+        self.map.section_u64(off)
+    }
+
+    #[inline]
+    pub fn u32(&self, off: u64) -> &AtomicU32 {
+        self.map.section_u32(off)
+    }
+
+    /// Relaxed load of a section word (under the ring lock, or for stats).
+    #[inline]
+    pub fn get(&self, off: u64) -> u64 {
+        self.u64(off).load(Ordering::Relaxed)
+    }
+
+    fn entry_byte(&self, i: u32) -> u64 {
+        self.sec_file_off + self.cfg.geo.entry(i)
+    }
+
+    /// Is participant entry `i` held by a live process? True if another open
+    /// file description holds the OFD lock on its byte, or if it belongs to
+    /// this process.
+    pub fn alive(&self, i: u32) -> bool {
+        if local_entries()
+            .lock()
+            .get(&self.key)
+            .is_some_and(|s| s.contains(&i))
+        {
+            return true;
+        }
+        // A probe error (should not happen) counts as alive: never reclaim
+        // what we cannot prove dead.
+        sys::ofd_probe(
+            self.map.shared_file().file(),
+            sys::RangeLock::Exclusive,
+            self.entry_byte(i),
+            1,
+        )
+        .map_or(true, |c| c.is_some())
+    }
+
+    /// Claim a participant entry for this process: the first entry whose byte
+    /// we can lock (its previous owner, if any, is gone).
+    pub fn claim_entry(&self) -> Result<u32> {
+        let mut all = local_entries().lock();
+        let mine = all.entry(self.key).or_default();
+        for i in 0..self.cfg.geo.max_participants {
+            if mine.contains(&i) {
+                continue;
+            }
+            let got = sys::ofd_lock(
+                self.map.shared_file().file(),
+                sys::RangeLock::Exclusive,
+                self.entry_byte(i),
+                1,
+                false,
+            )
+            .map_err(|e| {
+                Error::io("cannot lock a ring participant entry", e).at(self.map.path())
+            })?;
+            if got {
+                mine.insert(i);
+                return Ok(i);
+            }
+        }
+        Err(Error::new(
+            ErrorKind::Full,
+            format!(
+                "the ring's participant table is full ({} live participants); detach one or create the ring with more participants",
+                self.cfg.geo.max_participants
+            ),
+        )
+        .at(self.map.path()))
+    }
+
+    /// Give an entry back (after its role was cleared under the lock).
+    pub fn release_entry(&self, i: u32) {
+        let mut all = local_entries().lock();
+        let _ = sys::ofd_lock(
+            self.map.shared_file().file(),
+            sys::RangeLock::Unlock,
+            self.entry_byte(i),
+            1,
+            false,
+        );
+        if let Some(s) = all.get_mut(&self.key) {
+            s.remove(&i);
+            if s.is_empty() {
+                all.remove(&self.key);
+            }
+        }
+    }
+
+    /// Re-apply a journal left by a holder that died mid-update.
+    pub(crate) fn recover_journal(&self) {
+        let len = self.u64(l::lock::JOURNAL_LEN).load(Ordering::Acquire);
+        if len == 0 {
+            return;
+        }
+        if len <= l::JOURNAL_CAP {
+            for e in 0..len {
+                let off = self.get(l::JOURNAL + e * 16);
+                let val = self.get(l::JOURNAL + e * 16 + 8);
+                // Never let a garbage journal write outside the state words.
+                if off.is_multiple_of(8)
+                    && off >= l::lock::HEAD
+                    && off + 8 <= self.cfg.geo.used_len
+                    && !(l::JOURNAL..l::SLOTS_OFF).contains(&off)
+                {
+                    self.u64(off).store(val, Ordering::Release);
+                }
+            }
+        }
+        self.u64(l::lock::JOURNAL_LEN).store(0, Ordering::Release);
+    }
+
+    /// Wake waiters on a futex word after bumping it.
+    pub fn notify(&self, seq: u64, waiters: u64, all: bool) {
+        self.u32(seq).fetch_add(1, Ordering::SeqCst);
+        if self.u32(waiters).load(Ordering::SeqCst) > 0 {
+            sys::futex_wake(self.u32(seq), if all { i32::MAX } else { 1 });
+        }
+    }
+
+    /// Count of entries with `role` (under the lock).
+    pub fn count_role(&self, role: Role) -> u32 {
+        (0..self.cfg.geo.max_participants)
+            .filter(|&i| self.get(self.cfg.geo.entry(i) + l::part::ROLE) == role.code())
+            .count() as u32
+    }
+}
+
+/// What a reclaim pass freed.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Reclaimed {
+    pub slots: u32,
+    pub producers: u32,
+    pub participants: u32,
+}
+
+/// Free everything entry `i` holds and clear the entry (under the lock).
+/// Each step is its own transaction, so a reclaimer that dies half-way leaves
+/// a consistent ring and the next reclaimer finishes the job.
+pub(crate) fn reclaim_entry(lock: &RingLock<'_>, i: u32, out: &mut Reclaimed) {
+    let r = lock.ring();
+    let geo = r.cfg.geo;
+    let role = Role::from_code(r.get(geo.entry(i) + l::part::ROLE));
+    let bit = 1u64 << i;
+    for k in 0..geo.slots {
+        let s = geo.slot(k);
+        let (state, owner) = l::unpack_state(r.get(s + l::slot::STATE));
+        let mut t = Txn::new(lock);
+        if owner == i && matches!(state, Some(SlotState::Writing) | Some(SlotState::Reading)) {
+            t.set(s + l::slot::STATE, l::state_word(SlotState::Free, 0));
+            out.slots += 1;
+        } else if r.cfg.broadcast() && r.get(s + l::slot::PENDING) & bit != 0 {
+            let pending = r.get(s + l::slot::PENDING) & !bit;
+            t.set(s + l::slot::PENDING, pending);
+            t.set(s + l::slot::LEASED, r.get(s + l::slot::LEASED) & !bit);
+            if pending == 0 && state == Some(SlotState::Ready) {
+                t.set(s + l::slot::STATE, l::state_word(SlotState::Free, 0));
+                out.slots += 1;
+            }
+        }
+        t.apply();
+    }
+    let mut t = Txn::new(lock);
+    if r.get(l::lock::SUBSCRIBERS) & bit != 0 {
+        t.set(l::lock::SUBSCRIBERS, r.get(l::lock::SUBSCRIBERS) & !bit);
+    }
+    if role == Some(Role::Producer) {
+        out.producers += 1;
+    }
+    if role.is_some() {
+        out.participants += 1;
+    }
+    t.set(geo.entry(i) + l::part::ROLE, 0);
+    t.apply();
+}
+
+/// Find participants whose process died and reclaim them (under the lock),
+/// then wake whoever may now proceed.
+pub(crate) fn reclaim_dead(lock: &RingLock<'_>) -> Reclaimed {
+    let r = lock.ring();
+    let mut out = Reclaimed::default();
+    for i in 0..r.cfg.geo.max_participants {
+        if i == lock.holder() || r.get(r.cfg.geo.entry(i) + l::part::ROLE) == 0 {
+            continue;
+        }
+        if !r.alive(i) {
+            reclaim_entry(lock, i, &mut out);
+        }
+    }
+    out
+}
+
+/// Wake producers/consumers after a reclaim freed something (call unlocked).
+pub(crate) fn wake_after_reclaim(r: &RingInner, got: Reclaimed) {
+    if got.slots > 0 {
+        r.notify(l::free::SEQ, l::free::WAITERS, true);
+    }
+    if got.producers > 0 || got.slots > 0 {
+        r.notify(l::commit::SEQ, l::commit::WAITERS, true);
+    }
+}
+
+/// Block until `attempt` yields a value, parking on the futex word at `seq`
+/// (with the waiter count at `waiters`) between attempts. Spins up to `spin`
+/// on the word first. While parked, wakes every [`SLICE`] to reclaim dead
+/// peers. Returns `Ok(None)` at `deadline`.
+pub(crate) fn wait_until<T>(
+    p: &Participant,
+    seq: u64,
+    waiters: u64,
+    deadline: Option<Instant>,
+    spin: Duration,
+    mut attempt: impl FnMut() -> Result<Option<T>>,
+) -> Result<Option<T>> {
+    let r = &p.ring;
+    let word = r.u32(seq);
+    let count = r.u32(waiters);
+    let mut last_reclaim = Instant::now();
+    loop {
+        let s = word.load(Ordering::SeqCst);
+        if let Some(v) = attempt()? {
+            return Ok(Some(v));
+        }
+        if !spin.is_zero() {
+            let until = Instant::now() + spin;
+            let mut n = 0u32;
+            while word.load(Ordering::Relaxed) == s {
+                std::hint::spin_loop();
+                n = n.wrapping_add(1);
+                if n.is_multiple_of(64) && Instant::now() >= until {
+                    break;
+                }
+            }
+            if word.load(Ordering::Acquire) != s {
+                continue;
+            }
+        }
+        let now = Instant::now();
+        let left = deadline.map(|d| d.saturating_duration_since(now));
+        if left.is_some_and(|d| d.is_zero()) {
+            // We may have swallowed a wake meant for "someone": pass it on.
+            if word.load(Ordering::SeqCst) != s && count.load(Ordering::SeqCst) > 0 {
+                sys::futex_wake(word, 1);
+            }
+            return Ok(None);
+        }
+        count.fetch_add(1, Ordering::SeqCst);
+        if word.load(Ordering::SeqCst) == s {
+            sys::futex_wait(word, s, Some(left.map_or(SLICE, |d| d.min(SLICE))));
+        }
+        count.fetch_sub(1, Ordering::SeqCst);
+        if last_reclaim.elapsed() >= SLICE {
+            last_reclaim = Instant::now();
+            // Best effort: a lock we cannot get now is retried next slice.
+            if let Ok(lock) = p.lock(Some(lock_deadline(deadline))) {
+                let got = reclaim_dead(&lock);
+                drop(lock);
+                wake_after_reclaim(r, got);
+            }
+        }
+    }
+}

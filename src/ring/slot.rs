@@ -1,0 +1,293 @@
+//! The slot state machine: every transition, as one crash-atomic transaction
+//! under the ring lock.
+//!
+//! ```text
+//!             loan                commit                 recv (queue)
+//!   FREE ───────────▶ WRITING(p) ────────▶ READY ─────────────────────▶ READING(c)
+//!    ▲  ◀───────────      │                  │ ▲                             │
+//!    │   drop loan /      │                  │ │ broadcast: subscribers set  │
+//!    │   producer died    │                  │ │ and clear their bit in      │
+//!    │                    │                  │ │ LEASED / PENDING            │
+//!    └────────────────────┴──────────────────┴─┴─────────────────────────────┘
+//!         release (queue) / last subscriber released (broadcast) / owner died
+//! ```
+//!
+//! Positions: the `n`-th commit gets sequence number `n` (= `TAIL` before the
+//! commit) and log cell `n % K` names its slot. Queue consumers take positions
+//! in order from `HEAD`; every position in `[HEAD, TAIL)` is a READY slot.
+//! Subscribers keep their own cursor; their next frame is the READY slot
+//! with their bit in `PENDING` (and not in `LEASED`) with the smallest `SEQ`,
+//! normally the one log cell `cursor % K` names.
+
+use super::layout::{self as l, Role, SlotState};
+use super::lock::{RingLock, Txn};
+use super::shared::{Reclaimed, reclaim_entry};
+use crate::sys;
+
+/// Metadata of a received frame.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Frame {
+    pub slot: u32,
+    pub seq: u64,
+    pub timestamp_ns: u64,
+    pub tag: u64,
+    pub valid_len: u64,
+    /// Subscribers: positions skipped since the last receive. Queue
+    /// consumers: the ring's `DROPPED` counter now.
+    pub lost: u64,
+}
+
+/// Result of a commit.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Committed {
+    pub seq: u64,
+    /// Broadcast with no subscriber: the slot was freed at once.
+    pub freed: bool,
+}
+
+/// Loan a free slot to participant `me`, or in overwrite mode steal the
+/// oldest unleased frame. `None` when every slot is busy.
+pub(crate) fn loan(lock: &RingLock<'_>, me: u32) -> Option<(u32, bool)> {
+    let r = lock.ring();
+    let geo = r.cfg.geo;
+    let mut t = Txn::new(lock);
+    let writing = l::state_word(SlotState::Writing, me);
+    for k in 0..geo.slots {
+        let s = geo.slot(k);
+        if l::unpack_state(r.get(s + l::slot::STATE)).0 == Some(SlotState::Free) {
+            t.set(s + l::slot::STATE, writing);
+            t.set(
+                s + l::slot::LOANS,
+                r.get(s + l::slot::LOANS).wrapping_add(1),
+            );
+            t.apply();
+            return Some((k, false));
+        }
+    }
+    if !r.cfg.overwrite() {
+        return None;
+    }
+    // Overwrite-oldest: drop the oldest frame nobody is reading.
+    let victim = if r.cfg.broadcast() {
+        (0..geo.slots)
+            .filter(|&k| {
+                let s = geo.slot(k);
+                l::unpack_state(r.get(s + l::slot::STATE)).0 == Some(SlotState::Ready)
+                    && r.get(s + l::slot::LEASED) == 0
+            })
+            .min_by_key(|&k| r.get(geo.slot(k) + l::slot::SEQ))
+    } else {
+        let (head, tail) = (r.get(l::lock::HEAD), r.get(l::lock::TAIL));
+        if head < tail {
+            let k = r.get(geo.cell((head % u64::from(geo.slots)) as u32)) as u32;
+            t.set(l::lock::HEAD, head + 1);
+            (k < geo.slots).then_some(k)
+        } else {
+            None
+        }
+    }?;
+    let s = geo.slot(victim);
+    t.set(s + l::slot::STATE, writing);
+    t.set(s + l::slot::PENDING, 0);
+    t.set(s + l::slot::LEASED, 0);
+    t.set(
+        s + l::slot::LOANS,
+        r.get(s + l::slot::LOANS).wrapping_add(1),
+    );
+    t.set(l::lock::DROPPED, r.get(l::lock::DROPPED) + 1);
+    t.apply();
+    Some((victim, true))
+}
+
+/// Give an uncommitted loan back. False if the slot was not ours.
+pub(crate) fn drop_loan(lock: &RingLock<'_>, me: u32, k: u32) -> bool {
+    let r = lock.ring();
+    let s = r.cfg.geo.slot(k);
+    if r.get(s + l::slot::STATE) != l::state_word(SlotState::Writing, me) {
+        return false;
+    }
+    let mut t = Txn::new(lock);
+    t.set(s + l::slot::STATE, l::state_word(SlotState::Free, 0));
+    t.apply();
+    true
+}
+
+/// Publish slot `k` (written by `me`) as the next position. `None` if the
+/// slot is not ours (it was reclaimed: our process was thought dead).
+pub(crate) fn commit(lock: &RingLock<'_>, me: u32, k: u32) -> Option<Committed> {
+    let r = lock.ring();
+    let geo = r.cfg.geo;
+    let s = geo.slot(k);
+    if r.get(s + l::slot::STATE) != l::state_word(SlotState::Writing, me) {
+        return None;
+    }
+    let seq = r.get(l::lock::TAIL);
+    let mut t = Txn::new(lock);
+    t.set(s + l::slot::SEQ, seq);
+    t.set(geo.cell((seq % u64::from(geo.slots)) as u32), u64::from(k));
+    t.set(l::lock::TAIL, seq + 1);
+    t.set(l::lock::COMMITTED, r.get(l::lock::COMMITTED) + 1);
+    let e = geo.entry(me) + l::part::COUNT;
+    t.set(e, r.get(e) + 1);
+    let mut freed = false;
+    if r.cfg.broadcast() {
+        let subs = r.get(l::lock::SUBSCRIBERS);
+        t.set(s + l::slot::PENDING, subs);
+        t.set(s + l::slot::LEASED, 0);
+        if subs == 0 {
+            freed = true;
+            t.set(s + l::slot::STATE, l::state_word(SlotState::Free, 0));
+        } else {
+            t.set(s + l::slot::STATE, l::state_word(SlotState::Ready, me));
+        }
+    } else {
+        t.set(s + l::slot::STATE, l::state_word(SlotState::Ready, me));
+    }
+    t.apply();
+    Some(Committed { seq, freed })
+}
+
+fn frame_of(lock: &RingLock<'_>, k: u32, seq: u64, lost: u64) -> Frame {
+    let r = lock.ring();
+    let s = r.cfg.geo.slot(k);
+    Frame {
+        slot: k,
+        seq,
+        timestamp_ns: r.get(s + l::slot::TIMESTAMP),
+        tag: r.get(s + l::slot::TAG),
+        valid_len: r.get(s + l::slot::VALID_LEN).min(r.cfg.slot_bytes),
+        lost,
+    }
+}
+
+/// Take the next frame for `me`, or `None` if there is none for it now.
+pub(crate) fn recv(lock: &RingLock<'_>, me: u32) -> Option<Frame> {
+    let r = lock.ring();
+    let geo = r.cfg.geo;
+    let k_slots = u64::from(geo.slots);
+    let tail = r.get(l::lock::TAIL);
+    let e = geo.entry(me);
+    let mut t = Txn::new(lock);
+    if !r.cfg.broadcast() {
+        let head = r.get(l::lock::HEAD);
+        if head >= tail {
+            return None;
+        }
+        let k = r.get(geo.cell((head % k_slots) as u32)) as u32;
+        if k >= geo.slots {
+            return None;
+        }
+        let s = geo.slot(k);
+        t.set(l::lock::HEAD, head + 1);
+        t.set(s + l::slot::STATE, l::state_word(SlotState::Reading, me));
+        t.set(l::lock::RECEIVED, r.get(l::lock::RECEIVED) + 1);
+        t.set(e + l::part::COUNT, r.get(e + l::part::COUNT) + 1);
+        let f = frame_of(lock, k, head, r.get(l::lock::DROPPED));
+        t.apply();
+        return Some(f);
+    }
+    let bit = 1u64 << me;
+    let cur = r.get(e + l::part::CURSOR);
+    let mine = |k: u32| {
+        let s = geo.slot(k);
+        l::unpack_state(r.get(s + l::slot::STATE)).0 == Some(SlotState::Ready)
+            && r.get(s + l::slot::PENDING) & bit != 0
+            && r.get(s + l::slot::LEASED) & bit == 0
+    };
+    // Fast path: the frame at our cursor, through the log.
+    let mut found = None;
+    if cur < tail {
+        let k = r.get(geo.cell((cur % k_slots) as u32)) as u32;
+        if k < geo.slots && mine(k) && r.get(geo.slot(k) + l::slot::SEQ) == cur {
+            found = Some((k, cur));
+        }
+    }
+    // Otherwise (frames were overwritten): the oldest frame still pending
+    // for us. Every committed frame carries our bit from the position we
+    // registered at, and we always take the oldest, so none is left behind.
+    if found.is_none() {
+        found = (0..geo.slots)
+            .filter(|&k| mine(k))
+            .map(|k| (k, r.get(geo.slot(k) + l::slot::SEQ)))
+            .min_by_key(|&(_, seq)| seq);
+    }
+    let (k, seq) = found?;
+    let lost = seq.saturating_sub(cur);
+    let s = geo.slot(k);
+    t.set(s + l::slot::LEASED, r.get(s + l::slot::LEASED) | bit);
+    t.set(e + l::part::CURSOR, seq + 1);
+    t.set(l::lock::RECEIVED, r.get(l::lock::RECEIVED) + 1);
+    t.set(e + l::part::COUNT, r.get(e + l::part::COUNT) + 1);
+    t.set(e + l::part::LOST, r.get(e + l::part::LOST) + lost);
+    let f = frame_of(lock, k, seq, lost);
+    t.apply();
+    Some(f)
+}
+
+/// Release a lease on slot `k` at position `seq`. True if the slot became free.
+pub(crate) fn release(lock: &RingLock<'_>, me: u32, k: u32, seq: u64) -> bool {
+    let r = lock.ring();
+    let s = r.cfg.geo.slot(k);
+    let mut t = Txn::new(lock);
+    if !r.cfg.broadcast() {
+        if r.get(s + l::slot::STATE) != l::state_word(SlotState::Reading, me) {
+            return false;
+        }
+        t.set(s + l::slot::STATE, l::state_word(SlotState::Free, 0));
+        t.apply();
+        return true;
+    }
+    let bit = 1u64 << me;
+    if r.get(s + l::slot::SEQ) != seq || r.get(s + l::slot::LEASED) & bit == 0 {
+        return false;
+    }
+    let pending = r.get(s + l::slot::PENDING) & !bit;
+    t.set(s + l::slot::LEASED, r.get(s + l::slot::LEASED) & !bit);
+    t.set(s + l::slot::PENDING, pending);
+    let freed = pending == 0;
+    if freed {
+        t.set(s + l::slot::STATE, l::state_word(SlotState::Free, 0));
+    }
+    t.apply();
+    freed
+}
+
+/// Fill in entry `me` for `role` (after reclaiming what a dead earlier owner
+/// of the entry left behind).
+pub(crate) fn register(lock: &RingLock<'_>, me: u32, role: Role, token: u64) -> Reclaimed {
+    let r = lock.ring();
+    let e = r.cfg.geo.entry(me);
+    let mut got = Reclaimed::default();
+    if r.get(e + l::part::ROLE) != 0 {
+        reclaim_entry(lock, me, &mut got);
+    }
+    let mut t = Txn::new(lock);
+    t.set(e + l::part::ROLE, role.code());
+    t.set(e + l::part::PID, u64::from(std::process::id()));
+    t.set(e + l::part::TOKEN, token);
+    t.set(e + l::part::CURSOR, r.get(l::lock::TAIL));
+    t.set(e + l::part::LOST, 0);
+    t.set(e + l::part::COUNT, 0);
+    t.set(e + l::part::ATTACHED_NS, sys::monotonic_ns());
+    match role {
+        Role::Subscriber => {
+            t.set(
+                l::lock::SUBSCRIBERS,
+                r.get(l::lock::SUBSCRIBERS) | (1u64 << me),
+            );
+        }
+        Role::Producer => {
+            t.set(l::lock::PRODUCERS_EVER, r.get(l::lock::PRODUCERS_EVER) + 1);
+        }
+        Role::Consumer => {}
+    }
+    t.apply();
+    got
+}
+
+/// Is the ring disconnected for consumers: a producer attached once, and none
+/// is registered now?
+pub(crate) fn producers_gone(lock: &RingLock<'_>) -> bool {
+    let r = lock.ring();
+    r.get(l::lock::PRODUCERS_EVER) > 0 && r.count_role(Role::Producer) == 0
+}
