@@ -34,7 +34,9 @@ pub(crate) fn class_name(kind: ErrorKind) -> &'static str {
 pub(crate) fn make(py: Python<'_>, class: &str, message: &str, path: Option<&str>) -> PyErr {
     let build = || -> PyResult<PyErr> {
         let module = py.import("sharray._errors")?;
-        let cls = module.getattr(class).or_else(|_| module.getattr("SharrayError"))?;
+        let cls = module
+            .getattr(class)
+            .or_else(|_| module.getattr("SharrayError"))?;
         let exc = cls.call1((message,))?;
         exc.setattr("kind", cls.getattr("KIND")?)?;
         exc.setattr("path", path.map(|p| PyString::new(py, p)))?;
@@ -43,7 +45,9 @@ pub(crate) fn make(py: Python<'_>, class: &str, message: &str, path: Option<&str
     // If even the exception module is broken, fall back to a RuntimeError
     // that still carries the message.
     build().unwrap_or_else(|e| {
-        pyo3::exceptions::PyRuntimeError::new_err(format!("{message} (and sharray._errors failed: {e})"))
+        pyo3::exceptions::PyRuntimeError::new_err(format!(
+            "{message} (and sharray._errors failed: {e})"
+        ))
     })
 }
 

@@ -177,7 +177,9 @@ impl Guard {
                     errors::new(
                         py,
                         ErrorKind::Io,
-                        &format!("cannot map the data for a view ({e}); free address space or memory"),
+                        &format!(
+                            "cannot map the data for a view ({e}); free address space or memory"
+                        ),
                         Some(&inner.path),
                     )
                 })?

@@ -66,7 +66,10 @@ fn numpy_dtype(py: Python<'_>, d: &Dtype) -> PyResult<Py<PyArrayDescr>> {
 }
 
 /// Any numpy dtype spec -> sharray Dtype (through numpy's own descr).
-fn sharray_dtype<'py>(py: Python<'py>, spec: &Bound<'py, PyAny>) -> PyResult<(Dtype, Bound<'py, PyAny>)> {
+fn sharray_dtype<'py>(
+    py: Python<'py>,
+    spec: &Bound<'py, PyAny>,
+) -> PyResult<(Dtype, Bound<'py, PyAny>)> {
     let np = py.import("numpy")?;
     let dt = np.call_method1("dtype", (spec,))?;
     if dt.getattr("hasobject")?.is_truthy()? {
@@ -88,7 +91,10 @@ fn sharray_dtype<'py>(py: Python<'py>, spec: &Bound<'py, PyAny>) -> PyResult<(Dt
         errors::new(
             py,
             ErrorKind::InvalidInput,
-            &format!("dtype {} cannot be stored: {e}", dt.str().map(|s| s.to_string()).unwrap_or_default()),
+            &format!(
+                "dtype {} cannot be stored: {e}",
+                dt.str().map(|s| s.to_string()).unwrap_or_default()
+            ),
             None,
         )
     })?;
@@ -342,7 +348,12 @@ impl SharedArray {
     fn __repr__(&self, py: Python<'_>) -> String {
         match self.inner.lock().clone() {
             Some(i) => {
-                let dt = i.dtype.bind(py).str().map(|s| s.to_string()).unwrap_or_default();
+                let dt = i
+                    .dtype
+                    .bind(py)
+                    .str()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default();
                 format!(
                     "<sharray.SharedArray {:?} shape={:?} dtype={dt} order={}{}>",
                     self.path,
@@ -389,11 +400,18 @@ pub(crate) fn create(
             ));
         }
     };
-    let mut builder = UntypedArray::builder(dtype).shape(&shape).order(order).mode(mode);
+    let mut builder = UntypedArray::builder(dtype)
+        .shape(&shape)
+        .order(order)
+        .mode(mode);
     if let Some(fill) = fill {
         let value = py
             .import("numpy")?
-            .call_method("asarray", (fill,), Some(&[("dtype", &np_dtype)].into_py_dict(py)?))
+            .call_method(
+                "asarray",
+                (fill,),
+                Some(&[("dtype", &np_dtype)].into_py_dict(py)?),
+            )
             .map_err(|e| {
                 errors::new(
                     py,

@@ -72,7 +72,9 @@ impl Region {
         let page = page_size() as u64;
         let file_off = data_offset - data_offset % page;
         let delta = (data_offset - file_off) as usize;
-        let len = delta.checked_add(nbytes)?.checked_next_multiple_of(page as usize)?;
+        let len = delta
+            .checked_add(nbytes)?
+            .checked_next_multiple_of(page as usize)?;
         Some(Region {
             file_off,
             len,
