@@ -8,7 +8,7 @@ use std::time::Instant;
 use numpy::PyArrayDescr;
 use parking_lot::Mutex;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple};
+use pyo3::types::{IntoPyDict, PyDict, PyTuple};
 use sharray::{Dtype, ErrorKind, Info, OpenOptions, Order, UntypedArray};
 
 use crate::errors::{self, IntoPy};
@@ -355,15 +355,30 @@ impl SharedArray {
                     .map(|s| s.to_string())
                     .unwrap_or_default();
                 format!(
-                    "<sharray.SharedArray {:?} shape={:?} dtype={dt} order={}{}>",
+                    "<sharray.SharedArray {:?} shape={} dtype={dt} order={}{}>",
                     self.path,
-                    i.array.shape(),
+                    py_tuple(i.array.shape()),
                     i.array.order().as_str(),
                     if self.readonly { " readonly" } else { "" }
                 )
             }
             None => format!("<sharray.SharedArray {:?} closed>", self.path),
         }
+    }
+}
+
+/// `(2, 3)`, `(5,)` or `()`, as Python prints a tuple.
+fn py_tuple(shape: &[usize]) -> String {
+    match shape {
+        [one] => format!("({one},)"),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
@@ -434,8 +449,6 @@ pub(crate) fn create(
     let array = py.detach(|| builder.create(&path)).py_err(py)?;
     SharedArray::wrap(py, array)
 }
-
-use pyo3::types::IntoPyDict;
 
 /// Open an existing sharray file or plain `.npy`.
 ///

@@ -222,12 +222,16 @@ impl Window {
             // SAFETY: moves our own mapping's pages to a new kernel-chosen
             // address; DONTUNMAP keeps the old range mapped (to the file, now
             // without page tables), so no hole appears under stale pointers.
+            // The fifth (variadic) argument must be given: with DONTUNMAP
+            // the kernel reads it as an address hint and refuses an
+            // unaligned one, whatever happened to be in the register.
             let moved = unsafe {
                 libc::mremap(
                     addr.cast(),
                     len,
                     len,
                     libc::MREMAP_MAYMOVE | libc::MREMAP_DONTUNMAP,
+                    std::ptr::null_mut::<libc::c_void>(),
                 )
             };
             if moved == libc::MAP_FAILED {

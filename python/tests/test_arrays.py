@@ -230,3 +230,31 @@ def test_handle_attributes_close_and_pickle(tmp_path):
         r_only.write()
     r_only.flush()
     sharray.open(path).flush()
+
+
+def _kernel_at_least(major, minor):
+    import platform
+
+    try:
+        parts = platform.release().split(".")
+        return (int(parts[0]), int(parts[1].split("-")[0])) >= (major, minor)
+    except (ValueError, IndexError):
+        return False
+
+
+@pytest.mark.skipif(not _kernel_at_least(5, 13), reason="MREMAP_DONTUNMAP on shared mappings needs Linux 5.13")
+def test_successive_guards_reuse_page_tables(shm_name):
+    """Each guard's window takes over the page tables of the previous one
+    (window.rs), so reading the whole array again does not page-fault."""
+    import resource
+
+    a = sharray.create(f"shm:{shm_name}", (8 << 20) // 8, np.float64, fill=1.0)
+    for _ in range(3):
+        with a.read() as v:
+            v.sum()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    with a.read() as v:
+        assert v.sum() == v.size
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+    # 2048 pages: without the reuse this takes ~130 (fault-around) or more.
+    assert faults < 32, faults
