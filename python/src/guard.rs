@@ -1,18 +1,18 @@
 //! Read and write guards: a held whole-array lock plus, on demand, one numpy
 //! view of the data in a revocable window (see `window.rs`).
 
-#![allow(unsafe_code)]
+#![allow(unsafe_code)] // one lifetime extension, see `try_acquire`
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use numpy::npyffi::{self, NPY_ARRAY_WRITEABLE, NpyTypes, PY_ARRAY_API, npy_intp};
 use parking_lot::Mutex;
 use pyo3::prelude::*;
 use sharray::{ErrorKind, UntypedArray, UntypedReadGuard, UntypedWriteGuard};
 
 use crate::errors;
 use crate::handle::Inner;
+use crate::view::{self, ViewSpec};
 use crate::window::Window;
 
 /// Longest single blocking call with the GIL released: between slices the
@@ -154,20 +154,29 @@ impl Guard {
         })
     }
 
+    fn released_error(&self, py: Python<'_>) -> PyErr {
+        errors::new(
+            py,
+            ErrorKind::InvalidInput,
+            "this guard was released; take a new one with .read() or .write()",
+            Some(&self.path),
+        )
+    }
+
     fn view_or_make(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let mut state = self.state.lock();
-        let Some(held) = state.as_mut() else {
-            return Err(errors::new(
-                py,
-                ErrorKind::InvalidInput,
-                "this guard was released; take a new one with .read() or .write()",
-                Some(&self.path),
-            ));
+        let inner = {
+            let state = self.state.lock();
+            let Some(held) = state.as_ref() else {
+                return Err(self.released_error(py));
+            };
+            if let Some(v) = &held.view {
+                return Ok(v.clone_ref(py));
+            }
+            Arc::clone(&held.lock.owner)
         };
-        if let Some(v) = &held.view {
-            return Ok(v.clone_ref(py));
-        }
-        let inner = Arc::clone(&held.lock.owner);
+        // Made without holding `state`: this runs Python code (allocations
+        // may run the garbage collector and finalizers, which may touch this
+        // guard).
         let window = {
             use std::os::fd::AsFd;
             inner
@@ -185,15 +194,38 @@ impl Guard {
                 })?
                 .map(Arc::new)
         };
-        let view = make_view(py, &inner, window.as_ref(), self.write)?;
-        if let Lock::Write(g) = &mut held.lock.lock {
-            // The view may be written: count the guard as a change (the
-            // generation is bumped when the lock is released).
-            let _ = g.bytes_mut();
+        let spec = ViewSpec {
+            descr: &inner.dtype,
+            shape: inner.array.shape(),
+            itemsize: inner.array.dtype().itemsize(),
+            fortran: inner.fortran,
+        };
+        let owner: Arc<dyn std::any::Any + Send + Sync> = inner.clone();
+        let view = view::make_view(py, &spec, window.as_ref(), self.write, owner, &inner.path)?;
+        let mut state = self.state.lock();
+        match state.as_mut() {
+            Some(held) if held.view.is_none() => {
+                if let Lock::Write(g) = &mut held.lock.lock {
+                    // The view may be written: count the guard as a change
+                    // (the generation is bumped when the lock is released).
+                    let _ = g.bytes_mut();
+                }
+                held.window = window;
+                held.view = Some(view.clone_ref(py));
+                Ok(view)
+            }
+            // Another thread made the view meanwhile: use that one (ours was
+            // never seen and is unmapped when dropped).
+            Some(held) => Ok(held
+                .view
+                .as_ref()
+                .map(|v| v.clone_ref(py))
+                .expect("checked")),
+            None => {
+                drop(state);
+                Err(self.released_error(py))
+            }
         }
-        held.window = window;
-        held.view = Some(view.clone_ref(py));
-        Ok(view)
     }
 
     fn release_now(&self, py: Python<'_>) {
@@ -213,12 +245,7 @@ fn release(py: Python<'_>, held: Held) {
         pid,
     } = held;
     if let Some(v) = &view {
-        // SAFETY: `v` is the ndarray we created in `make_view`; clearing a
-        // flag bit under the GIL is what numpy's PyArray_CLEARFLAGS does.
-        unsafe {
-            let arr = v.as_ptr() as *mut npyffi::PyArrayObject;
-            (*arr).flags &= !NPY_ARRAY_WRITEABLE;
-        }
+        view::make_read_only(v);
     }
     if let Some(w) = &window {
         w.revoke(&lock.owner.pool);
@@ -296,107 +323,5 @@ impl Guard {
     fn __repr__(&self) -> String {
         let state = if self.active() { "held" } else { "released" };
         format!("<sharray.Guard {} {state} on {:?}>", self.mode(), self.path)
-    }
-}
-
-/// The base object of every view: keeps the window (and the handle) alive
-/// as long as any view or derived view exists.
-#[pyclass(module = "sharray", name = "_ViewBase", frozen)]
-pub(crate) struct ViewBase {
-    window: Option<Arc<Window>>,
-    _owner: Arc<Inner>,
-}
-
-#[pymethods]
-impl ViewBase {
-    /// Has the guard that made the view ended?
-    #[getter]
-    fn revoked(&self) -> bool {
-        self.window.as_ref().is_none_or(|w| w.is_revoked())
-    }
-
-    fn __repr__(&self) -> String {
-        format!(
-            "<sharray view base of {:?}{}>",
-            self._owner.path,
-            if self.revoked() { ", revoked" } else { "" }
-        )
-    }
-}
-
-/// Backing for views of arrays without data (never read or written: the
-/// array has no elements).
-static EMPTY: [u64; 8] = [0; 8];
-
-fn strides(shape: &[usize], itemsize: usize, fortran: bool) -> Vec<npy_intp> {
-    let n = shape.len();
-    let mut strides = vec![0 as npy_intp; n];
-    let mut step = itemsize as npy_intp;
-    let mut order: Vec<usize> = (0..n).collect();
-    if !fortran {
-        order.reverse();
-    }
-    for i in order {
-        strides[i] = step;
-        step = step.checked_mul(shape[i].max(1) as npy_intp).unwrap_or(0);
-    }
-    strides
-}
-
-/// A numpy array over the window's data (no copy), with the handle's dtype,
-/// shape and order, and a [`ViewBase`] as its base.
-fn make_view(
-    py: Python<'_>,
-    inner: &Arc<Inner>,
-    window: Option<&Arc<Window>>,
-    write: bool,
-) -> PyResult<Py<PyAny>> {
-    let shape = inner.array.shape();
-    let mut dims: Vec<npy_intp> = shape.iter().map(|&d| d as npy_intp).collect();
-    let mut strides = strides(shape, inner.array.dtype().itemsize(), inner.fortran);
-    let data = match window {
-        Some(w) => w.data_ptr(),
-        None => EMPTY.as_ptr() as *mut u8,
-    };
-    let base = Py::new(
-        py,
-        ViewBase {
-            window: window.cloned(),
-            _owner: Arc::clone(inner),
-        },
-    )?;
-    let flags = if write { NPY_ARRAY_WRITEABLE } else { 0 };
-    // SAFETY: numpy C API under the GIL. `descr` is a new reference that
-    // PyArray_NewFromDescr steals; dims/strides have `nd` entries and
-    // describe exactly `nbytes` bytes at `data`, which the window maps (or an
-    // empty array that never touches `EMPTY`). PyArray_SetBaseObject steals
-    // `base` in every case, so the window outlives the array and all views
-    // numpy derives from it.
-    unsafe {
-        let descr = inner.dtype.bind(py).clone().into_ptr() as *mut npyffi::PyArray_Descr;
-        let arr = PY_ARRAY_API.PyArray_NewFromDescr(
-            py,
-            npyffi::get_type_object(py, NpyTypes::PyArray_Type),
-            descr,
-            dims.len() as std::os::raw::c_int,
-            dims.as_mut_ptr(),
-            strides.as_mut_ptr(),
-            data.cast(),
-            flags,
-            std::ptr::null_mut(),
-        );
-        if arr.is_null() {
-            return Err(PyErr::fetch(py));
-        }
-        let arr = Bound::from_owned_ptr(py, arr);
-        if PY_ARRAY_API.PyArray_SetBaseObject(
-            py,
-            arr.as_ptr() as *mut npyffi::PyArrayObject,
-            base.into_ptr(),
-        ) < 0
-        {
-            return Err(PyErr::fetch(py));
-        }
-        Ok(arr.unbind())
     }
 }

@@ -6,11 +6,13 @@
 //! see `guard.rs` for how a view is revoked when its guard ends and
 //! `window.rs` for the mappings behind that.
 
+#![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod errors;
 mod guard;
 mod handle;
+mod view;
 mod window;
 
 use pyo3::prelude::*;
@@ -20,7 +22,7 @@ fn _sharray(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<handle::SharedArray>()?;
     m.add_class::<guard::Guard>()?;
-    m.add_class::<guard::ViewBase>()?;
+    m.add_class::<view::ViewBase>()?;
     m.add_function(wrap_pyfunction!(handle::create, m)?)?;
     m.add_function(wrap_pyfunction!(handle::open, m)?)?;
     m.add_function(wrap_pyfunction!(handle::info, m)?)?;
