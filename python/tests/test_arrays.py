@@ -258,3 +258,29 @@ def test_successive_guards_reuse_page_tables(shm_name):
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
     # 2048 pages: without the reuse this takes ~130 (fault-around) or more.
     assert faults < 32, faults
+
+
+def test_threads_exclude_each_other(tmp_path):
+    """Write guards exclude other threads of this process too (the GIL is
+    released while waiting and inside numpy, so the lock does the work)."""
+    import threading
+
+    a = sharray.create(tmp_path / "threads.npy", 1 << 16, np.int64)
+    torn = []
+
+    def worker():
+        h = sharray.open(a.path)
+        for _ in range(100):
+            with h.write(timeout=60) as v:
+                if not (v == v[0]).all():
+                    torn.append(int(v[0]))
+                np.add(v, 1, out=v)
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not torn
+    with a.read() as v:
+        assert (v == 400).all()
