@@ -114,9 +114,10 @@ struct Held {
 ///
 /// When the guard ends, every view of it is revoked: the view and all views
 /// derived from it (slices, transposes, memoryviews) stay valid Python
-/// objects but are cut off from the file: they read zeros, writes to them are
-/// discarded (they go to private memory), and the view itself becomes
-/// read-only. Nothing crashes and nothing reaches the shared data.
+/// objects but are cut off from the file: they read zeros, writes through
+/// them go to private memory that only other stale views of this guard see,
+/// and the view itself becomes read-only. Nothing crashes and nothing
+/// reaches the shared data.
 #[pyclass(module = "sharray", name = "Guard", frozen)]
 pub(crate) struct Guard {
     write: bool,
