@@ -20,9 +20,9 @@ Plain numpy sees the data too: ``np.load("/dev/shm/frames", mmap_mode="r")``.
 Views are valid only inside their guard: when the guard ends, the view and
 every view derived from it are cut off from the file (they read zeros;
 writes through them go to private memory, never to the file). Blocking
-calls release the GIL and can be interrupted with Ctrl-C. Errors are :class:`SharrayError` subclasses that
-also derive from the matching builtin (``FileNotFoundError``,
-``TimeoutError``, ...).
+calls release the GIL and can be interrupted with Ctrl-C. Errors are
+:class:`SharrayError` subclasses that also derive from the matching builtin
+(``FileNotFoundError``, ``TimeoutError``, ...).
 """
 
 from ._errors import (
