@@ -459,6 +459,14 @@ impl UntypedArray {
 
     /// Byte offset of the data in the file: 4096 for sharray files, whatever
     /// numpy wrote for a plain `.npy`.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use sharray::{Dtype, UntypedArray};
+    /// let a = UntypedArray::builder(Dtype::parse_user("<f4")?).shape(&[3]).create(dir.path().join("a.npy"))?;
+    /// assert_eq!(a.data_offset(), 4096);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn data_offset(&self) -> u64 {
         self.map.data_offset() as u64
     }
