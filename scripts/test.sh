@@ -15,6 +15,18 @@ echo "== Rust: unit, integration and doc tests (real child processes)"
 cargo test --all-targets
 cargo test --doc
 
+echo "== Python: build the extension (maturin), install it, run pytest"
+# `maturin build` + pip install works without a virtualenv (maturin develop
+# needs one). pip's "running as root" warning is harmless here.
+rm -f target/wheels/sharray-*.whl
+(cd python && python3 -m maturin build --release --quiet -o ../target/wheels)
+python3 -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps target/wheels/sharray-*.whl
+# The suite runs the Rust peer example and the CLI; build them first.
+cargo build --quiet --example lock_counter --bin sharray
+# Exit code 5 ("no tests collected") must fail CI too, and it does: any
+# non-zero status stops this script.
+python3 -m pytest -q python/tests
+
 echo "== lint: rustfmt and clippy"
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings

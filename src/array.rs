@@ -457,6 +457,20 @@ impl UntypedArray {
         FileKind::of(self.map.control().map(|c| c.kind))
     }
 
+    /// Byte offset of the data in the file: 4096 for sharray files, whatever
+    /// numpy wrote for a plain `.npy`.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use sharray::{Dtype, UntypedArray};
+    /// let a = UntypedArray::builder(Dtype::parse_user("<f4")?).shape(&[3]).create(dir.path().join("a.npy"))?;
+    /// assert_eq!(a.data_offset(), 4096);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn data_offset(&self) -> u64 {
+        self.map.data_offset() as u64
+    }
+
     /// Was this handle opened writable?
     pub fn is_writable(&self) -> bool {
         self.map.writable()
@@ -639,6 +653,17 @@ fn none_on_timeout<G>(r: Result<G>) -> Result<Option<G>> {
         Ok(g) => Ok(Some(g)),
         Err(e) if e.kind() == ErrorKind::LockTimeout => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+/// The open file description shared by every handle to this file in the
+/// process, for front ends that map the data a second time (the Python
+/// package maps one revocable window per guard). Never lock, unlock, truncate
+/// or close through it: `flock` locks belong to this description and the
+/// guards manage them.
+impl std::os::fd::AsFd for UntypedArray {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.map.shared_file().file().as_fd()
     }
 }
 

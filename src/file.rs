@@ -60,6 +60,10 @@ pub(crate) struct SharedFile {
     dev: u64,
     ino: u64,
     writable: bool,
+    /// The process that opened it: a child made by `fork()` inherits the
+    /// registry but must not share its parent's description (the `flock`
+    /// would then be shared by both processes and exclude neither).
+    pid: u32,
     threads: parking_lot::RwLock<()>,
     /// Number of in-process readers; the first takes `LOCK_SH`, the last drops it.
     readers: Mutex<usize>,
@@ -196,6 +200,7 @@ impl SharedFile {
         reg.retain(|_, w| w.strong_count() > 0);
         if let Some(existing) = reg.get(&(dev, ino)).and_then(Weak::upgrade)
             && (existing.writable || !writable)
+            && existing.pid == std::process::id()
         {
             return existing;
         }
@@ -205,6 +210,7 @@ impl SharedFile {
             dev,
             ino,
             writable,
+            pid: std::process::id(),
             threads: parking_lot::RwLock::new(()),
             readers: Mutex::new(0),
             turnstile: OnceLock::new(),

@@ -1,0 +1,84 @@
+"""sharray: share large numpy arrays between processes with zero copies.
+
+Several processes map the same file; locks and a small control block in the
+file coordinate them, and the file is also a valid ``.npy``::
+
+    import numpy as np, sharray
+
+    a = sharray.create("shm:frames", (480, 640), np.float32)   # /dev/shm/frames
+    with a.write() as view:         # exclusive across processes and threads
+        view[:] = 1.5               # view is a numpy array over the file: no copy
+    g = a.generation
+
+    b = sharray.open("shm:frames")  # in another process
+    b.wait_changed(g - 1, timeout=1.0)
+    with b.read() as view:          # shared lock; view is read-only
+        print(view.mean())
+
+Plain numpy sees the data too: ``np.load("/dev/shm/frames", mmap_mode="r")``.
+
+Views are valid only inside their guard: when the guard ends, the view and
+every view derived from it are cut off from the file (they read zeros;
+writes through them go to private memory, never to the file). Blocking
+calls release the GIL and can be interrupted with Ctrl-C. Errors are
+:class:`SharrayError` subclasses that also derive from the matching builtin
+(``FileNotFoundError``, ``TimeoutError``, ...).
+"""
+
+from ._errors import (
+    AlreadyExists,
+    CorruptFile,
+    Disconnected,
+    DtypeMismatch,
+    Full,
+    InvalidInput,
+    IOFailure,
+    LockTimeout,
+    NoSpace,
+    NotARegularFile,
+    NotFound,
+    PermissionDenied,
+    Replaced,
+    ShapeMismatch,
+    SharrayError,
+    Timeout,
+    Unsupported,
+)
+from ._sharray import (
+    Guard,
+    SharedArray,
+    __version__,
+    create,
+    export_npy,
+    import_npy,
+    info,
+    open,
+)
+
+__all__ = [
+    "create",
+    "open",
+    "info",
+    "import_npy",
+    "export_npy",
+    "SharedArray",
+    "Guard",
+    "SharrayError",
+    "NotFound",
+    "AlreadyExists",
+    "PermissionDenied",
+    "InvalidInput",
+    "DtypeMismatch",
+    "ShapeMismatch",
+    "CorruptFile",
+    "Unsupported",
+    "NotARegularFile",
+    "LockTimeout",
+    "Timeout",
+    "NoSpace",
+    "Disconnected",
+    "Full",
+    "Replaced",
+    "IOFailure",
+    "__version__",
+]

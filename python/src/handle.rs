@@ -1,0 +1,551 @@
+//! The `SharedArray` handle and the module-level functions (`create`,
+//! `open`, `info`, `import_npy`, `export_npy`).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use numpy::PyArrayDescr;
+use parking_lot::Mutex;
+use pyo3::prelude::*;
+use pyo3::types::{IntoPyDict, PyDict, PyTuple};
+use sharray::{Dtype, ErrorKind, Info, OpenOptions, Order, UntypedArray};
+
+use crate::errors::{self, IntoPy};
+use crate::guard::{self, Guard};
+use crate::window::{Region, ShadowPool};
+
+/// What a handle shares with its guards and views.
+pub(crate) struct Inner {
+    pub(crate) array: UntypedArray,
+    pub(crate) path: String,
+    /// The numpy dtype, built once from the file's descr.
+    pub(crate) dtype: Py<PyArrayDescr>,
+    pub(crate) fortran: bool,
+    pub(crate) pool: ShadowPool,
+    pid: u32,
+}
+
+impl Inner {
+    fn new(py: Python<'_>, array: UntypedArray) -> PyResult<Arc<Inner>> {
+        let dtype = numpy_dtype(py, array.dtype())?;
+        let region = Region::new(array.data_offset(), array.nbytes(), array.is_writable());
+        Ok(Arc::new(Inner {
+            path: array.path().to_string_lossy().into_owned(),
+            fortran: array.order() == Order::F,
+            pool: ShadowPool::new(region),
+            dtype,
+            array,
+            pid: std::process::id(),
+        }))
+    }
+
+    /// Refuse to lock or wait through a handle inherited by a forked child.
+    pub(crate) fn check_pid(&self, py: Python<'_>) -> PyResult<()> {
+        if self.pid == std::process::id() {
+            return Ok(());
+        }
+        Err(errors::new(
+            py,
+            ErrorKind::Unsupported,
+            "this handle was inherited through fork(), so its locks would be shared with the parent process; open the path again in this process with sharray.open()",
+            Some(&self.path),
+        ))
+    }
+}
+
+/// The file's descr literal -> numpy dtype, exactly as `np.load` builds it.
+fn numpy_dtype(py: Python<'_>, d: &Dtype) -> PyResult<Py<PyArrayDescr>> {
+    let value = py
+        .import("ast")?
+        .call_method1("literal_eval", (d.descr_literal(),))?;
+    let dt = py
+        .import("numpy.lib.format")?
+        .call_method1("descr_to_dtype", (value,))?;
+    Ok(dt.cast_into::<PyArrayDescr>()?.unbind())
+}
+
+/// Any numpy dtype spec -> sharray Dtype (through numpy's own descr).
+fn sharray_dtype<'py>(
+    py: Python<'py>,
+    spec: &Bound<'py, PyAny>,
+) -> PyResult<(Dtype, Bound<'py, PyAny>)> {
+    let np = py.import("numpy")?;
+    let dt = np.call_method1("dtype", (spec,))?;
+    if dt.getattr("hasobject")?.is_truthy()? {
+        return Err(errors::new(
+            py,
+            ErrorKind::InvalidInput,
+            &format!(
+                "dtype {} holds Python objects, which cannot be shared between processes; use a fixed-size dtype",
+                dt.str()?
+            ),
+            None,
+        ));
+    }
+    let descr = py
+        .import("numpy.lib.format")?
+        .call_method1("dtype_to_descr", (&dt,))?;
+    let literal = descr.repr()?;
+    let parsed = Dtype::from_descr_literal(&literal.extract::<String>()?).map_err(|e| {
+        errors::new(
+            py,
+            ErrorKind::InvalidInput,
+            &format!(
+                "dtype {} cannot be stored: {e}",
+                dt.str().map(|s| s.to_string()).unwrap_or_default()
+            ),
+            None,
+        )
+    })?;
+    Ok((parsed, dt))
+}
+
+/// `str`, `bytes` or `os.PathLike` -> resolved path (`shm:NAME` -> /dev/shm).
+fn location(py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
+    let s: String = py
+        .import("os")?
+        .call_method1("fsdecode", (path,))?
+        .extract()?;
+    sharray::resolve_location(&s).py_err(py)
+}
+
+fn shape_arg(py: Python<'_>, shape: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
+    let bad = |what: String| {
+        errors::new(
+            py,
+            ErrorKind::InvalidInput,
+            &format!("invalid shape {what}: give an int or a sequence of non-negative ints"),
+            None,
+        )
+    };
+    let items: Vec<Bound<'_, PyAny>> = if let Ok(n) = shape.extract::<i64>() {
+        vec![n.into_pyobject(py)?.into_any()]
+    } else {
+        shape
+            .try_iter()
+            .map_err(|_| bad(shape.repr().map(|r| r.to_string()).unwrap_or_default()))?
+            .collect::<PyResult<_>>()?
+    };
+    items
+        .iter()
+        .map(|item| {
+            let index = py.import("operator")?.call_method1("index", (item,));
+            match index.and_then(|i| i.extract::<i64>()) {
+                Ok(n) if n >= 0 => Ok(n as usize),
+                _ => Err(bad(shape.repr().map(|r| r.to_string()).unwrap_or_default())),
+            }
+        })
+        .collect()
+}
+
+fn info_dict<'py>(py: Python<'py>, info: &Info) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    d.set_item("path", info.path.to_string_lossy())?;
+    d.set_item("kind", info.kind.name())?;
+    d.set_item("dtype", info.dtype.descr())?;
+    d.set_item("shape", info.shape.clone())?;
+    d.set_item("order", info.order.as_str())?;
+    d.set_item("data_offset", info.data_offset)?;
+    d.set_item("nbytes", info.nbytes)?;
+    d.set_item("file_len", info.file_len)?;
+    d.set_item("format_version", info.format_version)?;
+    d.set_item("generation", info.generation)?;
+    Ok(d)
+}
+
+/// A handle to a shared array file.
+///
+/// Made by `sharray.create()` or `sharray.open()`. Read and write the data
+/// through guards: `with a.read() as view:` / `with a.write() as view:`.
+/// Handles may be shared between threads; after `fork()`, open the path
+/// again in the child. Pickling a handle pickles its path: unpickling opens
+/// the file again.
+#[pyclass(module = "sharray", name = "SharedArray", frozen)]
+pub(crate) struct SharedArray {
+    inner: Mutex<Option<Arc<Inner>>>,
+    path: String,
+    readonly: bool,
+}
+
+impl SharedArray {
+    fn wrap(py: Python<'_>, array: UntypedArray) -> PyResult<SharedArray> {
+        let readonly = !array.is_writable();
+        let inner = Inner::new(py, array)?;
+        Ok(SharedArray {
+            path: inner.path.clone(),
+            inner: Mutex::new(Some(inner)),
+            readonly,
+        })
+    }
+
+    fn get(&self, py: Python<'_>) -> PyResult<Arc<Inner>> {
+        self.inner.lock().clone().ok_or_else(|| {
+            errors::new(
+                py,
+                ErrorKind::InvalidInput,
+                "this handle is closed; open the path again with sharray.open()",
+                Some(&self.path),
+            )
+        })
+    }
+}
+
+#[pymethods]
+impl SharedArray {
+    /// The file's path (`shm:NAME` resolved to `/dev/shm/NAME`).
+    #[getter]
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The numpy dtype (from the file's header; cached).
+    #[getter]
+    fn dtype(&self, py: Python<'_>) -> PyResult<Py<PyArrayDescr>> {
+        Ok(self.get(py)?.dtype.clone_ref(py))
+    }
+
+    /// The shape, as a tuple.
+    #[getter]
+    fn shape<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(py, self.get(py)?.array.shape())
+    }
+
+    /// Number of dimensions.
+    #[getter]
+    fn ndim(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(self.get(py)?.array.shape().len())
+    }
+
+    /// Number of elements.
+    #[getter]
+    fn size(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(self.get(py)?.array.len())
+    }
+
+    /// Bytes of data.
+    #[getter]
+    fn nbytes(&self, py: Python<'_>) -> PyResult<usize> {
+        Ok(self.get(py)?.array.nbytes())
+    }
+
+    /// `"C"` or `"F"`.
+    #[getter]
+    fn order(&self, py: Python<'_>) -> PyResult<&'static str> {
+        Ok(self.get(py)?.array.order().as_str())
+    }
+
+    /// `"array"` for a sharray file, `"npy"` for a plain `.npy`.
+    #[getter]
+    fn kind(&self, py: Python<'_>) -> PyResult<&'static str> {
+        Ok(self.get(py)?.array.kind().name())
+    }
+
+    /// Was the handle opened read-only?
+    #[getter]
+    fn readonly(&self) -> bool {
+        self.readonly
+    }
+
+    /// Has `close()` been called?
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.lock().is_none()
+    }
+
+    /// The generation counter: bumped by every write guard whose view was
+    /// taken. Always 0 for a plain `.npy`.
+    #[getter]
+    fn generation(&self, py: Python<'_>) -> PyResult<u64> {
+        Ok(self.get(py)?.array.generation())
+    }
+
+    /// Wait until the generation differs from `since` and return it.
+    ///
+    /// Parks on a shared futex with the GIL released; Ctrl-C interrupts it.
+    /// Raises `sharray.Timeout` (a `TimeoutError`) after `timeout` seconds
+    /// (None: wait forever), `sharray.Unsupported` on a plain `.npy`.
+    #[pyo3(signature = (since, timeout=None))]
+    fn wait_changed(&self, py: Python<'_>, since: u64, timeout: Option<f64>) -> PyResult<u64> {
+        let inner = self.get(py)?;
+        inner.check_pid(py)?;
+        let deadline = guard::deadline(py, timeout)?;
+        loop {
+            let slice = guard::next_slice(deadline);
+            let i = Arc::clone(&inner);
+            match py.detach(move || i.array.wait_changed(since, slice)) {
+                Ok(g) => return Ok(g),
+                Err(e) if e.kind() == ErrorKind::Timeout => {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return Err(errors::new(
+                            py,
+                            ErrorKind::Timeout,
+                            &format!(
+                                "no change within {} s (generation still {since}); retry or raise the timeout",
+                                timeout.unwrap_or_default()
+                            ),
+                            Some(&inner.path),
+                        ));
+                    }
+                    py.check_signals()?;
+                }
+                Err(e) => return Err(errors::to_py(py, &e)),
+            }
+        }
+    }
+
+    /// Write dirty pages to disk (`msync`); a no-op on read-only handles.
+    /// Raises on I/O errors.
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        let inner = self.get(py)?;
+        py.detach(move || inner.array.flush()).py_err(py)
+    }
+
+    /// Take a shared read lock; returns a `Guard` (a context manager whose
+    /// view is read-only). Waits at most `timeout` seconds (None: forever,
+    /// 0: do not wait), then raises `sharray.LockTimeout`.
+    #[pyo3(signature = (timeout=None))]
+    fn read(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Guard> {
+        Guard::take(py, &self.get(py)?, false, timeout)
+    }
+
+    /// Take the exclusive write lock; returns a `Guard` whose view is
+    /// writable. Waits as `read()` does. The generation is bumped when the
+    /// guard ends if its view was taken.
+    #[pyo3(signature = (timeout=None))]
+    fn write(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Guard> {
+        Guard::take(py, &self.get(py)?, true, timeout)
+    }
+
+    /// The layout and generation, as `sharray.info()` returns them.
+    fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        info_dict(py, &self.get(py)?.array.info())
+    }
+
+    /// Drop this handle's reference to the file. Guards and views still
+    /// alive keep working until they end.
+    fn close(&self) {
+        self.inner.lock().take();
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, _args: &Bound<'_, PyTuple>) -> bool {
+        self.close();
+        false
+    }
+
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, (String, bool))> {
+        Ok((
+            py.import("sharray")?.getattr("open")?,
+            (self.path.clone(), self.readonly),
+        ))
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> String {
+        match self.inner.lock().clone() {
+            Some(i) => {
+                let dt = i
+                    .dtype
+                    .bind(py)
+                    .str()
+                    .map(|s| s.to_string())
+                    .unwrap_or_default();
+                format!(
+                    "<sharray.SharedArray {:?} shape={} dtype={dt} order={}{}>",
+                    self.path,
+                    py_tuple(i.array.shape()),
+                    i.array.order().as_str(),
+                    if self.readonly { " readonly" } else { "" }
+                )
+            }
+            None => format!("<sharray.SharedArray {:?} closed>", self.path),
+        }
+    }
+}
+
+/// `(2, 3)`, `(5,)` or `()`, as Python prints a tuple.
+fn py_tuple(shape: &[usize]) -> String {
+    match shape {
+        [one] => format!("({one},)"),
+        _ => format!(
+            "({})",
+            shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Create a new shared array file and return a read-write handle.
+///
+/// `path` may be `shm:NAME` for `/dev/shm/NAME`. `dtype` is anything
+/// `numpy.dtype()` accepts (structured and big-endian included; no objects).
+/// `fill` is one value for every element (default zeros). The file appears
+/// complete or not at all, is never overwritten (`sharray.AlreadyExists`),
+/// and gets permission bits `mode` regardless of the umask.
+#[pyfunction]
+#[pyo3(signature = (path, shape, dtype, fill=None, order="C", mode=0o600))]
+pub(crate) fn create(
+    py: Python<'_>,
+    path: &Bound<'_, PyAny>,
+    shape: &Bound<'_, PyAny>,
+    dtype: &Bound<'_, PyAny>,
+    fill: Option<&Bound<'_, PyAny>>,
+    order: &str,
+    mode: u32,
+) -> PyResult<SharedArray> {
+    let path = location(py, path)?;
+    let shape = shape_arg(py, shape)?;
+    let (dtype, np_dtype) = sharray_dtype(py, dtype)?;
+    let order = match order {
+        "C" | "c" => Order::C,
+        "F" | "f" => Order::F,
+        other => {
+            return Err(errors::new(
+                py,
+                ErrorKind::InvalidInput,
+                &format!("invalid order {other:?}: use \"C\" (row-major) or \"F\" (column-major)"),
+                None,
+            ));
+        }
+    };
+    let mut builder = UntypedArray::builder(dtype)
+        .shape(&shape)
+        .order(order)
+        .mode(mode);
+    if let Some(fill) = fill {
+        let value = py
+            .import("numpy")?
+            .call_method(
+                "asarray",
+                (fill,),
+                Some(&[("dtype", &np_dtype)].into_py_dict(py)?),
+            )
+            .map_err(|e| {
+                errors::new(
+                    py,
+                    ErrorKind::InvalidInput,
+                    &format!("fill value cannot be converted to the dtype: {e}"),
+                    None,
+                )
+            })?;
+        if value.getattr("size")?.extract::<usize>()? != 1 {
+            return Err(errors::new(
+                py,
+                ErrorKind::InvalidInput,
+                "fill must be a single value (a scalar, or one record for structured dtypes)",
+                None,
+            ));
+        }
+        let bytes: Vec<u8> = value.call_method0("tobytes")?.extract()?;
+        builder = builder.fill_bytes(&bytes);
+    }
+    let array = py.detach(|| builder.create(&path)).py_err(py)?;
+    SharedArray::wrap(py, array)
+}
+
+/// Open an existing sharray file or plain `.npy`.
+///
+/// With `readonly=True` the data is mapped read-only and `write()` raises
+/// `sharray.PermissionDenied`. Pass `dtype` and/or `shape` to check what the
+/// file holds (`sharray.DtypeMismatch`, a `TypeError`;
+/// `sharray.ShapeMismatch`, a `ValueError`). Files owned by another user are
+/// refused unless `allow_other_owner=True`.
+#[pyfunction]
+#[pyo3(signature = (path, readonly=false, dtype=None, shape=None, allow_other_owner=false))]
+pub(crate) fn open(
+    py: Python<'_>,
+    path: &Bound<'_, PyAny>,
+    readonly: bool,
+    dtype: Option<&Bound<'_, PyAny>>,
+    shape: Option<&Bound<'_, PyAny>>,
+    allow_other_owner: bool,
+) -> PyResult<SharedArray> {
+    let path = location(py, path)?;
+    let opts = OpenOptions::new()
+        .read_only(readonly)
+        .allow_other_owner(allow_other_owner);
+    let array = py.detach(|| opts.open_untyped(&path)).py_err(py)?;
+    let handle = SharedArray::wrap(py, array)?;
+    let inner = handle.get(py)?;
+    if let Some(want) = dtype {
+        let want = py.import("numpy")?.call_method1("dtype", (want,))?;
+        let have = inner.dtype.bind(py);
+        if !have.eq(&want)? {
+            return Err(errors::new(
+                py,
+                ErrorKind::DtypeMismatch,
+                &format!(
+                    "dtype mismatch: the file holds {} but {} was asked for; open it without dtype= or with the file's dtype",
+                    have.str()?,
+                    want.str()?
+                ),
+                Some(&inner.path),
+            ));
+        }
+    }
+    if let Some(want) = shape {
+        let want = shape_arg(py, want)?;
+        if want != inner.array.shape() {
+            return Err(errors::new(
+                py,
+                ErrorKind::ShapeMismatch,
+                &format!(
+                    "shape mismatch: the file holds {:?} but {:?} was asked for",
+                    inner.array.shape(),
+                    want
+                ),
+                Some(&inner.path),
+            ));
+        }
+    }
+    Ok(handle)
+}
+
+/// The layout of any sharray or `.npy` file, without taking locks: a dict
+/// with path, kind, dtype (descr string), shape (list), order, data_offset,
+/// nbytes, file_len, format_version (None for a plain `.npy`), generation.
+#[pyfunction]
+pub(crate) fn info<'py>(py: Python<'py>, path: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    let path = location(py, path)?;
+    let info = py.detach(|| sharray::inspect(&path)).py_err(py)?;
+    info_dict(py, &info)
+}
+
+/// Copy a `.npy` (or sharray array) at `src` into a new sharray file at
+/// `dst`, byte-exact; returns a read-write handle to `dst`.
+#[pyfunction]
+#[pyo3(signature = (src, dst, mode=0o600))]
+pub(crate) fn import_npy(
+    py: Python<'_>,
+    src: &Bound<'_, PyAny>,
+    dst: &Bound<'_, PyAny>,
+    mode: u32,
+) -> PyResult<SharedArray> {
+    let (src, dst) = (location(py, src)?, location(py, dst)?);
+    let array = py
+        .detach(|| sharray::import_npy(&src, &dst, mode, &mut |_, _| {}))
+        .py_err(py)?;
+    SharedArray::wrap(py, array)
+}
+
+/// Write the array at `src` to a new plain `.npy` at `dst` (as `np.save`
+/// would), under a read lock. Never overwrites.
+#[pyfunction]
+#[pyo3(signature = (src, dst, mode=0o600))]
+pub(crate) fn export_npy(
+    py: Python<'_>,
+    src: &Bound<'_, PyAny>,
+    dst: &Bound<'_, PyAny>,
+    mode: u32,
+) -> PyResult<()> {
+    let (src, dst) = (location(py, src)?, location(py, dst)?);
+    py.detach(|| sharray::export_npy(&src, &dst, mode, &mut |_, _| {}))
+        .py_err(py)
+}

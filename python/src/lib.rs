@@ -1,0 +1,32 @@
+//! `sharray._sharray`: the native part of the `sharray` Python package.
+//!
+//! Python processes become full sharray peers through the same Rust
+//! implementation as Rust programs: the same locks, generation counter and
+//! (later) rings and worker pools. numpy views share memory with the file;
+//! see `guard.rs` for how a view is revoked when its guard ends and
+//! `window.rs` for the mappings behind that.
+
+#![deny(unsafe_code)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod errors;
+mod guard;
+mod handle;
+mod view;
+mod window;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _sharray(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_class::<handle::SharedArray>()?;
+    m.add_class::<guard::Guard>()?;
+    m.add_class::<view::ViewBase>()?;
+    m.add_function(wrap_pyfunction!(handle::create, m)?)?;
+    m.add_function(wrap_pyfunction!(handle::open, m)?)?;
+    m.add_function(wrap_pyfunction!(handle::info, m)?)?;
+    m.add_function(wrap_pyfunction!(handle::import_npy, m)?)?;
+    m.add_function(wrap_pyfunction!(handle::export_npy, m)?)?;
+    Ok(())
+}
