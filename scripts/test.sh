@@ -5,11 +5,21 @@
 # Environment knobs (all optional):
 #   SHARRAY_SOAK_ROUNDS / SHARRAY_SOAK_PROCS  bigger multi-process soak (tests/processes.rs)
 #   SHARRAY_SKIP_PYTHON=1                     skip the numpy interop tests
+#   SHARRAY_STORM_ITERS, SHARRAY_SOAK_FRAMES   bigger ring SIGKILL storms / soaks
+#   SHARRAY_PY_STORM                          lock rounds per process in the Python suite
+# Lints run first (fast failure); pytest runs last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== installing Python test dependencies (numpy, pytest, maturin)"
 python3 -m pip install --quiet --disable-pip-version-check numpy pytest maturin
+
+echo "== lint: rustfmt and clippy"
+cargo fmt --check
+cargo clippy --all-targets -- -D warnings
+
+echo "== fuzz targets compile (running them needs nightly: cargo +nightly fuzz run <target>)"
+(cd fuzz && cargo check --quiet)
 
 echo "== Rust: unit, integration and doc tests (real child processes)"
 cargo test --all-targets
@@ -26,10 +36,3 @@ cargo build --quiet --example lock_counter --bin sharray
 # Exit code 5 ("no tests collected") must fail CI too, and it does: any
 # non-zero status stops this script.
 python3 -m pytest -q python/tests
-
-echo "== lint: rustfmt and clippy"
-cargo fmt --check
-cargo clippy --all-targets -- -D warnings
-
-echo "== fuzz targets compile (running them needs nightly: cargo +nightly fuzz run <target>)"
-(cd fuzz && cargo check --quiet)
