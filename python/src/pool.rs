@@ -623,8 +623,10 @@ impl Claim {
 
     /// `slice(start, stop)` of the rows: `x[claim.slice]` is a view.
     #[getter]
-    fn slice<'py>(&self, py: Python<'py>) -> Bound<'py, PySlice> {
-        PySlice::new(py, self.rows.start as isize, self.rows.end as isize, 1)
+    fn slice<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        // `slice(start, stop)` (step None), as Python code would write it.
+        py.get_type::<PySlice>()
+            .call1((self.rows.start, self.rows.end))
     }
 
     /// First row.
