@@ -2,8 +2,8 @@
 byte, through a sharray ring and through the usual Python alternatives, all
 measured in the same run. Prints numbers; asserts nothing.
 
-    python3 python/bench/bench_ring.py                       # 8 MiB frames, 3 s per case, 3 rounds
-    python3 python/bench/bench_ring.py --size 1048576 --seconds 5 --rounds 5
+    python3 python/bench/bench_ring.py                       # 8 MiB frames, 2 s per case, 5 rounds (~70 s)
+    python3 python/bench/bench_ring.py --size 1048576 --seconds 1 --rounds 9 --slots 2
 
 Cases (producer -> consumer; producer pinned to CPU 0, consumer to CPU 1;
 rounds interleaved, medians reported):
@@ -369,8 +369,8 @@ CASES = {
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=8 << 20, help="frame bytes (multiple of 8; default 8 MiB)")
-    ap.add_argument("--seconds", type=float, default=3.0, help="seconds per case and round (default 3)")
-    ap.add_argument("--rounds", type=int, default=3, help="rounds, interleaved (default 3)")
+    ap.add_argument("--seconds", type=float, default=2.0, help="seconds per case and round (default 2)")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds, interleaved (default 5)")
     ap.add_argument("--slots", type=int, default=4, help="ring slots / queue depth (default 4)")
     a = ap.parse_args()
     if a.size % 8:
