@@ -332,3 +332,52 @@ def test_ctrl_c_interrupts_a_blocked_pool_call(tmp_path, op):
     assert code == 0
     print(f"{op}: KeyboardInterrupt {took * 1000:.0f} ms after SIGINT (incl. process exit)")
     held.complete()
+
+
+def test_rows_mut_checks_the_output_array(tmp_path):
+    q = sharray.WorkQueue.create(str(tmp_path / "q.npy"), rows=10, chunk_rows=5)
+    wrong = sharray.create(str(tmp_path / "wrong.npy"), (9, 2), np.float32)
+    fortran = sharray.create(str(tmp_path / "f.npy"), (10, 2), np.float32, order="F")
+    good = sharray.create(str(tmp_path / "good.npy"), (10, 2), np.float32)
+    ro = sharray.open(good.path, readonly=True)
+    claim = q.join().claim(timeout=5)
+    with pytest.raises(sharray.ShapeMismatch):
+        claim.rows_mut(wrong)
+    with pytest.raises(sharray.Unsupported):
+        claim.rows_mut(fortran)
+    with pytest.raises(sharray.PermissionDenied):
+        claim.rows_mut(ro)
+    with pytest.raises(TypeError):
+        claim.rows_mut(np.zeros((10, 2)))
+    with claim.rows_mut(good) as y:
+        y[:] = 1
+    claim.complete()
+
+
+def _spawned_worker(q, inp, out):
+    # Handles arrive pickled as their paths and are opened again here.
+    with inp.read() as x, q.join() as w:
+        for claim in w:
+            with claim, claim.rows_mut(out) as y:
+                y[:] = 2 * x[claim.slice] + 1
+
+
+def test_handles_pickle_into_multiprocessing_workers(tmp_path):
+    import multiprocessing
+
+    inp, out, q = make_job(tmp_path, rows=512, chunk_rows=32)
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_spawned_worker, args=(q, sharray.open(inp.path, readonly=True), out)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    try:
+        final = q.wait_all(timeout=WATCHDOG)
+    finally:
+        for p in procs:
+            p.join(WATCHDOG)
+            if p.is_alive():
+                p.kill()
+    assert all(p.exitcode == 0 for p in procs)
+    assert final["done"] == 16
+    with out.read() as y:
+        assert np.array_equal(y, expected(inp))
