@@ -1,5 +1,6 @@
-//! Revocable windows: a private mapping of an array's data per guard, so a
-//! numpy view can be cut off from the shared file when its guard ends.
+//! Revocable windows: a private mapping of an array's data per guard (of a
+//! ring slot per loan or lease, of a claim's rows per row view), so a numpy
+//! view can be cut off from the shared file when its guard or lease ends.
 //!
 //! # Why
 //!
@@ -46,7 +47,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use parking_lot::Mutex;
 
 /// Shadows kept ready per array handle (more only while several guards of
-/// one handle are held at once).
+/// one handle are held at once). Ring slots keep one each (`for_leases`).
 const MAX_SHADOWS: usize = 2;
 
 /// Set once the kernel refused `MREMAP_DONTUNMAP` for a shared mapping.
