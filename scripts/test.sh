@@ -31,8 +31,8 @@ echo "== Python: build the extension (maturin), install it, run pytest"
 rm -f target/wheels/sharray-*.whl
 (cd python && python3 -m maturin build --release --quiet -o ../target/wheels)
 python3 -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps target/wheels/sharray-*.whl
-# The suite runs the Rust peer example and the CLI; build them first.
-cargo build --quiet --example lock_counter --bin sharray
+# The suite runs the Rust peer examples and the CLI; build them first.
+cargo build --quiet --example lock_counter --example ring_peer --example worker_pool --bin sharray
 # Exit code 5 ("no tests collected") must fail CI too, and it does: any
 # non-zero status stops this script.
 python3 -m pytest -q python/tests

@@ -94,7 +94,9 @@ pub use format::npy::Dtype;
 #[cfg(feature = "ndarray")]
 pub use ndarray;
 pub use num_complex::Complex;
-pub use pool::{Claim, QueueProgress, RowMode, RowsGuard, RowsMut, WorkQueue, Worker};
+pub use pool::{
+    Claim, QueueProgress, RowMode, RowsGuard, RowsMut, UntypedRowsMut, WorkQueue, Worker,
+};
 pub use ring::{
     Consumer, ParticipantStats, Producer, ReadLease, Ring, RingBuilder, RingStats, TryLoanError,
     TryRecvError, WriteLoan,

@@ -17,7 +17,22 @@ file coordinate them, and the file is also a valid ``.npy``::
 
 Plain numpy sees the data too: ``np.load("/dev/shm/frames", mmap_mode="r")``.
 
-Views are valid only inside their guard: when the guard ends, the view and
+Rings pass frames between processes (Rust or Python) without copies::
+
+    ring = sharray.Ring.create("shm:cam", (480, 640, 3), np.uint8, slots=8)
+    producer = ring.producer()
+    with producer.loan() as frame:   # a free slot, written in place
+        frame[:] = 128               # committed when the block ends
+
+    for lease in sharray.Ring.open("shm:cam").consumer():   # another process
+        with lease as frame:         # read-only view of the slot
+            print(lease.seq, lease.tag, frame.mean())
+
+Worker pools: ``WorkQueue`` splits the rows of an array into chunks that
+Python and Rust workers claim (``for claim in q.join():``) and write in place
+(``with claim.rows_mut(out) as y:``), with crashed workers' chunks re-queued.
+
+Views are valid only inside their guard (or lease, or claim): when it ends, the view and
 every view derived from it are cut off from the file (they read zeros;
 writes through them go to private memory, never to the file). Blocking
 calls release the GIL and can be interrupted with Ctrl-C. Errors are
@@ -45,8 +60,17 @@ from ._errors import (
     Unsupported,
 )
 from ._sharray import (
+    Claim,
+    ClaimRows,
+    Consumer,
     Guard,
+    Producer,
+    ReadLease,
+    Ring,
     SharedArray,
+    WorkQueue,
+    Worker,
+    WriteLoan,
     __version__,
     create,
     export_npy,
@@ -63,6 +87,15 @@ __all__ = [
     "export_npy",
     "SharedArray",
     "Guard",
+    "Ring",
+    "Producer",
+    "WriteLoan",
+    "Consumer",
+    "ReadLease",
+    "WorkQueue",
+    "Worker",
+    "Claim",
+    "ClaimRows",
     "SharrayError",
     "NotFound",
     "AlreadyExists",

@@ -2,7 +2,7 @@
 
 import os
 from types import TracebackType
-from typing import Any, Dict, List, Optional, Tuple, Type, Union, final
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Type, Union, final
 
 import numpy as np
 import numpy.typing as npt
@@ -10,7 +10,26 @@ import numpy.typing as npt
 _Path = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 _Shape = Union[int, Tuple[int, ...], List[int]]
 
-__all__ = ["SharedArray", "Guard", "_ViewBase", "create", "open", "info", "import_npy", "export_npy", "__version__"]
+__all__ = [
+    "SharedArray",
+    "Guard",
+    "_ViewBase",
+    "Ring",
+    "Producer",
+    "WriteLoan",
+    "Consumer",
+    "ReadLease",
+    "WorkQueue",
+    "Worker",
+    "Claim",
+    "ClaimRows",
+    "create",
+    "open",
+    "info",
+    "import_npy",
+    "export_npy",
+    "__version__",
+]
 
 __version__: str
 
@@ -133,3 +152,327 @@ def import_npy(src: _Path, dst: _Path, mode: int = 0o600) -> SharedArray:
 
 def export_npy(src: _Path, dst: _Path, mode: int = 0o600) -> None:
     """Write an array to a new plain .npy, byte-exact, under a read lock."""
+
+# ------------------------------------------------------------------ rings
+
+@final
+class Ring:
+    """A ring file: ``slots`` frames of one shape and dtype, for zero-copy
+    producer/consumer pipelines between processes (Rust or Python).
+    Pickles as its path."""
+
+    @staticmethod
+    def create(
+        path: _Path,
+        frame_shape: _Shape,
+        dtype: npt.DTypeLike,
+        slots: Optional[int] = None,
+        broadcast: bool = False,
+        overwrite: bool = False,
+        max_participants: int = 64,
+        mode: int = 0o600,
+        prefault: bool = True,
+    ) -> "Ring":
+        """Create a ring (never overwrites). ``slots=None``: as many frames as
+        fit in 16 MiB, 4 to 64. ``broadcast``: every consumer gets every frame
+        (default: each frame to one consumer). ``overwrite``: drop the oldest
+        unread frame instead of waiting for a free slot."""
+    @staticmethod
+    def open(path: _Path) -> "Ring":
+        """Open a ring (``Unsupported`` if the file is not one)."""
+    @property
+    def path(self) -> str: ...
+    @property
+    def dtype(self) -> np.dtype[Any]: ...
+    @property
+    def frame_shape(self) -> Tuple[int, ...]: ...
+    @property
+    def slots(self) -> int: ...
+    @property
+    def frame_nbytes(self) -> int:
+        """Bytes per frame (per slot)."""
+    @property
+    def broadcast(self) -> bool: ...
+    @property
+    def overwrite(self) -> bool: ...
+    @property
+    def max_participants(self) -> int: ...
+    def producer(self, spin: Optional[float] = None) -> "Producer":
+        """Attach a producer (``spin``: seconds a blocked loan spins before parking)."""
+    def consumer(self, spin: Optional[float] = None) -> "Consumer":
+        """Attach a consumer (a subscriber in broadcast mode)."""
+    def stats(self) -> Dict[str, Any]:
+        """Counters, slot states and participants (the keys of ``sharray info
+        --json``'s ``"ring"`` object, plus ``path`` and ``timestamp_ns``)."""
+    def reclaim(self) -> None:
+        """Reclaim the slots and entries of dead participants now."""
+    def __reduce__(self) -> Tuple[Any, Tuple[str]]: ...
+
+@final
+class Producer:
+    """A registered producer; a context manager that detaches on exit."""
+
+    def loan(self, timeout: Optional[float] = None, tag: int = 0, valid_len: Optional[int] = None) -> "WriteLoan":
+        """Loan a free slot (``Timeout`` after ``timeout`` s; None waits as long
+        as it takes). Ctrl-C interrupts the wait."""
+    def try_loan(self, tag: int = 0, valid_len: Optional[int] = None) -> Optional["WriteLoan"]:
+        """A free slot now, or None."""
+    def send(self, data: npt.ArrayLike, timeout: Optional[float] = None, tag: int = 0) -> int:
+        """Copy ``data`` into a loaned slot and commit it; returns the sequence number."""
+    @property
+    def index(self) -> int: ...
+    @property
+    def closed(self) -> bool: ...
+    def close(self) -> None:
+        """Detach (idempotent); open loans keep the registration until they end."""
+    def __enter__(self) -> "Producer": ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
+
+@final
+class WriteLoan:
+    """A loaned slot. ``with producer.loan() as frame:`` gives the writable
+    view; a normal exit commits, an exception gives the slot back. When the
+    loan ends the view is revoked (read-only; it and derived views read zeros)."""
+
+    def __enter__(self) -> npt.NDArray[Any]: ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
+    @property
+    def view(self) -> npt.NDArray[Any]:
+        """The writable view of the slot (created once, then the same object)."""
+    def commit(self) -> int:
+        """Publish the frame; returns its sequence number."""
+    def abandon(self) -> None:
+        """Give the slot back without publishing (idempotent)."""
+    tag: int
+    """The user tag delivered with the frame (settable while loaned)."""
+    valid_len: int
+    """Bytes delivered as valid (settable while loaned; default the whole frame)."""
+    @property
+    def slot(self) -> int: ...
+    @property
+    def dropped_oldest(self) -> bool:
+        """Did taking this slot drop the oldest unread frame (overwrite mode)?"""
+    @property
+    def seq(self) -> Optional[int]:
+        """The sequence number once committed."""
+    @property
+    def active(self) -> bool: ...
+    @property
+    def _window(self) -> Optional[Tuple[int, int]]: ...
+
+@final
+class Consumer:
+    """A registered consumer (subscriber in broadcast mode). Iterating yields
+    ``ReadLease``s until every producer has gone and the ring is drained; each
+    is released when the loop asks for the next one. A context manager that
+    detaches on exit."""
+
+    def recv(self, timeout: Optional[float] = None) -> "ReadLease":
+        """The next frame (``Timeout``; ``Disconnected`` once producers are gone
+        and the ring is drained). Ctrl-C interrupts the wait."""
+    def try_recv(self) -> Optional["ReadLease"]:
+        """A frame if one is ready now, else None (``Disconnected`` as recv)."""
+    def __iter__(self) -> Iterator["ReadLease"]: ...
+    def __next__(self) -> "ReadLease": ...
+    @property
+    def index(self) -> int: ...
+    @property
+    def closed(self) -> bool: ...
+    def close(self) -> None:
+        """Release the iteration's lease and detach (idempotent)."""
+    def __enter__(self) -> "Consumer": ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
+
+@final
+class ReadLease:
+    """A received frame. ``with lease as frame:`` gives the read-only view of
+    the whole frame; leaving releases the slot. Metadata stay readable after
+    release; the view is revoked (reads zeros)."""
+
+    def __enter__(self) -> npt.NDArray[Any]: ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
+    @property
+    def view(self) -> npt.NDArray[Any]:
+        """The read-only view of the frame (created once, then the same object)."""
+    def release(self) -> None:
+        """Release the slot now (idempotent)."""
+    @property
+    def active(self) -> bool: ...
+    @property
+    def seq(self) -> int:
+        """Sequence number (commit order, from 0)."""
+    @property
+    def timestamp_ns(self) -> int:
+        """``CLOCK_MONOTONIC`` ns at commit (the ``time.monotonic_ns()`` clock)."""
+    @property
+    def tag(self) -> int: ...
+    @property
+    def valid_len(self) -> int:
+        """Valid bytes of the frame (the view always covers the whole frame)."""
+    @property
+    def lost(self) -> int:
+        """Frames lost since this consumer's previous receive (overwrite mode)."""
+    @property
+    def slot(self) -> int: ...
+    @property
+    def _window(self) -> Optional[Tuple[int, int]]: ...
+
+# ------------------------------------------------------------------ worker pools
+
+@final
+class WorkQueue:
+    """A chunk queue file shared by Rust and Python workers. Pickles as its path."""
+
+    @staticmethod
+    def create(
+        path: _Path,
+        rows: Optional[int] = None,
+        chunk_rows: Optional[int] = None,
+        tasks: Optional[int] = None,
+        max_workers: int = 128,
+        barrier: int = 0,
+        mode: int = 0o600,
+    ) -> "WorkQueue":
+        """Split ``rows`` into chunks of ``chunk_rows``, or declare ``tasks``;
+        ``barrier=n`` adds a barrier of n parties. Never overwrites."""
+    @staticmethod
+    def open(path: _Path, readonly: bool = False) -> "WorkQueue": ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def chunks(self) -> int: ...
+    @property
+    def rows(self) -> int: ...
+    @property
+    def chunk_rows(self) -> int: ...
+    @property
+    def tasks(self) -> bool:
+        """Is this a task queue (rather than rows of an array)?"""
+    @property
+    def max_workers(self) -> int: ...
+    @property
+    def barrier_parties(self) -> int: ...
+    @property
+    def readonly(self) -> bool: ...
+    @property
+    def done(self) -> bool:
+        """Is every chunk done?"""
+    def join(self) -> "Worker":
+        """Register this process (or thread) as a worker."""
+    def progress(self) -> Dict[str, Any]:
+        """chunks, done, in_flight, pending, requeued, workers, tasks, rows,
+        chunk_rows, complete, barrier_parties/generation/arrived/broken."""
+    def wait_all(self, timeout: Optional[float] = None) -> Dict[str, Any]:
+        """Wait until every chunk is done (re-queueing dead workers' chunks);
+        returns the progress. ``Timeout`` says how far the job got."""
+    def reap(self) -> int:
+        """Re-queue the chunks of dead workers now; returns how many."""
+    def reset_barrier(self) -> None: ...
+    def chunk_range(self, i: int) -> range: ...
+    def chunk(self, i: int) -> Dict[str, Any]:
+        """state ("pending", "claimed", "done", "unknown"), owner, claims, requeues."""
+    def __reduce__(self) -> Tuple[Any, Tuple[str, bool]]: ...
+
+@final
+class Worker:
+    """A registered worker; iterating yields claims until every chunk is done.
+    A context manager that deregisters on exit."""
+
+    def claim(self, timeout: Optional[float] = None) -> Optional["Claim"]:
+        """The next chunk, or None once every chunk is done (``Timeout`` if
+        none became claimable in time). Ctrl-C interrupts the wait."""
+    def try_claim(self) -> Optional["Claim"]: ...
+    def __iter__(self) -> Iterator["Claim"]: ...
+    def __next__(self) -> "Claim": ...
+    def barrier_wait(self, timeout: Optional[float] = None) -> Tuple[int, bool]:
+        """(generation, is_leader); ``Disconnected`` if a participant died."""
+    @property
+    def id(self) -> int: ...
+    @property
+    def slot(self) -> int: ...
+    @property
+    def closed(self) -> bool: ...
+    def close(self) -> None: ...
+    def __enter__(self) -> "Worker": ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
+
+@final
+class Claim:
+    """An exclusive claim on one chunk. ``with claim:`` completes on a normal
+    exit and gives the chunk back on an exception."""
+
+    @property
+    def index(self) -> int: ...
+    @property
+    def rows(self) -> range: ...
+    @property
+    def slice(self) -> slice:
+        """``slice(start, stop)``: ``x[claim.slice]`` is a view of the rows."""
+    @property
+    def start(self) -> int: ...
+    @property
+    def stop(self) -> int: ...
+    @property
+    def active(self) -> bool: ...
+    @property
+    def completed(self) -> bool: ...
+    def rows_mut(self, out: SharedArray) -> "ClaimRows":
+        """A writable view of this chunk's rows of ``out`` (a context manager)."""
+    def complete(self) -> None:
+        """Mark the chunk done (row views are revoked first)."""
+    def abandon(self) -> None:
+        """Give the chunk back unprocessed."""
+    def __enter__(self) -> "Claim": ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
+
+@final
+class ClaimRows:
+    """A claim's rows of an output array; ``with claim.rows_mut(out) as y:``
+    gives the writable view, revoked when the block (or the claim) ends."""
+
+    def __enter__(self) -> npt.NDArray[Any]: ...
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> bool: ...
+    @property
+    def view(self) -> npt.NDArray[Any]: ...
+    def release(self) -> None: ...
+    @property
+    def active(self) -> bool: ...
+    @property
+    def rows(self) -> range: ...
+    @property
+    def _window(self) -> Optional[Tuple[int, int]]: ...

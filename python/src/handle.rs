@@ -55,7 +55,7 @@ impl Inner {
 }
 
 /// The file's descr literal -> numpy dtype, exactly as `np.load` builds it.
-fn numpy_dtype(py: Python<'_>, d: &Dtype) -> PyResult<Py<PyArrayDescr>> {
+pub(crate) fn numpy_dtype(py: Python<'_>, d: &Dtype) -> PyResult<Py<PyArrayDescr>> {
     let value = py
         .import("ast")?
         .call_method1("literal_eval", (d.descr_literal(),))?;
@@ -66,7 +66,7 @@ fn numpy_dtype(py: Python<'_>, d: &Dtype) -> PyResult<Py<PyArrayDescr>> {
 }
 
 /// Any numpy dtype spec -> sharray Dtype (through numpy's own descr).
-fn sharray_dtype<'py>(
+pub(crate) fn sharray_dtype<'py>(
     py: Python<'py>,
     spec: &Bound<'py, PyAny>,
 ) -> PyResult<(Dtype, Bound<'py, PyAny>)> {
@@ -102,7 +102,7 @@ fn sharray_dtype<'py>(
 }
 
 /// `str`, `bytes` or `os.PathLike` -> resolved path (`shm:NAME` -> /dev/shm).
-fn location(py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
+pub(crate) fn location(py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
     let s: String = py
         .import("os")?
         .call_method1("fsdecode", (path,))?
@@ -110,7 +110,7 @@ fn location(py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<PathBuf> {
     sharray::resolve_location(&s).py_err(py)
 }
 
-fn shape_arg(py: Python<'_>, shape: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
+pub(crate) fn shape_arg(py: Python<'_>, shape: &Bound<'_, PyAny>) -> PyResult<Vec<usize>> {
     let bad = |what: String| {
         errors::new(
             py,
@@ -179,7 +179,7 @@ impl SharedArray {
         })
     }
 
-    fn get(&self, py: Python<'_>) -> PyResult<Arc<Inner>> {
+    pub(crate) fn get(&self, py: Python<'_>) -> PyResult<Arc<Inner>> {
         self.inner.lock().clone().ok_or_else(|| {
             errors::new(
                 py,
@@ -368,7 +368,7 @@ impl SharedArray {
 }
 
 /// `(2, 3)`, `(5,)` or `()`, as Python prints a tuple.
-fn py_tuple(shape: &[usize]) -> String {
+pub(crate) fn py_tuple(shape: &[usize]) -> String {
     match shape {
         [one] => format!("({one},)"),
         _ => format!(

@@ -1,8 +1,8 @@
 //! `sharray._sharray`: the native part of the `sharray` Python package.
 //!
 //! Python processes become full sharray peers through the same Rust
-//! implementation as Rust programs: the same locks, generation counter and
-//! (later) rings and worker pools. numpy views share memory with the file;
+//! implementation as Rust programs: the same locks, generation counter,
+//! rings and worker pools. numpy views share memory with the file;
 //! see `guard.rs` for how a view is revoked when its guard ends and
 //! `window.rs` for the mappings behind that.
 
@@ -12,6 +12,9 @@
 mod errors;
 mod guard;
 mod handle;
+mod lease;
+mod pool;
+mod ring;
 mod view;
 mod window;
 
@@ -23,6 +26,17 @@ fn _sharray(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<handle::SharedArray>()?;
     m.add_class::<guard::Guard>()?;
     m.add_class::<view::ViewBase>()?;
+    m.add_class::<ring::Ring>()?;
+    m.add_class::<ring::Producer>()?;
+    m.add_class::<ring::WriteLoan>()?;
+    m.add_class::<ring::Consumer>()?;
+    m.add_class::<ring::ReadLease>()?;
+    m.add_class::<pool::WorkQueue>()?;
+    m.add_class::<pool::Worker>()?;
+    m.add_class::<pool::Claim>()?;
+    m.add_class::<pool::ClaimRows>()?;
+    m.add_function(wrap_pyfunction!(ring::_ring_open, m)?)?;
+    m.add_function(wrap_pyfunction!(pool::_queue_open, m)?)?;
     m.add_function(wrap_pyfunction!(handle::create, m)?)?;
     m.add_function(wrap_pyfunction!(handle::open, m)?)?;
     m.add_function(wrap_pyfunction!(handle::info, m)?)?;

@@ -1,5 +1,6 @@
-//! Revocable windows: a private mapping of an array's data per guard, so a
-//! numpy view can be cut off from the shared file when its guard ends.
+//! Revocable windows: a private mapping of an array's data per guard (of a
+//! ring slot per loan or lease, of a claim's rows per row view), so a numpy
+//! view can be cut off from the shared file when its guard or lease ends.
 //!
 //! # Why
 //!
@@ -46,7 +47,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use parking_lot::Mutex;
 
 /// Shadows kept ready per array handle (more only while several guards of
-/// one handle are held at once).
+/// one handle are held at once). Ring slots keep one each (`for_leases`).
 const MAX_SHADOWS: usize = 2;
 
 /// Set once the kernel refused `MREMAP_DONTUNMAP` for a shared mapping.
@@ -131,6 +132,24 @@ impl RawMap {
     }
 }
 
+impl RawMap {
+    /// Fault every page in now (`MADV_POPULATE_READ`/`_WRITE`, Linux 5.14+):
+    /// one system call instead of a fault per page on first touch. Best
+    /// effort: older kernels refuse it and the pages fault in as usual.
+    fn populate(&self, write: bool) {
+        const MADV_POPULATE_READ: libc::c_int = 22;
+        const MADV_POPULATE_WRITE: libc::c_int = 23;
+        let advice = if write {
+            MADV_POPULATE_WRITE
+        } else {
+            MADV_POPULATE_READ
+        };
+        // SAFETY: advice on our own mapping; populating never changes its
+        // contents (errors, e.g. EINVAL on old kernels, are ignored).
+        unsafe { libc::madvise(self.addr.as_ptr().cast(), self.len, advice) };
+    }
+}
+
 impl Drop for RawMap {
     fn drop(&mut self) {
         // SAFETY: we own this range (from mmap/mremap) and nobody points
@@ -139,10 +158,16 @@ impl Drop for RawMap {
     }
 }
 
-/// Ready mappings of one handle's data, reused by successive guards.
+/// Ready mappings of one region (an array's data, a ring slot, a claim's
+/// rows), reused by successive guards or leases of that region.
 pub(crate) struct ShadowPool {
     region: Option<Region>,
     shadows: Mutex<Vec<RawMap>>,
+    /// Most shadows kept (0: none, every window is a fresh mapping).
+    max: usize,
+    /// Fault a fresh mapping's pages in with one `madvise` (for regions the
+    /// holder is expected to touch in full: ring slots, claimed rows).
+    populate: bool,
 }
 
 impl ShadowPool {
@@ -150,6 +175,20 @@ impl ShadowPool {
         ShadowPool {
             region,
             shadows: Mutex::new(Vec::new()),
+            max: MAX_SHADOWS,
+            populate: false,
+        }
+    }
+
+    /// A pool for leases that touch the whole region (ring slots, claimed
+    /// rows): keeps at most `max` shadows and populates fresh mappings in
+    /// one call, so a lease never takes a page fault per page.
+    pub(crate) fn for_leases(region: Option<Region>, max: usize) -> ShadowPool {
+        ShadowPool {
+            region,
+            shadows: Mutex::new(Vec::new()),
+            max,
+            populate: true,
         }
     }
 
@@ -160,7 +199,13 @@ impl ShadowPool {
         };
         let map = match self.shadows.lock().pop() {
             Some(m) => m,
-            None => RawMap::map_file(fd, &region)?,
+            None => {
+                let m = RawMap::map_file(fd, &region)?;
+                if self.populate {
+                    m.populate(region.writable);
+                }
+                m
+            }
         };
         Ok(Some(Window {
             region,
@@ -173,7 +218,7 @@ impl ShadowPool {
 
     fn put(&self, map: RawMap) {
         let mut shadows = self.shadows.lock();
-        if shadows.len() < MAX_SHADOWS {
+        if shadows.len() < self.max {
             shadows.push(map);
         }
     }

@@ -1,12 +1,13 @@
 """Shared fixtures for the sharray Python suite.
 
 Child processes are real (subprocess running `python3 -c ...` or the Rust
-example `lock_counter`), each under a watchdog: `run_child` kills a child that
+examples `lock_counter`, `ring_peer`, `worker_pool`), each under a watchdog: `run_child` kills a child that
 outlives its limit and fails the test. No test asserts a maximum runtime.
 
 Environment:
 - SHARRAY_PY_STORM: rounds per process in the cross-process locking tests
   (default 200; raise it for a soak run).
+- SHARRAY_PY_FRAMES: frames per cross-process ring test (default 200).
 """
 
 import os
@@ -19,6 +20,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 STORM = int(os.environ.get("SHARRAY_PY_STORM", "200"))
+FRAMES = int(os.environ.get("SHARRAY_PY_FRAMES", "200"))
 # Generous: the machine is shared with other builds; this only stops hangs.
 WATCHDOG = 120.0
 
@@ -36,6 +38,18 @@ def cargo_artifact(kind: str, name: str) -> Path:
 @pytest.fixture(scope="session")
 def lock_counter() -> Path:
     return cargo_artifact("example", "lock_counter")
+
+
+@pytest.fixture(scope="session")
+def ring_peer() -> Path:
+    """examples/ring_peer.rs: a Rust producer/consumer of uint64 frames."""
+    return cargo_artifact("example", "ring_peer")
+
+
+@pytest.fixture(scope="session")
+def worker_pool() -> Path:
+    """examples/worker_pool.rs: its `--worker QUEUE IN OUT` role is a Rust worker."""
+    return cargo_artifact("example", "worker_pool")
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use super::WorkQueue;
 use super::shared::{QueueShared, SLICE};
-use crate::array::{Order, SharedArray};
+use crate::array::{Order, SharedArray, UntypedArray};
 use crate::element::Element;
 use crate::error::{Error, ErrorKind, Result};
 use crate::file::Wait;
@@ -241,16 +241,66 @@ impl Claim {
     /// another thread of this process holds a guard or region lock
     /// overlapping these rows.
     pub fn rows_mut<'a, T: Element>(&'a self, out: &'a SharedArray<T>) -> Result<RowsMut<'a, T>> {
+        let (off, len, ids) = self.lock_rows_of(out.untyped())?;
+        Ok(RowsMut {
+            array: out,
+            off,
+            len,
+            rows: self.rows.clone(),
+            ids,
+            dirty: false,
+            _claim: PhantomData,
+        })
+    }
+
+    /// [`Claim::rows_mut`] for an array whose element type is known only at
+    /// run time (front ends such as the Python package): the rows as bytes.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use sharray::{Dtype, UntypedArray, WorkQueue};
+    /// let out = UntypedArray::builder(Dtype::parse_user("uint16")?)
+    ///     .shape(&[10, 3])
+    ///     .create(dir.path().join("out.npy"))?;
+    /// let q = WorkQueue::builder().rows(10).chunk_rows(4).create(dir.path().join("q.npy"))?;
+    /// let w = q.join()?;
+    /// let c = w.claim()?.expect("a chunk");
+    /// let mut rows = c.rows_mut_untyped(&out)?;
+    /// assert_eq!((rows.byte_offset(), rows.bytes_mut().len()), (0, 4 * 3 * 2));
+    /// drop(rows);
+    /// c.complete()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Claim::rows_mut`].
+    pub fn rows_mut_untyped<'a>(&'a self, out: &'a UntypedArray) -> Result<UntypedRowsMut<'a>> {
+        let (off, len, ids) = self.lock_rows_of(out)?;
+        Ok(UntypedRowsMut {
+            array: out,
+            off,
+            len,
+            rows: self.rows.clone(),
+            ids,
+            dirty: false,
+            _claim: PhantomData,
+        })
+    }
+
+    /// Check `out` and register this claim's rows of it in the in-process
+    /// range table: (byte offset from the data start, byte length, ids).
+    fn lock_rows_of(&self, out: &UntypedArray) -> Result<(usize, usize, Vec<u64>)> {
         let q = &self.worker.q;
-        let (off, len) = row_bytes(out, q.hdr.rows, self.rows.clone())?;
-        if !out.untyped().is_writable() {
+        let (off, len) = row_bytes_untyped(out, q.hdr.rows, self.rows.clone())?;
+        if !out.is_writable() {
             return Err(Error::new(
                 ErrorKind::PermissionDenied,
                 "the output array was opened read-only; open it read-write to write rows",
             )
             .at(out.path()));
         }
-        let map = out.untyped().mapping();
+        let map = out.mapping();
         let base = map.data_offset() as u64;
         let span = Span {
             start: base + off as u64,
@@ -271,15 +321,7 @@ impl Claim {
                 )
                 .at(out.path())
             })?;
-        Ok(RowsMut {
-            array: out,
-            off,
-            len,
-            rows: self.rows.clone(),
-            ids,
-            dirty: false,
-            _claim: PhantomData,
-        })
+        Ok((off, len, ids))
     }
 
     /// Mark the chunk done.
@@ -331,6 +373,15 @@ pub(crate) fn row_bytes<T: Element>(
     expect_rows: u64,
     rows: Range<usize>,
 ) -> Result<(usize, usize)> {
+    row_bytes_untyped(a.untyped(), expect_rows, rows)
+}
+
+/// [`row_bytes`] for an untyped array (the element size is the dtype's).
+pub(crate) fn row_bytes_untyped(
+    a: &UntypedArray,
+    expect_rows: u64,
+    rows: Range<usize>,
+) -> Result<(usize, usize)> {
     let shape = a.shape();
     let Some((&n, rest)) = shape.split_first() else {
         return Err(Error::new(
@@ -355,7 +406,7 @@ pub(crate) fn row_bytes<T: Element>(
     }
     let row = rest
         .iter()
-        .try_fold(std::mem::size_of::<T>(), |acc, &d| acc.checked_mul(d))
+        .try_fold(a.dtype().itemsize(), |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| {
             Error::new(ErrorKind::InvalidInput, "the array's row size overflows").at(a.path())
         })?;
@@ -436,6 +487,70 @@ impl<T: Element> Drop for RowsMut<'_, T> {
         }
         let map = self.array.untyped().mapping();
         map.shared_file().ranges().release(&self.ids, None);
+    }
+}
+
+/// A claim's rows of an output array as bytes (see
+/// [`Claim::rows_mut_untyped`]): the untyped counterpart of [`RowsMut`].
+/// Borrowing mutably marks the array changed: its generation is bumped when
+/// the view is dropped.
+pub struct UntypedRowsMut<'a> {
+    array: &'a UntypedArray,
+    off: usize,
+    len: usize,
+    rows: Range<usize>,
+    ids: Vec<u64>,
+    dirty: bool,
+    _claim: PhantomData<&'a Claim>,
+}
+
+impl std::fmt::Debug for UntypedRowsMut<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UntypedRowsMut")
+            .field("path", &self.array.path())
+            .field("rows", &self.rows)
+            .finish()
+    }
+}
+
+impl UntypedRowsMut<'_> {
+    /// The rows this view covers.
+    pub fn rows(&self) -> Range<usize> {
+        self.rows.clone()
+    }
+
+    /// Offset of the first byte of these rows from the start of the array's
+    /// data (add [`UntypedArray::data_offset`] for the file offset).
+    pub fn byte_offset(&self) -> usize {
+        self.off
+    }
+
+    /// The rows' bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: the claim (borrowed for 'a) makes these rows exclusive
+        // among cooperating workers, and the in-process range table
+        // excludes every other guard or view of this process.
+        unsafe { self.array.mapping().data_bytes(self.off, self.len) }
+    }
+
+    /// The rows' bytes, to write in place.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        self.dirty = true;
+        // SAFETY: as `bytes`; `&mut self` makes this the only slice.
+        unsafe { self.array.mapping().data_bytes_mut(self.off, self.len) }
+    }
+}
+
+impl Drop for UntypedRowsMut<'_> {
+    fn drop(&mut self) {
+        if self.dirty {
+            self.array.bump_generation();
+        }
+        self.array
+            .mapping()
+            .shared_file()
+            .ranges()
+            .release(&self.ids, None);
     }
 }
 

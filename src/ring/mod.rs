@@ -411,6 +411,12 @@ impl Ring {
         self.inner.cfg.geo.max_participants
     }
 
+    /// File offset of slot 0 (4096): slot `k` is the `slot_bytes()` bytes at
+    /// `data_offset() + k * slot_bytes()`.
+    pub fn data_offset(&self) -> u64 {
+        self.inner.map.data_offset() as u64
+    }
+
     /// A snapshot of the ring's counters, slots and participants, read
     /// without taking the ring lock (values may be a few operations apart).
     /// Liveness is probed for every registered participant.
@@ -478,6 +484,17 @@ impl Ring {
     pub fn reclaim(&self) -> Result<()> {
         drop(self.attach(Role::Consumer)?);
         Ok(())
+    }
+}
+
+/// The open file description shared by every handle to this file in the
+/// process, for front ends that map slots a second time (the Python package
+/// maps one revocable window per lease). Never lock, unlock, truncate or
+/// close through it: the participants' liveness locks belong to this
+/// description.
+impl std::os::fd::AsFd for Ring {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.inner.map.shared_file().file().as_fd()
     }
 }
 
