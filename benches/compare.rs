@@ -147,6 +147,15 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
+/// CPUs of the machine (not of our affinity mask: we pin ourselves).
+fn cpu_count() -> usize {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count()
+}
+
 fn header(o: &Opts, pinned: bool, boosted: bool) -> String {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let mem = std::fs::read_to_string("/proc/meminfo")
@@ -159,7 +168,7 @@ fn header(o: &Opts, pinned: bool, boosted: bool) -> String {
         "# sharray compare ({:?} mode)\n\n{}, {} CPUs, {mem} RAM, Linux {}; 2 processes{}{}; {} runs per throughput case; load average at the start: {}.\n\n",
         o.mode,
         cpu_model(),
-        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        cpu_count(),
         kernel.trim(),
         if pinned {
             " pinned to CPUs 0 and 1"
@@ -184,7 +193,20 @@ fn rust_transports() -> Vec<(&'static str, Option<Kind>)> {
     if common::iceoryx::AVAILABLE {
         v.push(("iceoryx2", Some(Kind::Iceoryx2)));
     }
+    // Profiling switch: `SHARRAY_BENCH_TRANSPORTS=sharray,mini` runs only those.
+    if let Ok(only) = std::env::var("SHARRAY_BENCH_TRANSPORTS") {
+        v.retain(|(id, _)| only.split(',').any(|o| o == *id));
+    }
     v
+}
+
+/// Spin before parking in throughput runs: the library default, or
+/// `SHARRAY_BENCH_SPIN_US` (a profiling switch).
+fn tp_spin() -> Duration {
+    std::env::var("SHARRAY_BENCH_SPIN_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map_or(DEFAULT_SPIN, Duration::from_micros)
 }
 
 fn throughput(o: &Opts, dir: &Path, r: &mut Results) {
@@ -206,7 +228,7 @@ fn throughput(o: &Opts, dir: &Path, r: &mut Results) {
                             kind,
                             words,
                             slots,
-                            spin: DEFAULT_SPIN,
+                            spin: tp_spin(),
                         };
                         link::throughput(dir, &case, n)
                     }

@@ -80,22 +80,16 @@ pub fn bare_latency(dir: &std::path::Path, park: bool, budget: super::Budget) ->
     let child = spawn("bare_pong", &[&p, if park { "1" } else { "0" }]);
     let w = Words::open(&p);
     let (ping, pong) = (w.word(0), w.word(128));
-    let mut s = Samples::default();
-    let until = Instant::now() + budget.time;
-    for i in 1..=(budget.warmup + budget.samples) as u32 {
-        if Instant::now() > until && s.len() >= budget.min_samples {
-            break;
-        }
+    let s = budget.sample(|i| {
+        let i = i as u32 + 1;
         let t0 = Instant::now();
         ping.store(i, Ordering::Release);
         if park {
             sharray::sys::futex_wake(ping, 1);
         }
         await_word(pong, i, park);
-        if i as usize > budget.warmup {
-            s.push(t0.elapsed().as_nanos() as u64 / 2);
-        }
-    }
+        t0.elapsed().as_nanos() as u64 / 2
+    });
     ping.store(u32::MAX, Ordering::Release);
     sharray::sys::futex_wake(ping, 1);
     super::finish(child);

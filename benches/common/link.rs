@@ -349,21 +349,14 @@ pub fn parse_sink(line: &str, n: u64, frame_bytes: u64) -> f64 {
 /// child reads it and sends one of the same size back, the parent reads it.
 pub fn latency(dir: &Path, case: &Case, budget: Budget) -> Samples {
     let (child, mut link) = start(dir, case, true, 0);
-    let mut s = Samples::default();
-    let until = Instant::now() + budget.time;
-    for i in 0..(budget.warmup + budget.samples) as u64 {
-        if Instant::now() > until && s.len() >= budget.min_samples {
-            break;
-        }
+    let s = budget.sample(|i| {
         let t0 = Instant::now();
         link.send(i);
         let (seq, ok) = link.recv();
         let rt = t0.elapsed();
         assert!(ok && seq == i, "{case:?}: bad echo");
-        if i >= budget.warmup as u64 {
-            s.push(rt.as_nanos() as u64 / 2);
-        }
-    }
+        rt.as_nanos() as u64 / 2
+    });
     link.send(STOP);
     finish(child);
     drop(link);
@@ -424,20 +417,12 @@ pub fn inproc_throughput(words: usize, n: u64) -> f64 {
 /// costs nothing but the payload discipline).
 pub fn inproc_latency(words: usize, budget: Budget) -> Samples {
     let mut buf = vec![0u64; words];
-    let mut s = Samples::default();
-    let until = Instant::now() + budget.time;
-    for i in 0..(budget.warmup + budget.samples) as u64 {
-        if Instant::now() > until && s.len() >= budget.min_samples {
-            break;
-        }
+    budget.sample(|i| {
         let t0 = Instant::now();
         fill(&mut buf, i);
         let ok = check(&buf).1;
         let d = t0.elapsed();
         assert!(ok);
-        if i >= budget.warmup as u64 {
-            s.push(d.as_nanos() as u64);
-        }
-    }
-    s
+        d.as_nanos() as u64
+    })
 }

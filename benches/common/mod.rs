@@ -72,6 +72,26 @@ pub struct Budget {
     pub time: Duration,
 }
 
+impl Budget {
+    /// Call `once(i)` for i = 0, 1, ... (warm-up, then samples; stop early
+    /// after `time` once there are `min_samples`) and keep what it returns
+    /// after the warm-up (nanoseconds).
+    pub fn sample(&self, mut once: impl FnMut(u64) -> u64) -> Samples {
+        let mut s = Samples::default();
+        let until = std::time::Instant::now() + self.time;
+        for i in 0..(self.warmup + self.samples) as u64 {
+            if std::time::Instant::now() > until && s.len() >= self.min_samples {
+                break;
+            }
+            let v = once(i);
+            if i >= self.warmup as u64 {
+                s.push(v);
+            }
+        }
+        s
+    }
+}
+
 /// Latency samples in nanoseconds.
 #[derive(Clone, Debug, Default)]
 pub struct Samples(pub Vec<u64>);

@@ -5,7 +5,6 @@ use std::path::Path;
 
 use plotters::prelude::*;
 
-use super::common::size_label;
 use super::report::{Results, label};
 
 type Series = Vec<(&'static str, Vec<(f64, f64)>)>;
@@ -42,6 +41,16 @@ fn decades(v: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
     10f64.powf(lo.log10().floor())..10f64.powf(hi.log10().ceil().max(lo.log10().floor() + 1.0))
 }
 
+/// Axis labels at powers of ten: `100 B`, `10 kB`, `1 MB`.
+fn decimal_bytes(v: f64) -> String {
+    match v {
+        v if v >= 1e9 => format!("{} GB", v / 1e9),
+        v if v >= 1e6 => format!("{} MB", v / 1e6),
+        v if v >= 1e3 => format!("{} kB", v / 1e3),
+        v => format!("{v} B"),
+    }
+}
+
 fn color(i: usize) -> RGBColor {
     const C: [RGBColor; 12] = [
         RGBColor(120, 120, 120),
@@ -75,7 +84,6 @@ fn panel(
     data: &Series,
     title: &str,
     y_desc: &str,
-    legend: bool,
 ) -> DrawResult {
     let x = decades(data.iter().flat_map(|(_, p)| p.iter().map(|q| q.0)));
     let y = decades(data.iter().flat_map(|(_, p)| p.iter().map(|q| q.1)));
@@ -89,49 +97,65 @@ fn panel(
         .configure_mesh()
         .x_desc("payload per frame")
         .y_desc(y_desc)
-        .x_label_formatter(&|v| size_label(v.round() as u64))
+        .x_label_formatter(&|v| decimal_bytes(*v))
         .y_label_formatter(&|v| format!("{v}"))
         .draw()?;
     for (id, pts) in data {
         let c = color_of(id);
-        chart
-            .draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))?
-            .label(label(id))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+        chart.draw_series(LineSeries::new(pts.iter().copied(), c.stroke_width(2)))?;
         chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, c.filled())))?;
     }
-    if legend {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 12))
-            .draw()?;
+    Ok(())
+}
+
+/// One legend for both panels, in columns below them.
+fn legend(
+    area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    ids: &[&'static str],
+) -> DrawResult {
+    let (w, _) = area.dim_in_pixel();
+    let cols = 3usize;
+    let col_w = (w as usize - 40) / cols;
+    for (i, id) in ids.iter().enumerate() {
+        let (x, y) = (20 + (i % cols) * col_w, 10 + (i / cols) * 22);
+        let (x, y) = (x as i32, y as i32);
+        let c = color_of(id);
+        area.draw(&PathElement::new(
+            vec![(x, y + 7), (x + 26, y + 7)],
+            c.stroke_width(3),
+        ))?;
+        area.draw(&Text::new(label(id), (x + 34, y), ("sans-serif", 14)))?;
     }
     Ok(())
 }
 
 /// Write the plot to `path`.
 pub fn write(r: &Results, path: &Path, subtitle: &str) -> DrawResult {
-    let root = SVGBackend::new(path, (1400, 620)).into_drawing_area();
+    let (tp, lat) = (series(r, false), series(r, true));
+    let ids: Vec<&'static str> = super::report::TRANSPORTS
+        .iter()
+        .map(|(i, _)| *i)
+        .filter(|i| tp.iter().chain(&lat).any(|(j, _)| j == i))
+        .collect();
+    let legend_h = 20 + 22 * ids.len().div_ceil(3) as u32;
+    let root = SVGBackend::new(path, (1400, 600 + legend_h)).into_drawing_area();
     root.fill(&WHITE)?;
-    let root = root.titled(subtitle, ("sans-serif", 14))?;
-    let (left, right) = root.split_horizontally(700);
+    let root = root.titled(subtitle, ("sans-serif", 16))?;
+    let (charts, below) = root.split_vertically(570);
+    let (left, right) = charts.split_horizontally(700);
     panel(
         &left,
-        &series(r, false),
+        &tp,
         "Throughput (median of runs), higher is better",
         "GB/s",
-        true,
     )?;
     panel(
         &right,
-        &series(r, true),
+        &lat,
         "One-way latency p50 (ping-pong / 2), lower is better",
         "microseconds",
-        true,
     )?;
+    legend(&below, &ids)?;
     root.present()?;
     Ok(())
 }
