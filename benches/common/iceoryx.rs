@@ -15,6 +15,7 @@ mod imp {
     use iceoryx2::port::subscriber::Subscriber;
     use iceoryx2::prelude::*;
 
+    use super::super::link::PEER_TIMEOUT;
     use super::super::payload::{check, fill};
     use super::{Case, Link};
 
@@ -95,12 +96,17 @@ mod imp {
 
         fn recv(&mut self) -> (u64, bool) {
             let sub = self.rx.as_ref().unwrap();
-            loop {
+            let t0 = std::time::Instant::now();
+            for n in 0u64.. {
                 if let Some(s) = sub.receive().unwrap() {
                     return check(s.payload());
                 }
+                if n % 4096 == 4095 {
+                    assert!(t0.elapsed() < PEER_TIMEOUT, "no sample from the publisher");
+                }
                 std::hint::spin_loop();
             }
+            unreachable!()
         }
     }
 }

@@ -23,6 +23,10 @@ use super::{Budget, Samples, finish, read_line};
 /// The sequence number that ends a ping-pong.
 const STOP: u64 = u64::MAX;
 
+/// No hand-off in a benchmark legitimately waits this long: a peer that
+/// died or stopped taking frames turns into a panic, never a hang.
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// One end of a transport: frames of `words` u64 go out, frames come in.
 pub trait Link {
     /// Fill a frame with `seq` (every word) and hand it to the peer; waits
@@ -153,14 +157,20 @@ impl RingLink {
 
 impl Link for RingLink {
     fn send(&mut self, seq: u64) {
-        let mut l = self.tx.as_ref().unwrap().loan().unwrap();
+        let tx = self.tx.as_ref().unwrap();
+        let mut l = tx
+            .loan_timeout(PEER_TIMEOUT)
+            .expect("the consumer stopped taking frames");
         fill(l.as_mut_slice::<u64>().unwrap(), seq);
         l.set_tag(seq);
         l.commit().unwrap();
     }
 
     fn recv(&mut self) -> (u64, bool) {
-        let f = self.rx.as_ref().unwrap().recv().unwrap();
+        let rx = self.rx.as_ref().unwrap();
+        let f = rx
+            .recv_timeout(PEER_TIMEOUT)
+            .expect("no frame from the producer");
         let (seq, ok) = check(f.as_slice::<u64>().unwrap());
         (seq, ok && f.tag() == seq)
     }

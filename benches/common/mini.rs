@@ -11,6 +11,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use super::link::PEER_TIMEOUT;
 use super::payload::{check, fill};
 
 const HEAD: usize = 0;
@@ -81,9 +82,17 @@ impl Mini {
     }
 
     /// Spin for `self.spin`, then park on `seq` until `ready()`.
+    ///
+    /// # Panics
+    ///
+    /// After [`PEER_TIMEOUT`] (the peer died or stopped).
     fn wait(&self, seq: usize, waiting: usize, ready: impl Fn() -> bool) {
         let t0 = Instant::now();
         while !ready() {
+            assert!(
+                t0.elapsed() < PEER_TIMEOUT,
+                "the peer of a hand-written ring stopped"
+            );
             if t0.elapsed() < self.spin {
                 std::hint::spin_loop();
                 continue;

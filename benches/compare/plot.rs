@@ -55,7 +55,7 @@ fn color(i: usize) -> RGBColor {
     const C: [RGBColor; 12] = [
         RGBColor(120, 120, 120),
         RGBColor(180, 180, 180),
-        RGBColor(140, 140, 200),
+        RGBColor(60, 60, 60),
         RGBColor(255, 127, 14),
         RGBColor(31, 119, 180),
         RGBColor(23, 190, 207),
@@ -90,6 +90,7 @@ fn panel(
     let mut chart = ChartBuilder::on(area)
         .caption(title, ("sans-serif", 18))
         .margin(12)
+        .margin_right(36)
         .x_label_area_size(40)
         .y_label_area_size(60)
         .build_cartesian_2d(x.log_scale(), y.log_scale())?;
