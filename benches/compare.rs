@@ -240,56 +240,78 @@ fn throughput(o: &Opts, dir: &Path, r: &mut Results) {
 }
 
 fn latency(o: &Opts, dir: &Path, r: &mut Results) {
+    // Rounds interleave the cases (round 1 of every case, then round 2, ...)
+    // so a slow phase of the machine hits every transport alike; each case's
+    // samples of all rounds are pooled.
+    let rounds = o.latency_rounds();
     let smallest = o.sizes.iter().copied().min().unwrap_or(64);
-    for &size in &o.sizes {
-        eprintln!("latency: {}", size_label(size));
-        let b = o.latency_budget(size);
-        let words = (size / 8) as usize;
-        let slots = o.slots_for(size);
-        let mut add = |id, s: common::Samples| r.lat.push(Lat::from_samples(id, size, s.0));
-        add("inproc", link::inproc_latency(words, b));
-        if size == smallest {
-            add("busy", floors::bare_latency(dir, false, b));
-            add("futex", floors::bare_latency(dir, true, b));
-        }
-        let case = |kind, spin| Case {
-            kind,
-            words,
-            slots,
-            spin,
-        };
-        add(
-            "mini",
-            link::latency(dir, &case(Kind::Mini, SPIN_FOREVER), b),
-        );
-        add(
-            "sharray",
-            link::latency(dir, &case(Kind::Ring, SPIN_FOREVER), b),
-        );
-        if size == smallest {
+    let mut pooled: Vec<(&'static str, u64, Vec<u64>)> = Vec::new();
+    for round in 0..rounds {
+        for &size in &o.sizes {
+            eprintln!(
+                "latency: {}, round {}/{rounds}",
+                size_label(size),
+                round + 1
+            );
+            let mut b = o.latency_budget(size);
+            b.samples = b.samples.div_ceil(rounds);
+            b.time /= rounds as u32;
+            let words = (size / 8) as usize;
+            let slots = o.slots_for(size);
+            let mut add = |id, s: common::Samples| match pooled
+                .iter_mut()
+                .find(|(i, z, _)| *i == id && *z == size)
+            {
+                Some(p) => p.2.extend(s.0),
+                None => pooled.push((id, size, s.0)),
+            };
+            add("inproc", link::inproc_latency(words, b));
+            if size == smallest {
+                add("busy", floors::bare_latency(dir, false, b));
+                add("futex", floors::bare_latency(dir, true, b));
+            }
+            let case = |kind, spin| Case {
+                kind,
+                words,
+                slots,
+                spin,
+            };
             add(
-                "sharray_parked",
-                link::latency(dir, &case(Kind::Ring, Duration::ZERO), b),
+                "mini",
+                link::latency(dir, &case(Kind::Mini, SPIN_FOREVER), b),
+            );
+            add(
+                "sharray",
+                link::latency(dir, &case(Kind::Ring, SPIN_FOREVER), b),
+            );
+            if size == smallest {
+                add(
+                    "sharray_parked",
+                    link::latency(dir, &case(Kind::Ring, Duration::ZERO), b),
+                );
+            }
+            if common::iceoryx::AVAILABLE {
+                add(
+                    "iceoryx2",
+                    link::latency(dir, &case(Kind::Iceoryx2, SPIN_FOREVER), b),
+                );
+            }
+            add(
+                "socket",
+                link::latency(dir, &case(Kind::Socket, SPIN_FOREVER), b),
+            );
+            add(
+                "pipe",
+                link::latency(dir, &case(Kind::Pipe, SPIN_FOREVER), b),
             );
         }
-        if common::iceoryx::AVAILABLE {
-            add(
-                "iceoryx2",
-                link::latency(dir, &case(Kind::Iceoryx2, SPIN_FOREVER), b),
-            );
-        }
-        add(
-            "socket",
-            link::latency(dir, &case(Kind::Socket, SPIN_FOREVER), b),
-        );
-        add(
-            "pipe",
-            link::latency(dir, &case(Kind::Pipe, SPIN_FOREVER), b),
-        );
+    }
+    for (id, size, v) in pooled {
+        r.lat.push(Lat::from_samples(id, size, v));
     }
     if o.mode != Mode::Smoke {
-        r.notes.push(
-            "Latency: sharray and the hand-written ring spin while waiting (`set_spin`); iceoryx2 busy-polls `receive()`; sockets and pipes block in the kernel; \"parked\" rows park on a futex at once.".into(),
-        );
+        r.notes.push(format!(
+            "Latency: {rounds} interleaved round(s) per case, samples pooled. sharray and the hand-written ring spin while waiting (`set_spin`); iceoryx2 busy-polls `receive()`; sockets and pipes block in the kernel; \"parked\" rows park on a futex at once."
+        ));
     }
 }

@@ -214,6 +214,14 @@ impl Opts {
         }
     }
 
+    /// Interleaved latency rounds (each takes its share of the samples).
+    pub fn latency_rounds(&self) -> usize {
+        match self.mode {
+            Mode::Full => 3,
+            _ => 1,
+        }
+    }
+
     /// Array sizes for the attach cost.
     pub fn attach_sizes(&self) -> Vec<u64> {
         match self.mode {
