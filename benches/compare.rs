@@ -258,6 +258,8 @@ fn latency(o: &Opts, dir: &Path, r: &mut Results) {
             b.time /= rounds as u32;
             let words = (size / 8) as usize;
             let slots = o.slots_for(size);
+            let only = std::env::var("SHARRAY_BENCH_TRANSPORTS").ok();
+            let want = |id: &str| only.as_ref().is_none_or(|o| o.split(',').any(|x| x == id));
             let mut add = |id, s: common::Samples| match pooled
                 .iter_mut()
                 .find(|(i, z, _)| *i == id && *z == size)
@@ -265,8 +267,10 @@ fn latency(o: &Opts, dir: &Path, r: &mut Results) {
                 Some(p) => p.2.extend(s.0),
                 None => pooled.push((id, size, s.0)),
             };
-            add("inproc", link::inproc_latency(words, b));
-            if size == smallest {
+            if want("inproc") {
+                add("inproc", link::inproc_latency(words, b));
+            }
+            if size == smallest && want("busy") {
                 add("busy", floors::bare_latency(dir, false, b));
                 add("futex", floors::bare_latency(dir, true, b));
             }
@@ -290,7 +294,7 @@ fn latency(o: &Opts, dir: &Path, r: &mut Results) {
                     link::latency(dir, &case(Kind::Ring, Duration::ZERO), b),
                 );
             }
-            if common::iceoryx::AVAILABLE {
+            if common::iceoryx::AVAILABLE && want("iceoryx2") {
                 add(
                     "iceoryx2",
                     link::latency(dir, &case(Kind::Iceoryx2, SPIN_FOREVER), b),
