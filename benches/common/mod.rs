@@ -1,9 +1,19 @@
 //! Reusable helpers for cross-process benchmarks: run this very benchmark
 //! binary again in a child role, pin processes to CPUs, percentiles, and a
-//! markdown table printer. Used by `benches/ring.rs`; meant to be shared by
-//! later cross-tool harnesses.
+//! markdown table printer; plus the pieces the benchmarks share: the payload
+//! discipline (`payload`), the floors (`floors`), the hand-written ring
+//! (`mini`), every transport behind one interface with its throughput and
+//! latency drivers (`link`, `iceoryx`), and the worker-pool job (`pool`).
+//! Used by `benches/ring.rs`, `benches/pool.rs` and `benches/compare.rs`.
 
 #![allow(dead_code)]
+
+pub mod floors;
+pub mod iceoryx;
+pub mod link;
+pub mod mini;
+pub mod payload;
+pub mod pool;
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -20,13 +30,86 @@ pub fn child_role() -> Option<(String, Vec<String>)> {
 
 /// Re-run this binary as a child in `role` with `args` (stdout piped).
 pub fn spawn(role: &str, args: &[&str]) -> Child {
+    spawn_with(role, args, false)
+}
+
+/// As [`spawn`], with the child's stdin piped too when `stdin`.
+pub fn spawn_with(role: &str, args: &[&str], stdin: bool) -> Child {
     Command::new(std::env::current_exe().expect("current exe"))
         .env(ROLE, role)
         .env(ARGS, args.join("|"))
+        .stdin(if stdin {
+            Stdio::piped()
+        } else {
+            Stdio::inherit()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("spawn benchmark child")
+}
+
+/// Run a child role shared by every benchmark binary. Returns false for a
+/// role the caller must handle itself.
+pub fn run_shared_role(role: &str, args: &[String]) -> bool {
+    match role {
+        "bare_pong" => floors::bare_pong(args),
+        "link_sink" => link::sink(args),
+        "link_echo" => link::echo(args),
+        _ => return false,
+    }
+    true
+}
+
+/// How many latency samples to take, and for how long at most (a loaded
+/// machine makes spinning hand-offs wait for the scheduler: a case stops
+/// after `time` once it has `min_samples`).
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    pub warmup: usize,
+    pub samples: usize,
+    pub min_samples: usize,
+    pub time: Duration,
+}
+
+impl Budget {
+    /// Call `once(i)` for i = 0, 1, ... (warm-up, then samples; stop early
+    /// after `time` once there are `min_samples`) and keep what it returns
+    /// after the warm-up (nanoseconds).
+    pub fn sample(&self, mut once: impl FnMut(u64) -> u64) -> Samples {
+        let mut s = Samples::default();
+        let until = std::time::Instant::now() + self.time;
+        for i in 0..(self.warmup + self.samples) as u64 {
+            if std::time::Instant::now() > until && s.len() >= self.min_samples {
+                break;
+            }
+            let v = once(i);
+            if i >= self.warmup as u64 {
+                s.push(v);
+            }
+        }
+        s
+    }
+}
+
+/// Latency samples in nanoseconds.
+#[derive(Clone, Debug, Default)]
+pub struct Samples(pub Vec<u64>);
+
+impl Samples {
+    pub fn push(&mut self, v: u64) {
+        self.0.push(v);
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// (min, p50, p99).
+    pub fn stats(&mut self) -> (u64, u64, u64) {
+        let v = &mut self.0;
+        (percentile(v, 0.0), percentile(v, 50.0), percentile(v, 99.0))
+    }
 }
 
 /// Read one line from a child's stdout (blocking).
@@ -116,17 +199,29 @@ impl Table {
         }
     }
 
+    /// Replace the text of header cell `i`.
+    pub fn head_mut(&mut self, i: usize, text: &str) {
+        self.head[i] = text.to_string();
+    }
+
     pub fn row(&mut self, cells: Vec<String>) {
         self.rows.push(cells);
     }
 
     pub fn print(&self) {
-        println!("| {} |", self.head.join(" | "));
-        println!("|{}|", vec!["---"; self.head.len()].join("|"));
+        println!("{}", self.render());
+    }
+
+    /// The table as markdown (numbers right-aligned: every column but the
+    /// first), ending with a blank line.
+    pub fn render(&self) -> String {
+        let mut s = format!("| {} |\n|---|", self.head.join(" | "));
+        s += &"---:|".repeat(self.head.len().saturating_sub(1));
+        s.push('\n');
         for r in &self.rows {
-            println!("| {} |", r.join(" | "));
+            s += &format!("| {} |\n", r.join(" | "));
         }
-        println!();
+        s
     }
 }
 
@@ -138,5 +233,47 @@ pub fn bench_dir() -> tempfile::TempDir {
         tempfile::tempdir_in(base).expect("tempdir in /dev/shm")
     } else {
         tempfile::tempdir().expect("tempdir")
+    }
+}
+
+/// `n` KiB in bytes.
+pub const fn kib(n: u64) -> u64 {
+    n << 10
+}
+
+/// `n` MiB in bytes.
+pub const fn mib(n: u64) -> u64 {
+    n << 20
+}
+
+/// `n` GiB in bytes.
+pub const fn gib(n: u64) -> u64 {
+    n << 30
+}
+
+/// A byte count as `64 B`, `4 KiB`, `16 GiB`.
+pub fn size_label(b: u64) -> String {
+    match b {
+        b if b >= gib(1) && b % gib(1) == 0 => format!("{} GiB", b >> 30),
+        b if b >= mib(1) && b % mib(1) == 0 => format!("{} MiB", b >> 20),
+        b if b >= kib(1) && b % kib(1) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} B"),
+    }
+}
+
+/// Make a command's process run on `cpu` only (for children that are not
+/// this binary, e.g. Python scripts).
+#[allow(unsafe_code)]
+pub fn pin_command(cmd: &mut Command, cpu: usize) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec and only makes one
+    // async-signal-safe syscall on a stack value.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+            Ok(())
+        });
     }
 }

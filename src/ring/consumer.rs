@@ -63,7 +63,7 @@ impl Consumer {
     }
 
     fn attempt(&self, deadline: Option<Instant>) -> Result<Option<ReadLease>> {
-        let lock = self.p.lock(Some(lock_deadline(deadline)))?;
+        let lock = self.p.lock_or_wait(|| Some(lock_deadline(deadline)))?;
         let got = slot::recv(&lock, self.p.index);
         let gone = got.is_none() && slot::producers_gone(&lock);
         drop(lock);
@@ -220,8 +220,8 @@ impl ReadLease {
 
 impl Drop for ReadLease {
     fn drop(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        if let Ok(lock) = self.p.lock(Some(deadline)) {
+        let deadline = || Some(Instant::now() + Duration::from_secs(10));
+        if let Ok(lock) = self.p.lock_or_wait(deadline) {
             let freed = slot::release(&lock, self.p.index, self.f.slot, self.f.seq);
             drop(lock);
             if freed {

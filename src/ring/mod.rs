@@ -594,4 +594,28 @@ mod tests {
         send_sync::<WriteLoan>();
         send_sync::<ReadLease>();
     }
+
+    #[test]
+    fn loans_take_the_least_recently_used_slot() {
+        // A frame read and released at once must not make the next loan
+        // reuse its slot (its cache lines are still in the reader's core):
+        // slots go round in commit order.
+        let dir = tempfile::tempdir().unwrap();
+        let ring = Ring::builder(Dtype::parse_user("uint8").unwrap(), &[64])
+            .slots(4)
+            .create(dir.path().join("r.npy"))
+            .unwrap();
+        let (p, c) = (ring.producer().unwrap(), ring.consumer().unwrap());
+        let mut used = Vec::new();
+        for _ in 0..9 {
+            let l = p.try_loan().unwrap();
+            used.push(l.slot());
+            l.commit().unwrap();
+            drop(c.try_recv().unwrap());
+        }
+        assert_eq!(used, [0, 1, 2, 3, 0, 1, 2, 3, 0]);
+        // Two loans at once still get two different free slots.
+        let (a, b) = (p.try_loan().unwrap(), p.try_loan().unwrap());
+        assert_eq!((a.slot(), b.slot()), (1, 2));
+    }
 }

@@ -53,18 +53,14 @@ impl Producer {
     /// (backpressure) or leased; [`TryLoanError::Error`] if the ring lock
     /// could not be taken.
     pub fn try_loan(&self) -> Result<WriteLoan, TryLoanError> {
-        let deadline = Instant::now() + Duration::from_secs(1);
-        match self
-            .try_loan_inner(Some(deadline))
-            .map_err(TryLoanError::Error)?
-        {
+        match self.try_loan_inner(None).map_err(TryLoanError::Error)? {
             Some(l) => Ok(l),
             None => Err(TryLoanError::Full),
         }
     }
 
     fn try_loan_inner(&self, deadline: Option<Instant>) -> Result<Option<WriteLoan>> {
-        let lock = self.p.lock(Some(lock_deadline(deadline)))?;
+        let lock = self.p.lock_or_wait(|| Some(lock_deadline(deadline)))?;
         let got = slot::loan(&lock, self.p.index);
         drop(lock);
         Ok(got.map(|(slot, dropped)| WriteLoan {
@@ -235,7 +231,7 @@ impl WriteLoan {
             .store(self.valid_len, Ordering::Relaxed);
         r.u64(s + l::slot::TIMESTAMP)
             .store(sys::monotonic_ns(), Ordering::Relaxed);
-        let lock = self.p.lock(Some(lock_deadline(None)))?;
+        let lock = self.p.lock_or_wait(|| Some(lock_deadline(None)))?;
         let done = slot::commit(&lock, self.p.index, self.slot);
         drop(lock);
         self.done = true;
@@ -259,8 +255,8 @@ impl Drop for WriteLoan {
         if self.done {
             return;
         }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        if let Ok(lock) = self.p.lock(Some(deadline)) {
+        let deadline = || Some(Instant::now() + Duration::from_secs(10));
+        if let Ok(lock) = self.p.lock_or_wait(deadline) {
             let freed = slot::drop_loan(&lock, self.p.index, self.slot);
             drop(lock);
             if freed {

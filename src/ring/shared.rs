@@ -406,20 +406,26 @@ pub(crate) fn wait_until<T>(
     let r = &p.ring;
     let word = r.u32(seq);
     let count = r.u32(waiters);
-    let mut last_reclaim = Instant::now();
+    // Clock reads are deferred until a wait really begins (see
+    // `Participant::lock_or_wait`): a hand-off that finds its frame or slot
+    // at once reads no clock.
+    let mut last_reclaim: Option<Instant> = None;
     loop {
         let s = word.load(Ordering::SeqCst);
         if let Some(v) = attempt()? {
             return Ok(Some(v));
         }
         if !spin.is_zero() {
-            let until = Instant::now() + spin;
+            let mut until = None;
             let mut n = 0u32;
             while word.load(Ordering::Relaxed) == s {
                 std::hint::spin_loop();
                 n = n.wrapping_add(1);
-                if n.is_multiple_of(64) && Instant::now() >= until {
-                    break;
+                if n.is_multiple_of(64) {
+                    let now = Instant::now();
+                    if now >= *until.get_or_insert(now + spin) {
+                        break;
+                    }
                 }
             }
             if word.load(Ordering::Acquire) != s {
@@ -427,6 +433,7 @@ pub(crate) fn wait_until<T>(
             }
         }
         let now = Instant::now();
+        let last_reclaim = last_reclaim.get_or_insert(now);
         let left = deadline.map(|d| d.saturating_duration_since(now));
         if left.is_some_and(|d| d.is_zero()) {
             // We may have swallowed a wake meant for "someone": pass it on.
@@ -441,7 +448,7 @@ pub(crate) fn wait_until<T>(
         }
         count.fetch_sub(1, Ordering::SeqCst);
         if last_reclaim.elapsed() >= SLICE {
-            last_reclaim = Instant::now();
+            *last_reclaim = Instant::now();
             // Best effort: a lock we cannot get now is retried next slice.
             if let Ok(lock) = p.lock(Some(lock_deadline(deadline))) {
                 let got = reclaim_dead(&lock);

@@ -52,7 +52,13 @@ pub(crate) fn loan(lock: &RingLock<'_>, me: u32) -> Option<(u32, bool)> {
     let geo = r.cfg.geo;
     let mut t = Txn::new(lock);
     let writing = l::state_word(SlotState::Writing, me);
-    for k in 0..geo.slots {
+    // Scan cyclically from the next commit position: with in-order release
+    // that is the least recently used slot, whose cache lines have had the
+    // longest time to leave the consumers' caches. (Reusing the slot a
+    // consumer has just released makes every write of the next frame steal
+    // a cache line back from that consumer's core.)
+    let start = (r.get(l::lock::TAIL) % u64::from(geo.slots)) as u32;
+    for k in (start..geo.slots).chain(0..start) {
         let s = geo.slot(k);
         if l::unpack_state(r.get(s + l::slot::STATE)).0 == Some(SlotState::Free) {
             t.set(s + l::slot::STATE, writing);
