@@ -1,29 +1,47 @@
 #!/usr/bin/env python3
-"""Rust producer -> Python (sharray) consumer, for the cross-tool benchmark
-harness: prints ONE JSON line and exits 0 (1 if a frame failed its check).
+"""The "Rust producer -> Python sharray consumer" row of `cargo bench --bench compare`.
 
-    python3 benches/python/sharray_consumer.py --size 8388608 --seconds 3 [--slots 4]
+    python3 benches/python/sharray_consumer.py RING_PATH FRAMES
 
-A uint64 ring of `--slots` frames of `--size` bytes is created in /dev/shm;
-`examples/ring_peer produce` (built in release mode if missing) writes every
-word of every frame for `--seconds`, pinned to CPU 0; this process, pinned to
-CPU 1, receives every frame with `sharray.Ring` and sums all of its words
-(`view.sum()`, checked against the closed form). Output keys: frames, bad,
-frames_per_s, gb_per_s, faults_per_frame, size, slots, tool, producer,
-consumer. Needs the `sharray` Python package installed (./scripts/test.sh
-or python/README.md) and numpy.
+Follows the harness contract in benches/python/README.md: attach to the
+existing uint64 ring as a consumer, print `ready`, receive exactly FRAMES
+frames (frame `seq` holds `seq + i` in word `i`), read every word
+(`view.sum()`, checked against the closed form and `view[0] == seq`), then
+print `NANOS BAD` (from the first frame read to the last one) and exit 0.
 
-The code lives in python/bench/bench_ring.py (`harness_main`), which also
-runs the side-by-side comparison with a Rust consumer, multiprocessing.Queue
-and a multiprocessing.shared_memory ring.
+For the standalone side-by-side comparison of issue 5 (Rust vs Python
+consumer vs multiprocessing.Queue vs shared_memory), run
+`python3 python/bench/bench_ring.py` instead.
 """
 
 import sys
-from pathlib import Path
+import time
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "python" / "bench"))
+import numpy as np
 
-from bench_ring import harness_main  # noqa: E402
+import sharray
+
+
+def main() -> int:
+    path, frames = sys.argv[1], int(sys.argv[2])
+    consumer = sharray.Ring.open(path).consumer()
+    print("ready", flush=True)
+    bad = 0
+    t0 = None
+    for seq in range(frames):
+        lease = consumer.recv(timeout=60.0)
+        with lease as frame:
+            words = frame.reshape(-1)
+            n = words.size
+            total = int(words.sum(dtype=np.uint64))
+            if int(words[0]) != seq or total != (seq * n + n * (n - 1) // 2) % 2**64:
+                bad += 1
+        if t0 is None:
+            t0 = time.perf_counter_ns()
+    t1 = time.perf_counter_ns()
+    print(f"{t1 - (t0 or t1)} {bad}", flush=True)
+    return 0
+
 
 if __name__ == "__main__":
-    sys.exit(harness_main())
+    sys.exit(main())
