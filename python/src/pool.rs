@@ -431,11 +431,7 @@ impl Worker {
     fn close(&self, py: Python<'_>) {
         let w = self.inner.lock().take();
         if let Some(w) = w {
-            if self.pid != std::process::id() {
-                std::mem::forget(w);
-            } else {
-                py.detach(move || drop(w));
-            }
+            lease::detach_unless_forked(py, self.pid, w);
         }
     }
 

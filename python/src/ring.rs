@@ -497,11 +497,7 @@ impl Producer {
     fn close(&self, py: Python<'_>) {
         let p = self.inner.lock().take();
         if let Some(p) = p {
-            if self.shared.pid != std::process::id() {
-                std::mem::forget(p);
-            } else {
-                py.detach(move || drop(p));
-            }
+            lease::detach_unless_forked(py, self.shared.pid, p);
         }
     }
 
@@ -611,11 +607,7 @@ impl WriteLoan {
     /// Give the slot back (idempotent).
     fn end(&self, _py: Python<'_>) {
         if let Some((loan, _, _, view)) = self.take() {
-            if self.shared.pid != std::process::id() {
-                std::mem::forget(loan);
-            } else {
-                drop(loan);
-            }
+            lease::drop_unless_forked(self.shared.pid, loan);
             drop(view);
         }
     }
@@ -638,11 +630,7 @@ impl Drop for WriteLoan {
     fn drop(&mut self) {
         if let Some(mut held) = self.state.get_mut().take() {
             let view = held.view.revoke();
-            if self.shared.pid != std::process::id() {
-                std::mem::forget(held.loan);
-            } else {
-                drop(held.loan);
-            }
+            lease::drop_unless_forked(self.shared.pid, held.loan);
             drop(view);
         }
     }
@@ -909,11 +897,7 @@ impl Consumer {
         self.end_current(py);
         let c = self.inner.lock().take();
         if let Some(c) = c {
-            if self.shared.pid != std::process::id() {
-                std::mem::forget(c);
-            } else {
-                py.detach(move || drop(c));
-            }
+            lease::detach_unless_forked(py, self.shared.pid, c);
         }
     }
 
@@ -995,11 +979,7 @@ impl ReadLease {
         let held = self.state.lock().take();
         if let Some(mut h) = held {
             let view = h.view.revoke();
-            if self.shared.pid != std::process::id() {
-                std::mem::forget(h.lease);
-            } else {
-                drop(h.lease);
-            }
+            lease::drop_unless_forked(self.shared.pid, h.lease);
             drop(view);
         }
     }
