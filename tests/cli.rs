@@ -4,15 +4,12 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use sharray::{Dtype, Order, UntypedArray};
 
 fn sharray(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sharray"))
-        .args(args)
-        .output()
-        .expect("run sharray")
+    common::cli_run(args)
 }
 
 fn ok(args: &[&str]) -> String {

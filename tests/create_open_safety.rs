@@ -16,9 +16,7 @@ use std::time::Duration;
 
 use sharray::{Dtype, ErrorKind, SharedArray, UntypedArray};
 
-fn cli() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sharray"))
-}
+use common::cli;
 
 fn mode_of(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o7777

@@ -124,10 +124,7 @@ fn python_lock_ex_blocks_us() {
             "0.2",
         ],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_sharray"))
-            .args(&args)
-            .output()
-            .unwrap();
+        let out = common::cli().args(&args).output().unwrap();
         assert_eq!(out.status.code(), Some(3), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(err.lines().count(), 1, "{err}");
@@ -136,7 +133,7 @@ fn python_lock_ex_blocks_us() {
     assert!(!out_npy.exists());
     assert!(!std::path::Path::new("/dev/shm/never-made-by-sharray-test").exists());
     // Without a timeout the CLI waits, and finishes once python lets go.
-    let waiting = Command::new(env!("CARGO_BIN_EXE_sharray"))
+    let waiting = common::cli()
         .args(["show", p])
         .stdout(Stdio::piped())
         .spawn()

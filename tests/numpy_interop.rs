@@ -45,9 +45,7 @@ const DTYPES: &[&str] = &[
     "[('a', '>u2', (2,)), ('b', [('c', '|i1'), ('d', '<f4')])]",
 ];
 
-fn cli() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sharray"))
-}
+use common::cli;
 
 /// The byte pattern both sides agree on: byte `i` of the data in memory
 /// order. Bools get 0/1 only.

@@ -3,14 +3,11 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 fn sharray(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sharray"))
-        .args(args)
-        .output()
-        .expect("run sharray")
+    common::cli_run(args)
 }
 
 fn ok(args: &[&str]) -> String {
@@ -130,7 +127,7 @@ fn subscribe_writes_numbered_frames_and_watch_reports_json() {
         "import numpy as np, sys; np.save(sys.argv[1], np.arange(4, dtype=np.uint16))",
         &[&d("u.npy")],
     );
-    let mut sub = Command::new(env!("CARGO_BIN_EXE_sharray"))
+    let mut sub = common::cli()
         .args([
             "subscribe",
             &ring,

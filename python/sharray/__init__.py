@@ -40,25 +40,8 @@ calls release the GIL and can be interrupted with Ctrl-C. Errors are
 (``FileNotFoundError``, ``TimeoutError``, ...).
 """
 
-from ._errors import (
-    AlreadyExists,
-    CorruptFile,
-    Disconnected,
-    DtypeMismatch,
-    Full,
-    InvalidInput,
-    IOFailure,
-    LockTimeout,
-    NoSpace,
-    NotARegularFile,
-    NotFound,
-    PermissionDenied,
-    Replaced,
-    ShapeMismatch,
-    SharrayError,
-    Timeout,
-    Unsupported,
-)
+from . import _errors
+from ._errors import *  # noqa: F401,F403  (the exception classes; listed in _errors.__all__)
 from ._sharray import (
     Claim,
     ClaimRows,
@@ -96,22 +79,6 @@ __all__ = [
     "Worker",
     "Claim",
     "ClaimRows",
-    "SharrayError",
-    "NotFound",
-    "AlreadyExists",
-    "PermissionDenied",
-    "InvalidInput",
-    "DtypeMismatch",
-    "ShapeMismatch",
-    "CorruptFile",
-    "Unsupported",
-    "NotARegularFile",
-    "LockTimeout",
-    "Timeout",
-    "NoSpace",
-    "Disconnected",
-    "Full",
-    "Replaced",
-    "IOFailure",
     "__version__",
+    *_errors.__all__,
 ]

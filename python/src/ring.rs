@@ -940,11 +940,25 @@ impl HasViewSlot for LeaseHeld {
 pub(crate) struct ReadLease {
     state: Mutex<Option<LeaseHeld>>,
     shared: Arc<RingShared>,
+    /// The frame's sequence number (commit order, from 0).
+    #[pyo3(get)]
     seq: u64,
+    /// `CLOCK_MONOTONIC` nanoseconds at commit (`time.monotonic_ns()`
+    /// clock, comparable across processes).
+    #[pyo3(get)]
     timestamp_ns: u64,
+    /// The producer's tag.
+    #[pyo3(get)]
     tag: u64,
+    /// Valid bytes of the frame (the whole frame unless the producer said
+    /// less); the view always covers the whole frame.
+    #[pyo3(get)]
     valid_len: usize,
+    /// Frames lost since this consumer's previous receive (overwrite mode).
+    #[pyo3(get)]
     lost: u64,
+    /// Index of the slot.
+    #[pyo3(get)]
     slot: usize,
 }
 

@@ -142,3 +142,15 @@ pub fn python(script: &str, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A `Command` for the `sharray` binary that cargo built for these tests.
+#[cfg(feature = "cli")]
+pub fn cli() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sharray"))
+}
+
+/// Run the `sharray` binary with `args` and collect its output.
+#[cfg(feature = "cli")]
+pub fn cli_run(args: &[&str]) -> std::process::Output {
+    cli().args(args).output().expect("run the sharray binary")
+}
