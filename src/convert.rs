@@ -3,9 +3,10 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::array::{OpenOptions, UntypedArray};
+use crate::array::{OpenOptions, Order, UntypedArray};
 use crate::error::{Error, ErrorKind, Result};
 use crate::file::{LockMode, Wait, create_file};
+use crate::format::npy::{Dtype, NpyHeader};
 use crate::mapping::Mapping;
 
 /// Bytes copied between progress reports.
@@ -157,17 +158,74 @@ pub fn export_npy_with(
     let map = Mapping::open(src.as_ref(), OpenOptions::new().read_only(true).flags())?;
     let header = map.header().clone();
     let lock = map.shared_file().lock(LockMode::Shared, opts.wait())?;
+    // The read lock is held: cooperating peers do not write the data.
+    write_npy_file(dst, &header, map_bytes(&map), opts.mode, progress)?;
+    drop(lock);
+    Ok(())
+}
+
+/// Write `data` (the array's bytes in `order`) as a new plain `.npy` at `path`
+/// with the header numpy itself writes. Like every file sharray makes, it
+/// appears complete or not at all (temporary file, `posix_fallocate`,
+/// no-clobber link) with permission bits `mode`.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// let p = dir.path().join("frame.npy");
+/// let data: Vec<u8> = (0u8..6).collect();
+/// sharray::write_npy(&p, &sharray::Dtype::parse_user("uint8")?, &[2, 3], sharray::Order::C, &data, 0o600)?;
+/// assert_eq!(sharray::inspect(&p)?.shape, vec![2, 3]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+///
+/// [`ErrorKind::InvalidInput`] if `data` is not exactly the array's size;
+/// [`ErrorKind::AlreadyExists`] if `path` exists (nothing is overwritten);
+/// [`ErrorKind::NoSpace`] (nothing is left behind); other I/O errors.
+pub fn write_npy(
+    path: impl AsRef<Path>,
+    dtype: &Dtype,
+    shape: &[usize],
+    order: Order,
+    data: &[u8],
+    mode: u32,
+) -> Result<()> {
+    let path = path.as_ref();
+    let header = NpyHeader {
+        dtype: dtype.clone(),
+        fortran_order: order == Order::F,
+        shape: shape.to_vec(),
+    };
+    if header.nbytes() != Some(data.len()) {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "{} bytes of data do not make an array of dtype {dtype} and shape {shape:?}",
+                data.len()
+            ),
+        )
+        .at(path));
+    }
+    write_npy_file(path, &header, data, mode, &mut |_, _| {})
+}
+
+fn write_npy_file(
+    dst: &Path,
+    header: &NpyHeader,
+    data: &[u8],
+    mode: u32,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<()> {
     let hdr = header.emit_standard();
     let total = (hdr.len() as u64)
-        .checked_add(map.nbytes() as u64)
+        .checked_add(data.len() as u64)
         .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "array too large"))?;
-    create_file(dst, total, opts.mode, true, |f| {
+    create_file(dst, total, mode, true, |f| {
         use std::io::Write;
         let mut w = std::io::BufWriter::with_capacity(CHUNK, f);
         w.write_all(&hdr)
             .map_err(|e| Error::io("cannot write", e))?;
-        // The read lock is held: cooperating peers do not write the data.
-        let data = map_bytes(&map);
         let mut done = 0u64;
         progress(0, data.len() as u64);
         for c in data.chunks(CHUNK) {
@@ -180,7 +238,6 @@ pub fn export_npy_with(
         f.sync_all().map_err(|e| Error::io("cannot sync", e))?;
         Ok(())
     })?;
-    drop(lock);
     Ok(())
 }
 
@@ -189,4 +246,24 @@ fn map_bytes(map: &Mapping) -> &[u8] {
     // SAFETY: only called by export_npy while it holds the shared whole-file
     // lock, so cooperating peers do not write the data.
     unsafe { map.data_bytes(0, map.nbytes()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_npy_refuses_data_of_the_wrong_size_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.npy");
+        let d = Dtype::parse_user("<f4").unwrap();
+        let e = write_npy(&p, &d, &[2, 3], Order::C, &[0u8; 20], 0o600).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        write_npy(&p, &d, &[2, 3], Order::F, &[0u8; 24], 0o600).unwrap();
+        let e = write_npy(&p, &d, &[2, 3], Order::C, &[0u8; 24], 0o600).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::AlreadyExists);
+        let info = crate::inspect(&p).unwrap();
+        assert_eq!((info.shape, info.order), (vec![2, 3], Order::F));
+    }
 }

@@ -86,7 +86,9 @@ pub use array::{
     UntypedBuilder, UntypedReadGuard, UntypedWriteGuard, WriteGuard, inspect,
 };
 pub use check::{Problem, check};
-pub use convert::{CopyOptions, export_npy, export_npy_with, import_npy, import_npy_with};
+pub use convert::{
+    CopyOptions, export_npy, export_npy_with, import_npy, import_npy_with, write_npy,
+};
 pub use element::{Bool, Element};
 pub use error::{Error, ErrorKind, Result};
 pub use file::{resolve_location, shm_path};

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
-use sharray::format::npy::NpyHeader;
 use sharray::{Dtype, Error, ErrorKind, ReadLease, Ring, RingStats};
 
 /// Commands on producer/consumer rings.
@@ -266,41 +265,7 @@ fn exists(out: &Path) -> Error {
 
 /// Write a plain .npy (numpy's own header) atomically, never overwriting.
 fn write_npy(out: &Path, dtype: &Dtype, shape: &[usize], data: &[u8]) -> sharray::Result<()> {
-    if out.symlink_metadata().is_ok() {
-        return Err(exists(out));
-    }
-    let header = NpyHeader {
-        dtype: dtype.clone(),
-        fortran_order: false,
-        shape: shape.to_vec(),
-    };
-    let dir = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let io = |what: &str, e: std::io::Error| {
-        Error::new(ErrorKind::Io, format!("cannot {what}: {e}")).at(out)
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".sharray-tmp-")
-        .tempfile_in(dir)
-        .map_err(|e| io("create a temporary file", e))?;
-    tmp.write_all(&header.emit_standard())
-        .and_then(|_| tmp.write_all(data))
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(|e| io("write", e))?;
-    tmp.persist_noclobber(out).map_err(|e| {
-        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-            Error::new(
-                ErrorKind::AlreadyExists,
-                "a file appeared at this path while writing; nothing was overwritten, pick another path",
-            )
-            .at(out)
-        } else {
-            io("publish the file", e.error)
-        }
-    })?;
-    Ok(())
+    sharray::write_npy(out, dtype, shape, sharray::Order::C, data, 0o600)
 }
 
 fn save(ring: &Ring, f: &ReadLease, out: &Path) -> sharray::Result<()> {
