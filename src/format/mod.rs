@@ -1,5 +1,12 @@
-//! On-disk formats: the `.npy` header and the sharray control block. Pure
-//! logic without I/O, so both can be fuzzed.
+//! On-disk formats, one file per section of FORMAT.md: the `.npy` header
+//! (`npy/`), the control block (`control.rs`), the ring section (`ring.rs`)
+//! and the queue section (`queue.rs`), plus the one little-endian
+//! reader/writer they share (`le.rs`) and the sink validators report into
+//! (`sink.rs`). Pure logic without I/O, so all of it can be fuzzed.
 
 pub mod control;
+pub mod le;
 pub mod npy;
+pub mod queue;
+pub mod ring;
+pub mod sink;

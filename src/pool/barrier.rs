@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use super::layout::off;
+use crate::format::queue::off;
 use super::shared::{QueueShared, SLICE};
 use super::{WorkQueue, Worker};
 use crate::error::{Error, ErrorKind, Result};
@@ -116,6 +116,11 @@ impl QueueShared {
                 loop {
                     if w >> 16 != generation {
                         return Ok(passed);
+                    }
+                    if w & 0xFFFF == 0 {
+                        // Our arrival is gone already (a reset, or a word
+                        // changed outside the protocol): nothing to withdraw.
+                        break;
                     }
                     match word.compare_exchange_weak(w, w - 1, Ordering::AcqRel, Ordering::Acquire)
                     {

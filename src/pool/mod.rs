@@ -66,7 +66,6 @@
 //! other languages.
 
 mod barrier;
-mod layout;
 mod prefault;
 mod queue;
 mod region;
@@ -81,6 +80,7 @@ pub use barrier::{Barrier, BarrierResult};
 pub use queue::{Claim, RowsMut, UntypedRowsMut, Worker};
 pub use region::{RowMode, RowsGuard};
 
+use crate::format::queue as layout;
 use crate::error::{Error, ErrorKind, Result};
 use crate::file::{OpenFlags, Wait};
 use shared::{QueueShared, SLICE};

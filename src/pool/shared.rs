@@ -25,7 +25,7 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use super::QueueProgress;
-use super::layout::{self, QueueHeader, entry, off};
+use crate::format::queue::{self as layout, QueueHeader, entry, off};
 use crate::error::{Error, ErrorKind, Result};
 use crate::file::OpenFlags;
 use crate::format::control::Kind;
@@ -310,7 +310,8 @@ impl QueueShared {
                 self.e64(slot, entry::COMPLETED)
                     .fetch_add(1, Ordering::Relaxed);
                 let before = self.s64(off::DONE).fetch_add(1, Ordering::AcqRel);
-                if before + 1 == self.hdr.chunks {
+                // DONE wraps rather than overflow on a corrupt file.
+                if before.wrapping_add(1) == self.hdr.chunks {
                     self.bump_event();
                 }
                 Ok(())
@@ -546,7 +547,7 @@ impl QueueShared {
             chunks: self.hdr.chunks,
             done,
             in_flight,
-            pending: self.hdr.chunks.saturating_sub(done + in_flight),
+            pending: self.hdr.chunks.saturating_sub(done.saturating_add(in_flight)),
             requeued,
             workers: self.live_workers().len() as u32,
             tasks: self.hdr.mode == layout::MODE_TASKS,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::layout as l;
+use crate::format::ring as l;
 use super::lock::{Participant, lock_deadline};
 use super::shared::wait_until;
 use super::slot::{self, Frame};
@@ -65,8 +65,9 @@ impl Consumer {
     fn attempt(&self, deadline: Option<Instant>) -> Result<Option<ReadLease>> {
         let lock = self.p.lock_or_wait(|| Some(lock_deadline(deadline)))?;
         let got = slot::recv(&lock, self.p.index);
-        let gone = got.is_none() && slot::producers_gone(&lock);
+        let gone = matches!(got, Ok(None)) && slot::producers_gone(&lock);
         drop(lock);
+        let got = got.map_err(|m| Error::new(ErrorKind::Corrupt, m).at(self.p.ring.map.path()))?;
         match got {
             Some(mut f) => {
                 if !self.p.ring.cfg.broadcast() {

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::layout as l;
+use crate::format::ring as l;
 use super::shared::{Reclaimed, RingInner, reclaim_entry, wake_after_reclaim};
 use crate::error::{Error, ErrorKind, Result};
 use crate::sys;

@@ -46,7 +46,6 @@
 //! ```
 
 mod consumer;
-mod layout;
 mod lock;
 mod producer;
 mod shared;
@@ -58,7 +57,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use consumer::{Consumer, ReadLease};
-pub use layout::Role;
+pub use crate::format::ring::Role;
 pub use producer::{Producer, WriteLoan};
 
 use crate::element::Element;
@@ -67,7 +66,7 @@ use crate::file::OpenFlags;
 use crate::format::control::Kind;
 use crate::format::npy::{Dtype, NpyHeader};
 use crate::mapping::{Mapping, NewFile};
-use layout as l;
+use crate::format::ring as l;
 use lock::Participant;
 use shared::{Config, RingInner, reclaim_dead, wake_after_reclaim};
 

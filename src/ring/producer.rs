@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::layout as l;
+use crate::format::ring as l;
 use super::lock::{Participant, lock_deadline};
 use super::shared::wait_until;
 use super::{DEFAULT_SPIN, TryLoanError, slot, typed_check};
@@ -235,13 +235,7 @@ impl WriteLoan {
         let done = slot::commit(&lock, self.p.index, self.slot);
         drop(lock);
         self.done = true;
-        let c = done.ok_or_else(|| {
-            Error::new(
-                ErrorKind::Corrupt,
-                "the loaned slot was taken away before commit; the ring state was changed outside the protocol",
-            )
-            .at(r.map.path())
-        })?;
+        let c = done.map_err(|m| Error::new(ErrorKind::Corrupt, m).at(r.map.path()))?;
         r.notify(l::commit::SEQ, l::commit::WAITERS, r.cfg.broadcast());
         if c.freed {
             r.notify(l::free::SEQ, l::free::WAITERS, false);

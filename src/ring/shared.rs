@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use super::layout::{self as l, Geometry, Role, SlotState};
+pub(crate) use crate::format::ring::Config;
+use crate::format::ring::{self as l, Role, SlotState};
 use super::lock::{Participant, RingLock, Txn, lock_deadline};
 use crate::error::{Error, ErrorKind, Result};
 use crate::mapping::Mapping;
@@ -17,116 +18,6 @@ use crate::sys;
 
 /// How often a parked participant wakes to look for dead peers.
 pub(crate) const SLICE: Duration = Duration::from_millis(50);
-
-/// The validated, private copy of a ring's configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Config {
-    pub flags: u32,
-    pub slot_bytes: u64,
-    pub geo: Geometry,
-}
-
-impl Config {
-    pub fn broadcast(&self) -> bool {
-        self.flags & l::FLAG_BROADCAST != 0
-    }
-
-    pub fn overwrite(&self) -> bool {
-        self.flags & l::FLAG_OVERWRITE != 0
-    }
-
-    pub fn slots(&self) -> u32 {
-        self.geo.slots
-    }
-
-    /// Encode into the config line of a fresh section.
-    pub fn encode(&self, sec: &mut [u8]) {
-        let put32 = |b: &mut [u8], o: u64, v: u32| {
-            b[o as usize..o as usize + 4].copy_from_slice(&v.to_le_bytes())
-        };
-        let put64 = |b: &mut [u8], o: u64, v: u64| {
-            b[o as usize..o as usize + 8].copy_from_slice(&v.to_le_bytes())
-        };
-        put32(sec, l::cfg::VERSION, l::RING_VERSION);
-        put32(sec, l::cfg::FLAGS, self.flags);
-        put32(sec, l::cfg::SLOTS, self.geo.slots);
-        put32(sec, l::cfg::MAX_PARTICIPANTS, self.geo.max_participants);
-        put64(sec, l::cfg::SLOT_BYTES, self.slot_bytes);
-        put64(sec, l::cfg::SLOTS_OFF, self.geo.slots_off);
-        put64(sec, l::cfg::LOG_OFF, self.geo.log_off);
-        put64(sec, l::cfg::PARTICIPANTS_OFF, self.geo.participants_off);
-        put64(sec, l::cfg::USED_LEN, self.geo.used_len);
-    }
-
-    /// Parse and validate a private copy of the section against the array
-    /// header (`shape[0]` must be K, `nbytes` must be `K * slot_bytes`).
-    pub fn decode(
-        sec: &[u8],
-        shape: &[usize],
-        fortran: bool,
-        nbytes: u64,
-    ) -> std::result::Result<Config, String> {
-        if sec.len() < l::LINE as usize {
-            return Err("the ring section is shorter than its config line".into());
-        }
-        let u32_at =
-            |o: u64| u32::from_le_bytes(sec[o as usize..o as usize + 4].try_into().unwrap());
-        let u64_at =
-            |o: u64| u64::from_le_bytes(sec[o as usize..o as usize + 8].try_into().unwrap());
-        let version = u32_at(l::cfg::VERSION);
-        if version != l::RING_VERSION {
-            return Err(format!(
-                "ring section version {version} is not supported (this build reads {})",
-                l::RING_VERSION
-            ));
-        }
-        let flags = u32_at(l::cfg::FLAGS);
-        if flags & !(l::FLAG_BROADCAST | l::FLAG_OVERWRITE) != 0 {
-            return Err(format!("ring flags {flags:#x} are not understood"));
-        }
-        let slots = u32_at(l::cfg::SLOTS);
-        let parts = u32_at(l::cfg::MAX_PARTICIPANTS);
-        if slots == 0 || slots > l::MAX_SLOTS {
-            return Err(format!("ring slot count {slots} is out of range"));
-        }
-        if parts == 0 || parts > l::MAX_PARTICIPANTS {
-            return Err(format!(
-                "ring participant table size {parts} is out of range"
-            ));
-        }
-        let geo = Geometry::new(slots, parts);
-        if u64_at(l::cfg::SLOTS_OFF) != geo.slots_off
-            || u64_at(l::cfg::LOG_OFF) != geo.log_off
-            || u64_at(l::cfg::PARTICIPANTS_OFF) != geo.participants_off
-            || u64_at(l::cfg::USED_LEN) != geo.used_len
-        {
-            return Err("ring section offsets do not match its slot and participant counts".into());
-        }
-        if geo.used_len > sec.len() as u64 {
-            return Err("ring section is shorter than its layout needs".into());
-        }
-        let slot_bytes = u64_at(l::cfg::SLOT_BYTES);
-        if fortran {
-            return Err("a ring's array must be in C order".into());
-        }
-        if shape.first().copied() != Some(slots as usize) {
-            return Err(format!(
-                "the array's first dimension is {:?}, the ring has {slots} slots",
-                shape.first()
-            ));
-        }
-        if slot_bytes.checked_mul(u64::from(slots)) != Some(nbytes) {
-            return Err(format!(
-                "{slots} slots of {slot_bytes} bytes do not match the {nbytes} bytes of data"
-            ));
-        }
-        Ok(Config {
-            flags,
-            slot_bytes,
-            geo,
-        })
-    }
-}
 
 type LocalKey = (u64, u64);
 
@@ -289,11 +180,7 @@ impl RingInner {
                 let off = self.get(l::JOURNAL + e * 16);
                 let val = self.get(l::JOURNAL + e * 16 + 8);
                 // Never let a garbage journal write outside the state words.
-                if off.is_multiple_of(8)
-                    && off >= l::lock::HEAD
-                    && off + 8 <= self.cfg.geo.used_len
-                    && !(l::JOURNAL..l::SLOTS_OFF).contains(&off)
-                {
+                if l::journal_target_ok(off, self.cfg.geo.used_len) {
                     self.u64(off).store(val, Ordering::Release);
                 }
             }

@@ -19,7 +19,7 @@
 //! with their bit in `PENDING` (and not in `LEASED`) with the smallest `SEQ`,
 //! normally the one log cell `cursor % K` names.
 
-use super::layout::{self as l, Role, SlotState};
+use crate::format::ring::{self as l, Role, SlotState};
 use super::lock::{RingLock, Txn};
 use super::shared::{Reclaimed, reclaim_entry};
 use crate::sys;
@@ -85,9 +85,10 @@ pub(crate) fn loan(lock: &RingLock<'_>, me: u32) -> Option<(u32, bool)> {
     } else {
         let (head, tail) = (r.get(l::lock::HEAD), r.get(l::lock::TAIL));
         if head < tail {
-            let k = r.get(geo.cell((head % u64::from(geo.slots)) as u32)) as u32;
+            let k = slot_index(r.get(geo.cell((head % u64::from(geo.slots)) as u32)), geo.slots);
+            // head < tail, so head + 1 cannot overflow.
             t.set(l::lock::HEAD, head + 1);
-            (k < geo.slots).then_some(k)
+            k
         } else {
             None
         }
@@ -100,7 +101,7 @@ pub(crate) fn loan(lock: &RingLock<'_>, me: u32) -> Option<(u32, bool)> {
         s + l::slot::LOANS,
         r.get(s + l::slot::LOANS).wrapping_add(1),
     );
-    t.set(l::lock::DROPPED, r.get(l::lock::DROPPED) + 1);
+    t.set(l::lock::DROPPED, r.get(l::lock::DROPPED).wrapping_add(1));
     t.apply();
     Some((victim, true))
 }
@@ -118,23 +119,30 @@ pub(crate) fn drop_loan(lock: &RingLock<'_>, me: u32, k: u32) -> bool {
     true
 }
 
-/// Publish slot `k` (written by `me`) as the next position. `None` if the
-/// slot is not ours (it was reclaimed: our process was thought dead).
-pub(crate) fn commit(lock: &RingLock<'_>, me: u32, k: u32) -> Option<Committed> {
+/// Publish slot `k` (written by `me`) as the next position. `Err` with the
+/// reason if the slot is not ours (it was reclaimed: our process was thought
+/// dead) or the ring state is corrupt.
+pub(crate) fn commit(lock: &RingLock<'_>, me: u32, k: u32) -> Result<Committed, &'static str> {
     let r = lock.ring();
     let geo = r.cfg.geo;
     let s = geo.slot(k);
     if r.get(s + l::slot::STATE) != l::state_word(SlotState::Writing, me) {
-        return None;
+        return Err(
+            "the loaned slot was taken away before commit; the ring state was changed outside the protocol",
+        );
     }
     let seq = r.get(l::lock::TAIL);
+    let next = seq
+        .checked_add(1)
+        .ok_or("the ring's TAIL is at its largest value; the ring state is corrupt")?;
     let mut t = Txn::new(lock);
     t.set(s + l::slot::SEQ, seq);
     t.set(geo.cell((seq % u64::from(geo.slots)) as u32), u64::from(k));
-    t.set(l::lock::TAIL, seq + 1);
-    t.set(l::lock::COMMITTED, r.get(l::lock::COMMITTED) + 1);
+    t.set(l::lock::TAIL, next);
+    // Statistics counters wrap (FORMAT.md 7.1).
+    t.set(l::lock::COMMITTED, r.get(l::lock::COMMITTED).wrapping_add(1));
     let e = geo.entry(me) + l::part::COUNT;
-    t.set(e, r.get(e) + 1);
+    t.set(e, r.get(e).wrapping_add(1));
     let mut freed = false;
     if r.cfg.broadcast() {
         let subs = r.get(l::lock::SUBSCRIBERS);
@@ -150,7 +158,7 @@ pub(crate) fn commit(lock: &RingLock<'_>, me: u32, k: u32) -> Option<Committed> 
         t.set(s + l::slot::STATE, l::state_word(SlotState::Ready, me));
     }
     t.apply();
-    Some(Committed { seq, freed })
+    Ok(Committed { seq, freed })
 }
 
 fn frame_of(lock: &RingLock<'_>, k: u32, seq: u64, lost: u64) -> Frame {
@@ -166,8 +174,14 @@ fn frame_of(lock: &RingLock<'_>, k: u32, seq: u64, lost: u64) -> Frame {
     }
 }
 
-/// Take the next frame for `me`, or `None` if there is none for it now.
-pub(crate) fn recv(lock: &RingLock<'_>, me: u32) -> Option<Frame> {
+/// The slot index stored in a log cell, if it names a slot.
+fn slot_index(cell: u64, slots: u32) -> Option<u32> {
+    u32::try_from(cell).ok().filter(|&k| k < slots)
+}
+
+/// Take the next frame for `me`, `Ok(None)` if there is none for it now,
+/// `Err` with the reason if the ring state is corrupt.
+pub(crate) fn recv(lock: &RingLock<'_>, me: u32) -> Result<Option<Frame>, &'static str> {
     let r = lock.ring();
     let geo = r.cfg.geo;
     let k_slots = u64::from(geo.slots);
@@ -177,20 +191,22 @@ pub(crate) fn recv(lock: &RingLock<'_>, me: u32) -> Option<Frame> {
     if !r.cfg.broadcast() {
         let head = r.get(l::lock::HEAD);
         if head >= tail {
-            return None;
+            return Ok(None);
         }
-        let k = r.get(geo.cell((head % k_slots) as u32)) as u32;
-        if k >= geo.slots {
-            return None;
-        }
+        let k = slot_index(r.get(geo.cell((head % k_slots) as u32)), geo.slots)
+            .ok_or("a ring log cell names no slot; the ring state is corrupt")?;
         let s = geo.slot(k);
+        if l::unpack_state(r.get(s + l::slot::STATE)).0 != Some(SlotState::Ready) {
+            return Err("the next queued frame's slot is not READY; the ring state is corrupt");
+        }
+        // head < tail, so head + 1 cannot overflow.
         t.set(l::lock::HEAD, head + 1);
         t.set(s + l::slot::STATE, l::state_word(SlotState::Reading, me));
-        t.set(l::lock::RECEIVED, r.get(l::lock::RECEIVED) + 1);
-        t.set(e + l::part::COUNT, r.get(e + l::part::COUNT) + 1);
+        t.set(l::lock::RECEIVED, r.get(l::lock::RECEIVED).wrapping_add(1));
+        t.set(e + l::part::COUNT, r.get(e + l::part::COUNT).wrapping_add(1));
         let f = frame_of(lock, k, head, r.get(l::lock::DROPPED));
         t.apply();
-        return Some(f);
+        return Ok(Some(f));
     }
     let bit = 1u64 << me;
     let cur = r.get(e + l::part::CURSOR);
@@ -202,11 +218,12 @@ pub(crate) fn recv(lock: &RingLock<'_>, me: u32) -> Option<Frame> {
     };
     // Fast path: the frame at our cursor, through the log.
     let mut found = None;
-    if cur < tail {
-        let k = r.get(geo.cell((cur % k_slots) as u32)) as u32;
-        if k < geo.slots && mine(k) && r.get(geo.slot(k) + l::slot::SEQ) == cur {
-            found = Some((k, cur));
-        }
+    if cur < tail
+        && let Some(k) = slot_index(r.get(geo.cell((cur % k_slots) as u32)), geo.slots)
+        && mine(k)
+        && r.get(geo.slot(k) + l::slot::SEQ) == cur
+    {
+        found = Some((k, cur));
     }
     // Otherwise (frames were overwritten): the oldest frame still pending
     // for us. Every committed frame carries our bit from the position we
@@ -217,17 +234,23 @@ pub(crate) fn recv(lock: &RingLock<'_>, me: u32) -> Option<Frame> {
             .map(|k| (k, r.get(geo.slot(k) + l::slot::SEQ)))
             .min_by_key(|&(_, seq)| seq);
     }
-    let (k, seq) = found?;
+    let Some((k, seq)) = found else {
+        return Ok(None);
+    };
     let lost = seq.saturating_sub(cur);
+    let next = seq
+        .checked_add(1)
+        .ok_or("a ring slot's sequence number is at its largest value; the ring state is corrupt")?;
     let s = geo.slot(k);
     t.set(s + l::slot::LEASED, r.get(s + l::slot::LEASED) | bit);
-    t.set(e + l::part::CURSOR, seq + 1);
-    t.set(l::lock::RECEIVED, r.get(l::lock::RECEIVED) + 1);
-    t.set(e + l::part::COUNT, r.get(e + l::part::COUNT) + 1);
-    t.set(e + l::part::LOST, r.get(e + l::part::LOST) + lost);
+    t.set(e + l::part::CURSOR, next);
+    // Statistics counters wrap (FORMAT.md 7.1).
+    t.set(l::lock::RECEIVED, r.get(l::lock::RECEIVED).wrapping_add(1));
+    t.set(e + l::part::COUNT, r.get(e + l::part::COUNT).wrapping_add(1));
+    t.set(e + l::part::LOST, r.get(e + l::part::LOST).wrapping_add(lost));
     let f = frame_of(lock, k, seq, lost);
     t.apply();
-    Some(f)
+    Ok(Some(f))
 }
 
 /// Release a lease on slot `k` at position `seq`. True if the slot became free.
@@ -283,7 +306,11 @@ pub(crate) fn register(lock: &RingLock<'_>, me: u32, role: Role, token: u64) -> 
             );
         }
         Role::Producer => {
-            t.set(l::lock::PRODUCERS_EVER, r.get(l::lock::PRODUCERS_EVER) + 1);
+            // Saturates: it only tells "never" (0) from "at least once".
+            t.set(
+                l::lock::PRODUCERS_EVER,
+                r.get(l::lock::PRODUCERS_EVER).saturating_add(1),
+            );
         }
         Role::Consumer => {}
     }

@@ -1,0 +1,45 @@
+//! Where validators report problems. Each rule of the file format is written
+//! once, in `format/`, and reports into a [`Sink`]: opening a file uses
+//! [`FirstProblem`] (stop at the first problem, which becomes a
+//! `CorruptFile`-kind error), `sharray check` uses [`AllProblems`] (keep
+//! going and list them all).
+
+use std::ops::ControlFlow;
+
+/// One broken invariant: where (a byte offset in the file, if it has one)
+/// and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Byte offset in the file.
+    pub offset: Option<u64>,
+    /// One sentence saying what is wrong.
+    pub message: String,
+}
+
+/// Receives the problems a validator finds.
+pub trait Sink {
+    /// Report a problem; `Break` asks the validator to stop.
+    fn problem(&mut self, offset: Option<u64>, message: String) -> ControlFlow<()>;
+}
+
+/// Keeps the first problem and stops the validator there.
+#[derive(Debug, Default)]
+pub struct FirstProblem(pub Option<Finding>);
+
+impl Sink for FirstProblem {
+    fn problem(&mut self, offset: Option<u64>, message: String) -> ControlFlow<()> {
+        self.0.get_or_insert(Finding { offset, message });
+        ControlFlow::Break(())
+    }
+}
+
+/// Collects every problem.
+#[derive(Debug, Default)]
+pub struct AllProblems(pub Vec<Finding>);
+
+impl Sink for AllProblems {
+    fn problem(&mut self, offset: Option<u64>, message: String) -> ControlFlow<()> {
+        self.0.push(Finding { offset, message });
+        ControlFlow::Continue(())
+    }
+}
