@@ -10,8 +10,10 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::file::{LockMode, OpenFlags, SharedFile, Wait};
-use crate::format::control::{self, ControlHeader, Kind, off};
+use crate::format::control::{self, ControlHeader, Kind};
 use crate::format::npy::NpyHeader;
+use crate::format::sink::{AllProblems, Finding, Sink};
+use crate::format::{queue, ring};
 
 /// One broken invariant found by [`check`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,31 +35,49 @@ impl fmt::Display for Problem {
 
 /// Collects problems.
 #[derive(Default)]
-struct Report(Vec<Problem>);
+struct Report(AllProblems);
 
 impl Report {
     fn at(&mut self, offset: u64, message: impl Into<String>) {
-        self.0.push(Problem {
-            offset: Some(offset),
-            message: message.into(),
-        });
+        let _ = self.0.problem(Some(offset), message.into());
     }
 
     fn whole(&mut self, message: impl Into<String>) {
-        self.0.push(Problem {
-            offset: None,
-            message: message.into(),
-        });
+        let _ = self.0.problem(None, message.into());
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.0.is_empty()
+    }
+
+    fn done(self) -> Vec<Problem> {
+        self.0
+            .0
+            .into_iter()
+            .map(|Finding { offset, message }| Problem { offset, message })
+            .collect()
     }
 }
+
+/// How many times a ring or queue section is re-read to get a snapshot that
+/// did not change while it was read (live peers write it without the file
+/// lock `check` holds).
+const SNAPSHOT_TRIES: usize = 50;
 
 /// Validate every invariant of the file at `path` that can be checked from
 /// its bytes: the `.npy` header (and, for sharray files, that it is the
 /// canonical 4096-byte header), sizes against the real file length, every
 /// control block field, the state word, zero reserved bytes, zero padding
-/// between the data and the control block, and zero bytes after the kind
-/// section. Holds a shared (read) lock while reading, waiting at most
-/// `lock_timeout` (forever if `None`).
+/// between the data and the control block, zero bytes after the kind
+/// section, and for rings and queues the kind section in depth (the
+/// configuration, then every dynamic word the runtime relies on: slot
+/// states, head/tail, log, participant table, journal; chunk table, counters,
+/// worker table, barrier), so that a file with no problem opens and works.
+/// The rules live in `format/` (`control::validate`, `ring::validate_state`,
+/// `queue::validate_state`); this function does the I/O. Holds a shared
+/// (read) lock while reading, waiting at most `lock_timeout` (forever if
+/// `None`); ring and queue peers do not take that lock, so their section is
+/// re-read until two reads agree and that snapshot is validated.
 ///
 /// Returns the list of problems; empty means the file is valid. A plain
 /// `.npy` (no control block) is checked as such.
@@ -110,7 +130,7 @@ pub fn check(path: impl AsRef<Path>, lock_timeout: Option<Duration>) -> Result<V
         Ok(v) => v,
         Err(e) => {
             report.at(0, format!("invalid .npy header: {e}"));
-            return Ok(report.0);
+            return Ok(report.done());
         }
     };
     let Some(nbytes) = header.nbytes() else {
@@ -122,23 +142,23 @@ pub fn check(path: impl AsRef<Path>, lock_timeout: Option<Duration>) -> Result<V
                 header.dtype.itemsize()
             ),
         );
-        return Ok(report.0);
+        return Ok(report.done());
     };
     let data_offset = data_offset as u64;
     let nbytes = nbytes as u64;
     let Some(data_end) = data_offset.checked_add(nbytes) else {
         report.whole("the data offset plus the data size overflows");
-        return Ok(report.0);
+        return Ok(report.done());
     };
     if data_end > file_len {
         report.whole(format!(
             "file is truncated: the header promises {nbytes} bytes of data from offset {data_offset} (up to {data_end}), but the file has {file_len} bytes"
         ));
-        return Ok(report.0);
+        return Ok(report.done());
     }
     if data_offset != control::DATA_OFFSET || file_len == data_end {
         // A plain .npy: nothing more is promised.
-        return Ok(report.0);
+        return Ok(report.done());
     }
 
     // A sharray file.
@@ -152,7 +172,7 @@ pub fn check(path: impl AsRef<Path>, lock_timeout: Option<Duration>) -> Result<V
     }
     let Some(ctrl_off) = control::ctrl_offset(nbytes) else {
         report.whole("the control block offset overflows");
-        return Ok(report.0);
+        return Ok(report.done());
     };
     if file_len < ctrl_off.saturating_add(control::HEADER_LEN) {
         report.whole(format!(
@@ -166,7 +186,7 @@ pub fn check(path: impl AsRef<Path>, lock_timeout: Option<Duration>) -> Result<V
             file_len.min(ctrl_off),
             "padding after the data",
         )?;
-        return Ok(report.0);
+        return Ok(report.done());
     }
     let ctrl = read(ctrl_off, control::MAX_CTRL_LEN)?;
     check_zero(
@@ -176,174 +196,80 @@ pub fn check(path: impl AsRef<Path>, lock_timeout: Option<Duration>) -> Result<V
         ctrl_off,
         "padding between the data and the control block",
     )?;
-    check_control(&ctrl, ctrl_off, data_offset, nbytes, file_len, &mut report);
-    if report.0.is_empty()
-        && let Err(e) = ControlHeader::decode(&ctrl, data_offset, nbytes, file_len)
-    {
-        // Belt and braces: whatever `open` rejects, check must report too.
-        report.at(ctrl_off, e.message);
+    let _ = control::validate(
+        &ctrl,
+        ctrl_off,
+        data_offset,
+        nbytes,
+        file_len,
+        &mut report.0,
+    );
+    if !report.is_empty() {
+        return Ok(report.done());
     }
-    Ok(report.0)
-}
-
-fn u32_at(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"))
-}
-
-fn u64_at(b: &[u8], o: usize) -> u64 {
-    u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"))
-}
-
-/// Every field of the control block (`ctrl` is a private copy of at least
-/// [`control::HEADER_LEN`] bytes from `ctrl_off` to the end of the file).
-fn check_control(
-    ctrl: &[u8],
-    ctrl_off: u64,
-    data_offset: u64,
-    nbytes: u64,
-    file_len: u64,
-    report: &mut Report,
-) {
-    let at = |o: usize| ctrl_off + o as u64;
-    if !ControlHeader::has_magic(ctrl) {
-        report.at(
-            ctrl_off,
-            "the control block magic SHARRAY\\0 is missing (damaged file, or bytes appended to a plain .npy)",
-        );
-        return;
-    }
-    let version = u32_at(ctrl, off::VERSION);
-    if version == 0 {
-        report.at(at(off::VERSION), "format_version is 0");
-    } else if version > control::FORMAT_VERSION {
-        report.at(
-            at(off::VERSION),
-            format!(
-                "format_version {version} is newer than this build understands ({}); upgrade sharray",
-                control::FORMAT_VERSION
-            ),
-        );
-        return;
-    }
-    let kind_code = u32_at(ctrl, off::KIND);
-    let kind = Kind::from_code(kind_code);
-    if kind.is_none() {
-        report.at(
-            at(off::KIND),
-            format!("unknown kind {kind_code} (1 array, 2 ring, 3 queue)"),
-        );
-    }
-    let ctrl_len = u64_at(ctrl, off::CTRL_LEN);
-    let ctrl_len_ok = (control::HEADER_LEN..=control::MAX_CTRL_LEN).contains(&ctrl_len)
-        && ctrl_len.is_multiple_of(4096);
-    if !ctrl_len_ok {
-        report.at(
-            at(off::CTRL_LEN),
-            format!("ctrl_len {ctrl_len} is not a multiple of 4096 between 256 and 2^30"),
-        );
-    } else if ctrl_off.checked_add(ctrl_len) != Some(file_len) {
-        report.whole(format!(
-            "file is {file_len} bytes but the control block at {ctrl_off} of {ctrl_len} bytes ends at {}; it was truncated or extended by something other than sharray",
-            ctrl_off.saturating_add(ctrl_len)
-        ));
-    }
-    let hdr_data_offset = u64_at(ctrl, off::DATA_OFFSET);
-    if hdr_data_offset != data_offset {
-        report.at(
-            at(off::DATA_OFFSET),
-            format!("data_offset is {hdr_data_offset}, the .npy header says {data_offset}"),
-        );
-    }
-    let data_len = u64_at(ctrl, off::DATA_LEN);
-    if data_len != nbytes {
-        report.at(
-            at(off::DATA_LEN),
-            format!("data_len is {data_len}, the .npy header implies {nbytes}"),
-        );
-    }
-    let section_offset = u64_at(ctrl, off::SECTION_OFFSET);
-    let section_len = u64_at(ctrl, off::SECTION_LEN);
-    let limit = if ctrl_len_ok {
-        ctrl_len
-    } else {
-        ctrl.len() as u64
+    let ctrl_hdr = match ControlHeader::decode(&ctrl, data_offset, nbytes, file_len) {
+        Ok(h) => h,
+        Err(e) => {
+            // Belt and braces: whatever `open` rejects, check must report too.
+            report.at(ctrl_off, e.message);
+            return Ok(report.done());
+        }
     };
-    let section_ok = if section_len == 0 {
-        if section_offset != 0 {
-            report.at(
-                at(off::SECTION_OFFSET),
-                "section_offset is set but section_len is 0",
-            );
-            false
-        } else {
-            if kind.is_some_and(|k| k != Kind::Array) {
-                report.at(
-                    at(off::SECTION_LEN),
-                    "a ring or queue needs a kind section, but section_len is 0",
-                );
+    if ctrl_hdr.kind == Kind::Array {
+        return Ok(report.done());
+    }
+    // The kind section, in depth. Peers change it while we read (they take
+    // no file lock): validate a snapshot that two reads agree on.
+    let sec_off = ctrl_off + ctrl_hdr.section_offset;
+    let sec_len = ctrl_hdr.section_len;
+    let records_len = if ctrl_hdr.kind == Kind::Queue {
+        nbytes
+    } else {
+        0
+    };
+    let mut stable = None;
+    let mut prev = read(sec_off, sec_len)?;
+    for _ in 0..SNAPSHOT_TRIES {
+        let records = read(data_offset, records_len)?;
+        let again = read(sec_off, sec_len)?;
+        if again == prev {
+            stable = Some((again, records));
+            break;
+        }
+        prev = again;
+        std::thread::yield_now();
+    }
+    let Some((sec, records)) = stable else {
+        // Too busy to take a consistent snapshot: a live file in heavy use;
+        // its static parts were checked above.
+        return Ok(report.done());
+    };
+    match ctrl_hdr.kind {
+        Kind::Ring => match ring::Config::decode(&sec, &header.shape, header.fortran_order, nbytes)
+        {
+            Ok(cfg) => {
+                let _ = ring::validate_state(&sec, &cfg, sec_off, &mut report.0);
             }
-            true
+            Err(m) => report.at(sec_off, format!("invalid ring: {m}")),
+        },
+        Kind::Queue => {
+            match queue::records_of(&header).and_then(|n| queue::QueueHeader::decode(&sec, n)) {
+                Ok(hdr) => {
+                    let _ = queue::validate_state(
+                        &hdr,
+                        &sec,
+                        sec_off,
+                        &records,
+                        data_offset,
+                        &mut report.0,
+                    );
+                }
+                Err(m) => report.at(sec_off, format!("invalid queue header: {m}")),
+            }
         }
-    } else {
-        let end = section_offset.checked_add(section_len);
-        let ok = section_offset >= control::HEADER_LEN
-            && section_offset.is_multiple_of(128)
-            && end.is_some_and(|e| e <= limit);
-        if !ok {
-            report.at(
-                at(off::SECTION_OFFSET),
-                format!(
-                    "the kind section ({section_offset}, {section_len} bytes) is not a 128-aligned range inside the control block after byte 256"
-                ),
-            );
-        }
-        ok
-    };
-    let flags = u32_at(ctrl, off::FLAGS);
-    if flags != 0 {
-        report.at(
-            at(off::FLAGS),
-            format!("flags are {flags:#x}; version 1 defines none"),
-        );
+        Kind::Array => {}
     }
-    let state = u32_at(ctrl, off::STATE);
-    if state != control::STATE_READY {
-        report.at(
-            at(off::STATE),
-            format!(
-                "state is {state:#x}, not READY ({:#x}): creation never finished",
-                control::STATE_READY
-            ),
-        );
-    }
-    let mut zero = |from: usize, to: usize, what: &str| {
-        let to = to.min(ctrl.len());
-        if from >= to {
-            return;
-        }
-        if let Some(i) = ctrl[from..to].iter().position(|&b| b != 0) {
-            report.at(
-                at(from + i),
-                format!("{what} (bytes {from}..{to} of the control block) must be zero"),
-            );
-        }
-    };
-    zero(64, off::GENERATION, "reserved");
-    zero(
-        off::GEN_WAITERS + 4,
-        control::HEADER_LEN as usize,
-        "reserved",
-    );
-    let tail_from = if section_len > 0 && section_ok {
-        (section_offset + section_len) as usize
-    } else {
-        control::HEADER_LEN as usize
-    };
-    zero(
-        tail_from,
-        limit as usize,
-        "the unused rest of the control block",
-    );
+    Ok(report.done())
 }
 
 /// Report the first non-zero byte in `[from, to)` of the file.

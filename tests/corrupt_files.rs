@@ -332,3 +332,350 @@ fn plain_npy_with_odd_shapes_and_trailing_bytes() {
     assert_eq!(a.read().unwrap().bytes().len(), 0);
     assert_eq!(sharray::check(&p, None).unwrap(), vec![]);
 }
+
+// ---- Rings and queues: `check` validates the kind section in depth ----
+
+use sharray::format::{queue as q, ring as r};
+use sharray::{Dtype, Ring, WorkQueue};
+
+/// File offset of the kind section of these small test files (data < 60 KiB).
+const SEC: u64 = CTRL_OFF as u64 + 256;
+
+/// A queue-mode ring (4 slots of 4 u64) left with 3 committed frames, one
+/// received and released: HEAD 1, TAIL 3, two READY slots.
+fn ring_file(dir: &Path, broadcast: bool) -> Vec<u8> {
+    let p = dir.join(format!("ring-{broadcast}.npy"));
+    {
+        let ring = Ring::builder(Dtype::parse_user("uint64").unwrap(), &[4])
+            .slots(4)
+            .max_participants(4)
+            .broadcast(broadcast)
+            .create(&p)
+            .unwrap();
+        let prod = ring.producer().unwrap();
+        let cons = ring.consumer().unwrap();
+        for _ in 0..3 {
+            prod.try_loan().unwrap().commit().unwrap();
+        }
+        drop(cons.try_recv().unwrap());
+        // A live snapshot with a loan and a lease outstanding is clean too.
+        let loan = prod.try_loan().unwrap();
+        let lease = cons.try_recv().unwrap();
+        assert_eq!(sharray::check(&p, None).unwrap(), vec![], "live ring");
+        drop((loan, lease));
+        if broadcast {
+            // Keep the subscriber's frames pending: leak nothing, but let
+            // the file keep a registered subscriber for the tests below.
+            drop(cons);
+        }
+    }
+    assert_eq!(sharray::check(&p, None).unwrap(), vec![], "closed ring");
+    std::fs::read(&p).unwrap()
+}
+
+/// A task queue of 8 chunks (4 workers, barrier of 2): chunk 0 done, chunk
+/// 1 claimed by a worker that died (its entry is still LIVE).
+fn queue_file(dir: &Path) -> Vec<u8> {
+    let p = dir.join("queue.npy");
+    {
+        let wq = WorkQueue::builder()
+            .tasks(8)
+            .max_workers(4)
+            .barrier(2)
+            .create(&p)
+            .unwrap();
+        let w = wq.join().unwrap();
+        w.try_claim().unwrap().unwrap().complete().unwrap();
+        let c = w.try_claim().unwrap().unwrap();
+        assert_eq!(sharray::check(&p, None).unwrap(), vec![], "live queue");
+        std::mem::forget(c);
+        w.simulate_death();
+    }
+    assert_eq!(
+        sharray::check(&p, None).unwrap(),
+        vec![],
+        "queue with a dead worker"
+    );
+    std::fs::read(&p).unwrap()
+}
+
+fn put64(b: &mut [u8], off: u64, v: u64) {
+    set_u64(b, off as usize, v);
+}
+
+fn put32(b: &mut [u8], off: u64, v: u32) {
+    set_u32(b, off as usize, v);
+}
+
+/// `check` names the problem, and the library does not panic on the file:
+/// opening fails, or a short non-blocking session ends in `Ok` or an error.
+fn assert_reported(dir: &Path, name: &str, bytes: &[u8], needle: &str, is_ring: bool) {
+    let p = write(dir, name, bytes);
+    let problems = sharray::check(&p, None).unwrap();
+    let text: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+    assert!(
+        text.iter().any(|t| t.contains(needle)),
+        "{name}: expected a problem containing {needle:?}, got {text:?}"
+    );
+    if is_ring {
+        if let Ok(ring) = Ring::open(&p)
+            && let (Ok(prod), Ok(cons)) = (ring.producer(), ring.consumer())
+        {
+            if let Ok(l) = prod.try_loan() {
+                let _ = l.commit();
+            }
+            let _ = cons.try_recv();
+        }
+    } else if let Ok(wq) = WorkQueue::open(&p) {
+        let _ = wq.progress();
+        if let Ok(w) = wq.join()
+            && let Ok(Some(c)) = w.try_claim()
+        {
+            let _ = c.complete();
+        }
+    }
+}
+
+#[test]
+fn check_reports_ring_state_corruptions() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = ring_file(dir.path(), false);
+    let geo = r::Geometry::new(4, 4);
+    let slot = move |k: u32| SEC + geo.slot(k);
+    let word = |off: u64| u64::from_le_bytes(good[off as usize..][..8].try_into().unwrap());
+    let head = word(SEC + r::lock::HEAD);
+    assert!(
+        head < word(SEC + r::lock::TAIL),
+        "the fixture has a queued frame"
+    );
+    let head_slot = word(SEC + geo.cell((head % 4) as u32)) as u32;
+    type Mutation = (&'static str, Box<dyn Fn(&mut Vec<u8>)>, &'static str);
+    let cases: Vec<Mutation> = vec![
+        (
+            "slot_state_unknown",
+            Box::new(move |b| put64(b, slot(0) + r::slot::STATE, 7)),
+            "unknown state",
+        ),
+        (
+            "slot_owner_out_of_table",
+            Box::new(move |b| {
+                put64(
+                    b,
+                    slot(0) + r::slot::STATE,
+                    r::state_word(r::SlotState::Writing, 9),
+                )
+            }),
+            "beyond the table",
+        ),
+        (
+            "slot_writer_not_registered",
+            Box::new(move |b| {
+                put64(
+                    b,
+                    slot(0) + r::slot::STATE,
+                    r::state_word(r::SlotState::Writing, 1),
+                )
+            }),
+            "role is free",
+        ),
+        (
+            "head_past_tail",
+            Box::new(move |b| put64(b, SEC + r::lock::HEAD, 9)),
+            "past TAIL",
+        ),
+        (
+            "tail_too_far_ahead",
+            Box::new(move |b| {
+                put64(b, SEC + r::lock::TAIL, 40);
+                put64(b, SEC + r::lock::COMMITTED, 40);
+            }),
+            "more than the 4 slots",
+        ),
+        (
+            "tail_at_max",
+            Box::new(move |b| {
+                put64(b, SEC + r::lock::TAIL, u64::MAX);
+                put64(b, SEC + r::lock::HEAD, u64::MAX - 2);
+                put64(b, SEC + r::lock::COMMITTED, u64::MAX);
+            }),
+            "READY",
+        ),
+        (
+            "log_cell_out_of_range",
+            Box::new(move |b| put64(b, SEC + geo.cell(1), 99)),
+            "names slot 99",
+        ),
+        (
+            "queued_slot_not_ready",
+            Box::new(move |b| {
+                put64(b, slot(head_slot) + r::slot::STATE, 0);
+            }),
+            "not READY",
+        ),
+        (
+            "ready_slot_not_queued",
+            Box::new(move |b| put64(b, SEC + r::lock::HEAD, head + 1)),
+            "no position",
+        ),
+        (
+            "committed_counter",
+            Box::new(move |b| put64(b, SEC + r::lock::COMMITTED, u64::MAX)),
+            "COMMITTED",
+        ),
+        (
+            "journal_too_long",
+            Box::new(move |b| put64(b, SEC + r::lock::JOURNAL_LEN, 17)),
+            "journal length",
+        ),
+        (
+            "journal_entry_outside",
+            Box::new(move |b| {
+                put64(b, SEC + r::lock::JOURNAL_LEN, 1);
+                put64(b, SEC + r::JOURNAL, 1 << 40);
+            }),
+            "journal entry 0",
+        ),
+        (
+            "lock_word_garbage",
+            Box::new(move |b| put32(b, SEC + r::lock::LOCK, 200)),
+            "lock word",
+        ),
+        (
+            "participant_role_unknown",
+            Box::new(move |b| put64(b, SEC + geo.entry(2) + r::part::ROLE, 9)),
+            "unknown role",
+        ),
+        (
+            "subscriber_in_queue_mode",
+            Box::new(move |b| put64(b, SEC + geo.entry(2) + r::part::ROLE, 3)),
+            "not in broadcast mode",
+        ),
+    ];
+    for (name, f, needle) in cases {
+        let mut b = good.clone();
+        f(&mut b);
+        assert_reported(dir.path(), name, &b, needle, true);
+    }
+}
+
+#[test]
+fn check_reports_broadcast_ring_corruptions() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = ring_file(dir.path(), true);
+    let geo = r::Geometry::new(4, 4);
+    let slot = move |k: u32| SEC + geo.slot(k);
+    type Mutation = (&'static str, Box<dyn Fn(&mut Vec<u8>)>, &'static str);
+    let cases: Vec<Mutation> = vec![
+        (
+            "ready_without_pending",
+            Box::new(move |b| {
+                put64(
+                    b,
+                    slot(0) + r::slot::STATE,
+                    r::state_word(r::SlotState::Ready, 0),
+                );
+                put64(b, slot(0) + r::slot::PENDING, 0);
+            }),
+            "no pending subscriber",
+        ),
+        (
+            "free_with_pending",
+            Box::new(move |b| put64(b, slot(0) + r::slot::PENDING, 1)),
+            "not READY but has PENDING",
+        ),
+        (
+            "subscriber_bit_without_entry",
+            Box::new(move |b| put64(b, SEC + r::lock::SUBSCRIBERS, 0b100)),
+            "SUBSCRIBERS bit 2",
+        ),
+        (
+            "subscriber_cursor_past_tail",
+            Box::new(move |b| {
+                put64(b, SEC + geo.entry(3) + r::part::ROLE, 3);
+                put64(b, SEC + r::lock::SUBSCRIBERS, 0b1000);
+                put64(b, SEC + geo.entry(3) + r::part::CURSOR, 1000);
+            }),
+            "cursor",
+        ),
+        (
+            "reading_in_broadcast",
+            Box::new(move |b| {
+                put64(
+                    b,
+                    slot(0) + r::slot::STATE,
+                    r::state_word(r::SlotState::Reading, 0),
+                )
+            }),
+            "broadcast mode",
+        ),
+    ];
+    for (name, f, needle) in cases {
+        let mut b = good.clone();
+        f(&mut b);
+        assert_reported(dir.path(), name, &b, needle, true);
+    }
+}
+
+#[test]
+fn check_reports_queue_state_corruptions() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = queue_file(dir.path());
+    let rec = |i: u64| 4096 + i * q::RECORD_LEN;
+    let entry = |i: u32| SEC + q::QueueHeader::entry_off(i);
+    type Mutation = (&'static str, Box<dyn Fn(&mut Vec<u8>)>, &'static str);
+    let cases: Vec<Mutation> = vec![
+        (
+            "chunk_state_unknown",
+            Box::new(move |b| put64(b, rec(3), q::word(7, 0))),
+            "unknown state 7",
+        ),
+        (
+            "pending_with_owner",
+            Box::new(move |b| put64(b, rec(3), q::word(q::PENDING, 5))),
+            "could never be claimed",
+        ),
+        (
+            "claimed_by_nobody",
+            Box::new(move |b| put64(b, rec(3), q::word(q::CLAIMED, 12345))),
+            "no live worker entry",
+        ),
+        (
+            "done_counter_too_high",
+            Box::new(move |b| put64(b, SEC + q::off::DONE, u64::MAX)),
+            "DONE counter",
+        ),
+        (
+            "worker_state_unknown",
+            Box::new(move |b| put32(b, entry(2) + q::entry::STATE, 3)),
+            "unknown state 3",
+        ),
+        (
+            "worker_ids_shared",
+            Box::new(move |b| {
+                let id = u32::from_le_bytes(
+                    b[(entry(0) + q::entry::ID) as usize..][..4]
+                        .try_into()
+                        .unwrap(),
+                );
+                put32(b, entry(1) + q::entry::STATE, q::ENTRY_LIVE);
+                put32(b, entry(1) + q::entry::ID, id);
+            }),
+            "share the id",
+        ),
+        (
+            "barrier_overfull",
+            Box::new(move |b| put32(b, SEC + q::off::BARRIER, 5)),
+            "barrier word",
+        ),
+        (
+            "barrier_broken_garbage",
+            Box::new(move |b| put32(b, SEC + q::off::BARRIER_BROKEN, 9)),
+            "broken flag",
+        ),
+    ];
+    for (name, f, needle) in cases {
+        let mut b = good.clone();
+        f(&mut b);
+        assert_reported(dir.path(), name, &b, needle, false);
+    }
+}

@@ -1,5 +1,8 @@
 //! The control block: a small binary header after the array data that makes a
-//! `.npy` file a sharray file. Pure logic, no I/O (fuzzable).
+//! `.npy` file a sharray file. FORMAT.md section 3 ("The control block").
+//! Pure logic, no I/O (fuzzable): [`ControlHeader::decode`] is what opening
+//! a file runs (stop at the first problem), [`validate`] what `sharray
+//! check` runs (every field, every problem into a [`Sink`]).
 //!
 //! Layout (all integers little-endian, offsets relative to `CTRL_OFF`; see
 //! FORMAT.md for the full contract):
@@ -25,6 +28,10 @@
 //! | 256.. | | kind-specific section |
 
 use std::fmt;
+use std::ops::ControlFlow;
+
+use super::le;
+use super::sink::Sink;
 
 /// Magic bytes at the start of the control block.
 pub const MAGIC: [u8; 8] = *b"SHARRAY\0";
@@ -176,11 +183,11 @@ pub fn ctrl_len_for(section_len: u64) -> Option<u64> {
 }
 
 fn u32_at(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"))
+    le::u32_or0(b, o as u64)
 }
 
 fn u64_at(b: &[u8], o: usize) -> u64 {
-    u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"))
+    le::u64_or0(b, o as u64)
 }
 
 impl ControlHeader {
@@ -333,6 +340,159 @@ impl ControlHeader {
         }
         Ok(h)
     }
+}
+
+/// Check every field of the control block, reporting each problem into
+/// `sink` (what `sharray check` lists). `ctrl` is a private copy of at least
+/// [`HEADER_LEN`] bytes from `ctrl_off` (the control block's file offset) to
+/// the end of the file; `data_offset` and `nbytes` are what the `.npy`
+/// header says, `file_len` the real file length. Checks the magic, version,
+/// kind, lengths, data fields, section range, flags, the state word, and
+/// that reserved bytes and the unused rest of the block are zero. Never
+/// panics.
+pub fn validate(
+    ctrl: &[u8],
+    ctrl_off: u64,
+    data_offset: u64,
+    nbytes: u64,
+    file_len: u64,
+    sink: &mut dyn Sink,
+) -> ControlFlow<()> {
+    let at = |o: usize| Some(ctrl_off.saturating_add(o as u64));
+    if !ControlHeader::has_magic(ctrl) {
+        return sink.problem(
+            Some(ctrl_off),
+            "the control block magic SHARRAY\\0 is missing (damaged file, or bytes appended to a plain .npy)".into(),
+        );
+    }
+    let version = u32_at(ctrl, off::VERSION);
+    if version == 0 {
+        sink.problem(at(off::VERSION), "format_version is 0".into())?;
+    } else if version > FORMAT_VERSION {
+        return sink.problem(
+            at(off::VERSION),
+            format!(
+                "format_version {version} is newer than this build understands ({FORMAT_VERSION}); upgrade sharray"
+            ),
+        );
+    }
+    let kind_code = u32_at(ctrl, off::KIND);
+    let kind = Kind::from_code(kind_code);
+    if kind.is_none() {
+        sink.problem(
+            at(off::KIND),
+            format!("unknown kind {kind_code} (1 array, 2 ring, 3 queue)"),
+        )?;
+    }
+    let ctrl_len = u64_at(ctrl, off::CTRL_LEN);
+    let ctrl_len_ok =
+        (HEADER_LEN..=MAX_CTRL_LEN).contains(&ctrl_len) && ctrl_len.is_multiple_of(4096);
+    if !ctrl_len_ok {
+        sink.problem(
+            at(off::CTRL_LEN),
+            format!("ctrl_len {ctrl_len} is not a multiple of 4096 between 256 and 2^30"),
+        )?;
+    } else if ctrl_off.checked_add(ctrl_len) != Some(file_len) {
+        sink.problem(
+            None,
+            format!(
+                "file is {file_len} bytes but the control block at {ctrl_off} of {ctrl_len} bytes ends at {}; it was truncated or extended by something other than sharray",
+                ctrl_off.saturating_add(ctrl_len)
+            ),
+        )?;
+    }
+    let hdr_data_offset = u64_at(ctrl, off::DATA_OFFSET);
+    if hdr_data_offset != data_offset {
+        sink.problem(
+            at(off::DATA_OFFSET),
+            format!("data_offset is {hdr_data_offset}, the .npy header says {data_offset}"),
+        )?;
+    }
+    let data_len = u64_at(ctrl, off::DATA_LEN);
+    if data_len != nbytes {
+        sink.problem(
+            at(off::DATA_LEN),
+            format!("data_len is {data_len}, the .npy header implies {nbytes}"),
+        )?;
+    }
+    let section_offset = u64_at(ctrl, off::SECTION_OFFSET);
+    let section_len = u64_at(ctrl, off::SECTION_LEN);
+    let limit = if ctrl_len_ok {
+        ctrl_len
+    } else {
+        ctrl.len() as u64
+    };
+    let section_ok = if section_len == 0 {
+        if section_offset != 0 {
+            sink.problem(
+                at(off::SECTION_OFFSET),
+                "section_offset is set but section_len is 0".into(),
+            )?;
+            false
+        } else {
+            if kind.is_some_and(|k| k != Kind::Array) {
+                sink.problem(
+                    at(off::SECTION_LEN),
+                    "a ring or queue needs a kind section, but section_len is 0".into(),
+                )?;
+            }
+            true
+        }
+    } else {
+        let end = section_offset.checked_add(section_len);
+        let ok = section_offset >= HEADER_LEN
+            && section_offset.is_multiple_of(128)
+            && end.is_some_and(|e| e <= limit);
+        if !ok {
+            sink.problem(
+                at(off::SECTION_OFFSET),
+                format!(
+                    "the kind section ({section_offset}, {section_len} bytes) is not a 128-aligned range inside the control block after byte 256"
+                ),
+            )?;
+        }
+        ok
+    };
+    let flags = u32_at(ctrl, off::FLAGS);
+    if flags != 0 {
+        sink.problem(
+            at(off::FLAGS),
+            format!("flags are {flags:#x}; version 1 defines none"),
+        )?;
+    }
+    let state = u32_at(ctrl, off::STATE);
+    if state != STATE_READY {
+        sink.problem(
+            at(off::STATE),
+            format!("state is {state:#x}, not READY ({STATE_READY:#x}): creation never finished"),
+        )?;
+    }
+    let mut zero = |from: usize, to: usize, what: &str| {
+        let to = to.min(ctrl.len());
+        if from >= to {
+            return ControlFlow::Continue(());
+        }
+        match ctrl[from..to].iter().position(|&b| b != 0) {
+            Some(i) => sink.problem(
+                at(from + i),
+                format!("{what} (bytes {from}..{to} of the control block) must be zero"),
+            ),
+            None => ControlFlow::Continue(()),
+        }
+    };
+    zero(64, off::GENERATION, "reserved")?;
+    zero(off::GEN_WAITERS + 4, HEADER_LEN as usize, "reserved")?;
+    let tail_from = if section_len > 0 && section_ok {
+        // section_ok: the end is at most `limit`, which fits in memory.
+        (section_offset + section_len) as usize
+    } else {
+        HEADER_LEN as usize
+    };
+    zero(
+        tail_from,
+        usize::try_from(limit).unwrap_or(usize::MAX),
+        "the unused rest of the control block",
+    )
 }
 
 // Layout checks: atomics must be naturally aligned and on their own lines.

@@ -1,7 +1,9 @@
-//! The queue file's layout: the kind section (queue header, counters,
-//! barrier, worker table) and the chunk records that form the `.npy` payload.
-//! Pure logic, no I/O. FORMAT.md section 8 ("Queues") is the contract; the constants
-//! here are checked against it by `const` asserts.
+//! The queue's kind section and chunk table: FORMAT.md section 8 ("Queues
+//! (kind 3): worker pools"), 8.1 "The chunk table" and 8.2 "The kind
+//! section". The queue header (encode/decode), the chunk records that form
+//! the `.npy` payload, and the validation of the dynamic words
+//! ([`validate_state`]). Pure logic, no I/O; the constants are checked
+//! against the documented layout by `const` asserts.
 //!
 //! Kind section (offsets relative to the section start, which is
 //! `CTRL_OFF + 256`):
@@ -27,6 +29,12 @@
 //! | 516 | 4 | `barrier_broken` |
 //! | 520 | 4 | `barrier_waiters` |
 //! | 640 | 64 * max_workers | worker table |
+
+use std::ops::ControlFlow;
+
+use super::le;
+use super::npy::{Dtype, NpyHeader};
+use super::sink::Sink;
 
 /// Section layout version.
 pub const QUEUE_VERSION: u32 = 1;
@@ -159,16 +167,6 @@ pub struct QueueHeader {
     pub barrier_parties: u32,
 }
 
-fn u32_at(b: &[u8], o: u64) -> u32 {
-    let o = o as usize;
-    u32::from_le_bytes(b[o..o + 4].try_into().expect("4 bytes"))
-}
-
-fn u64_at(b: &[u8], o: u64) -> u64 {
-    let o = o as usize;
-    u64::from_le_bytes(b[o..o + 8].try_into().expect("8 bytes"))
-}
-
 impl QueueHeader {
     /// A queue over `rows` rows in chunks of `chunk_rows`.
     pub fn rows(
@@ -244,16 +242,14 @@ impl QueueHeader {
     /// Write the immutable fields (and the initial `next_worker_id` = 1)
     /// into a zeroed section.
     pub fn encode(&self, section: &mut [u8]) {
-        let mut put =
-            |o: u64, b: &[u8]| section[o as usize..o as usize + b.len()].copy_from_slice(b);
-        put(off::VERSION, &QUEUE_VERSION.to_le_bytes());
-        put(off::MODE, &self.mode.to_le_bytes());
-        put(off::CHUNKS, &self.chunks.to_le_bytes());
-        put(off::ROWS, &self.rows.to_le_bytes());
-        put(off::CHUNK_ROWS, &self.chunk_rows.to_le_bytes());
-        put(off::MAX_WORKERS, &self.max_workers.to_le_bytes());
-        put(off::PARTIES, &self.barrier_parties.to_le_bytes());
-        put(off::NEXT_WORKER_ID, &1u32.to_le_bytes());
+        le::put_u32(section, off::VERSION, QUEUE_VERSION);
+        le::put_u32(section, off::MODE, self.mode);
+        le::put_u64(section, off::CHUNKS, self.chunks);
+        le::put_u64(section, off::ROWS, self.rows);
+        le::put_u64(section, off::CHUNK_ROWS, self.chunk_rows);
+        le::put_u32(section, off::MAX_WORKERS, self.max_workers);
+        le::put_u32(section, off::PARTIES, self.barrier_parties);
+        le::put_u32(section, off::NEXT_WORKER_ID, 1);
     }
 
     /// Parse and validate a private copy of the section against the `.npy`
@@ -262,19 +258,21 @@ impl QueueHeader {
         if (section.len() as u64) < off::TABLE {
             return Err("queue section is too short".into());
         }
-        let version = u32_at(section, off::VERSION);
+        let u32_at = |o: u64| le::u32_or0(section, o);
+        let u64_at = |o: u64| le::u64_or0(section, o);
+        let version = u32_at(off::VERSION);
         if version != QUEUE_VERSION {
             return Err(format!(
                 "queue layout version {version} is not supported (this build reads {QUEUE_VERSION})"
             ));
         }
         let h = QueueHeader {
-            mode: u32_at(section, off::MODE),
-            chunks: u64_at(section, off::CHUNKS),
-            rows: u64_at(section, off::ROWS),
-            chunk_rows: u64_at(section, off::CHUNK_ROWS),
-            max_workers: u32_at(section, off::MAX_WORKERS),
-            barrier_parties: u32_at(section, off::PARTIES),
+            mode: u32_at(off::MODE),
+            chunks: u64_at(off::CHUNKS),
+            rows: u64_at(off::ROWS),
+            chunk_rows: u64_at(off::CHUNK_ROWS),
+            max_workers: u32_at(off::MAX_WORKERS),
+            barrier_parties: u32_at(off::PARTIES),
         };
         h.check()?;
         if h.chunks != records {
@@ -299,6 +297,152 @@ impl QueueHeader {
     pub fn entry_off(i: u32) -> u64 {
         off::TABLE + ENTRY_LEN * u64::from(i)
     }
+}
+
+/// The numpy dtype of a chunk record ([`RECORD_DTYPE`]).
+pub fn record_dtype() -> Dtype {
+    Dtype::from_descr_literal(RECORD_DTYPE).expect("the record dtype literal is valid")
+}
+
+/// Check the `.npy` header of a queue's chunk table (a 1-d C-order array of
+/// [`RECORD_DTYPE`]) and return its record count.
+pub fn records_of(h: &NpyHeader) -> Result<u64, String> {
+    if h.dtype != record_dtype() || h.shape.len() != 1 || h.fortran_order {
+        return Err(format!(
+            "a queue's chunk table must be a 1-d array of {RECORD_DTYPE}, not {} {:?}",
+            h.dtype, h.shape
+        ));
+    }
+    Ok(h.shape[0] as u64)
+}
+
+/// Validate the dynamic words of a queue: the section snapshot `section`
+/// (whose header decoded to `hdr`; `section_base` is its file offset) and
+/// the chunk table snapshot `records` (16 bytes per chunk; `records_base`
+/// is its file offset, the data offset). Read the section before the
+/// records: a worker completing a chunk between the two reads then makes the
+/// DONE counter look low, which is legal, never high. Every rule is
+/// something the runtime relies on (FORMAT.md 8.1 to 8.5):
+///
+/// - a chunk's state is PENDING, CLAIMED or DONE; a PENDING chunk has owner
+///   0 (claims compare the whole word); a CLAIMED chunk's owner is the id
+///   of a LIVE worker entry (only reaping that entry re-queues it);
+/// - the DONE counter is at most the DONE chunks in the table ("every chunk
+///   is done" is `DONE >= chunks`);
+/// - worker entries are FREE or LIVE; a LIVE entry has a non-zero id not
+///   shared with another LIVE entry and only known flags;
+/// - the barrier word's arrival count is below the party count (0 without
+///   a barrier) and the broken flag is 0 or 1.
+pub fn validate_state(
+    hdr: &QueueHeader,
+    section: &[u8],
+    section_base: u64,
+    records: &[u8],
+    records_base: u64,
+    sink: &mut dyn Sink,
+) -> ControlFlow<()> {
+    let sat = |o: u64| Some(section_base.saturating_add(o));
+    let s32 = |o: u64| le::u32_or0(section, o);
+    let mut live_ids = std::collections::HashMap::new();
+    for i in 0..hdr.max_workers {
+        let e = QueueHeader::entry_off(i);
+        match s32(e + entry::STATE) {
+            ENTRY_FREE => {}
+            ENTRY_LIVE => {
+                let id = s32(e + entry::ID);
+                if id == 0 {
+                    sink.problem(
+                        sat(e + entry::ID),
+                        format!("live worker entry {i} has id 0"),
+                    )?;
+                } else if let Some(j) = live_ids.insert(id, i) {
+                    sink.problem(
+                        sat(e + entry::ID),
+                        format!("live worker entries {j} and {i} share the id {id}"),
+                    )?;
+                }
+                let flags = s32(e + entry::FLAGS);
+                if flags & !FLAG_BARRIER_MEMBER != 0 {
+                    sink.problem(
+                        sat(e + entry::FLAGS),
+                        format!("worker entry {i} has unknown flags {flags:#x}"),
+                    )?;
+                }
+            }
+            st => {
+                sink.problem(
+                    sat(e + entry::STATE),
+                    format!("worker entry {i} has unknown state {st} (0 free, 1 live)"),
+                )?;
+            }
+        }
+    }
+    let bar = s32(off::BARRIER);
+    let arrived = bar & 0xFFFF;
+    if (hdr.barrier_parties == 0 && bar != 0)
+        || (hdr.barrier_parties > 0 && arrived >= hdr.barrier_parties)
+    {
+        sink.problem(
+            sat(off::BARRIER),
+            format!(
+                "the barrier word says {arrived} arrived, but the barrier has {} parties",
+                hdr.barrier_parties
+            ),
+        )?;
+    }
+    let broken = s32(off::BARRIER_BROKEN);
+    if broken > 1 {
+        sink.problem(
+            sat(off::BARRIER_BROKEN),
+            format!("the barrier's broken flag is {broken}, not 0 or 1"),
+        )?;
+    }
+    let mut done = 0u64;
+    for i in 0..hdr.chunks {
+        let rec = i.saturating_mul(RECORD_LEN);
+        let at = Some(records_base.saturating_add(rec));
+        let Some(w) = le::u64_at(records, rec) else {
+            sink.problem(at, format!("chunk record {i} is missing"))?;
+            break;
+        };
+        let (state, owner) = split(w);
+        match state {
+            PENDING if owner != 0 => {
+                sink.problem(
+                    at,
+                    format!("pending chunk {i} names owner {owner}; it could never be claimed"),
+                )?;
+            }
+            PENDING => {}
+            CLAIMED if !live_ids.contains_key(&owner) => {
+                sink.problem(
+                    at,
+                    format!(
+                        "chunk {i} is claimed by worker id {owner}, which no live worker entry has; it would never be re-queued"
+                    ),
+                )?;
+            }
+            CLAIMED => {}
+            DONE => done += 1,
+            _ => {
+                sink.problem(
+                    at,
+                    format!("chunk {i} has unknown state {state} (0 pending, 1 claimed, 2 done)"),
+                )?;
+            }
+        }
+    }
+    let done_counter = le::u64_or0(section, off::DONE);
+    if done_counter > done {
+        sink.problem(
+            sat(off::DONE),
+            format!(
+                "the DONE counter is {done_counter}, but the chunk table has {done} done chunks (of {})",
+                hdr.chunks
+            ),
+        )?;
+    }
+    ControlFlow::Continue(())
 }
 
 // The atomics live on their own 128-byte lines and are naturally aligned.

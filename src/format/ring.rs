@@ -503,7 +503,9 @@ pub fn validate_state(sec: &[u8], cfg: &Config, base: u64, sink: &mut dyn Sink) 
             Some(Role::Subscriber) if !cfg.broadcast() => {
                 sink.problem(
                     at(e + part::ROLE),
-                    format!("participant {i} is a subscriber, but the ring is not in broadcast mode"),
+                    format!(
+                        "participant {i} is a subscriber, but the ring is not in broadcast mode"
+                    ),
                 )?;
             }
             Some(Role::Subscriber) if get(e + part::CURSOR) > tail => {
@@ -557,7 +559,10 @@ pub fn validate_state(sec: &[u8], cfg: &Config, base: u64, sink: &mut dyn Sink) 
     } else if !cfg.broadcast() && tail - head > k {
         sink.problem(
             at(lock::TAIL),
-            format!("TAIL - HEAD is {} frames, more than the {k} slots", tail - head),
+            format!(
+                "TAIL - HEAD is {} frames, more than the {k} slots",
+                tail - head
+            ),
         )?;
     }
     if get(lock::COMMITTED) != tail {
@@ -591,7 +596,9 @@ pub fn validate_state(sec: &[u8], cfg: &Config, base: u64, sink: &mut dyn Sink) 
             if std::mem::replace(&mut queued[slot], true) {
                 sink.problem(
                     at(cell),
-                    format!("position {p} names slot {slot}, which an earlier queued position names too"),
+                    format!(
+                        "position {p} names slot {slot}, which an earlier queued position names too"
+                    ),
                 )?;
             }
         }
@@ -603,14 +610,19 @@ pub fn validate_state(sec: &[u8], cfg: &Config, base: u64, sink: &mut dyn Sink) 
         let Some(state) = state else {
             sink.problem(
                 at(line + slot::STATE),
-                format!("slot {s} has unknown state {} (0 free, 1 writing, 2 ready, 3 reading)", word & 0xff),
+                format!(
+                    "slot {s} has unknown state {} (0 free, 1 writing, 2 ready, 3 reading)",
+                    word & 0xff
+                ),
             )?;
             continue;
         };
         if word >> 16 != 0 {
             sink.problem(
                 at(line + slot::STATE),
-                format!("slot {s}'s state word {word:#x} has bits set above the state and owner bytes"),
+                format!(
+                    "slot {s}'s state word {word:#x} has bits set above the state and owner bytes"
+                ),
             )?;
         }
         let (pending, leased) = (get(line + slot::PENDING), get(line + slot::LEASED));
@@ -647,7 +659,9 @@ pub fn validate_state(sec: &[u8], cfg: &Config, base: u64, sink: &mut dyn Sink) 
         if state == SlotState::Reading && cfg.broadcast() {
             sink.problem(
                 at(line + slot::STATE),
-                format!("slot {s} is READING, a queue-mode state, but the ring is in broadcast mode"),
+                format!(
+                    "slot {s} is READING, a queue-mode state, but the ring is in broadcast mode"
+                ),
             )?;
         }
         if cfg.broadcast() {
@@ -671,7 +685,9 @@ pub fn validate_state(sec: &[u8], cfg: &Config, base: u64, sink: &mut dyn Sink) 
                     if seq >= tail {
                         sink.problem(
                             at(line + slot::SEQ),
-                            format!("READY slot {s} has sequence number {seq}, not below TAIL {tail}"),
+                            format!(
+                                "READY slot {s} has sequence number {seq}, not below TAIL {tail}"
+                            ),
                         )?;
                     }
                 }
@@ -686,7 +702,9 @@ pub fn validate_state(sec: &[u8], cfg: &Config, base: u64, sink: &mut dyn Sink) 
         } else if state == SlotState::Ready && !queued[s as usize] {
             sink.problem(
                 at(line + slot::STATE),
-                format!("slot {s} is READY but no position in [HEAD, TAIL) = [{head}, {tail}) names it"),
+                format!(
+                    "slot {s} is READY but no position in [HEAD, TAIL) = [{head}, {tail}) names it"
+                ),
             )?;
         } else if state != SlotState::Ready && queued[s as usize] {
             sink.problem(

@@ -16,11 +16,11 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use crate::format::queue::off;
 use super::shared::{QueueShared, SLICE};
 use super::{WorkQueue, Worker};
 use crate::error::{Error, ErrorKind, Result};
 use crate::file::Wait;
+use crate::format::queue::off;
 use crate::sys;
 
 /// What a completed barrier wait returns.

@@ -80,9 +80,9 @@ pub use barrier::{Barrier, BarrierResult};
 pub use queue::{Claim, RowsMut, UntypedRowsMut, Worker};
 pub use region::{RowMode, RowsGuard};
 
-use crate::format::queue as layout;
 use crate::error::{Error, ErrorKind, Result};
 use crate::file::{OpenFlags, Wait};
+use crate::format::queue as layout;
 use shared::{QueueShared, SLICE};
 
 // Handles are owned and shareable: a binding can keep them in structs and

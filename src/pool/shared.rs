@@ -25,11 +25,11 @@ use std::time::Duration;
 use parking_lot::Mutex;
 
 use super::QueueProgress;
-use crate::format::queue::{self as layout, QueueHeader, entry, off};
 use crate::error::{Error, ErrorKind, Result};
 use crate::file::OpenFlags;
 use crate::format::control::Kind;
-use crate::format::npy::{Dtype, NpyHeader};
+use crate::format::npy::NpyHeader;
+use crate::format::queue::{self as layout, QueueHeader, entry, off};
 use crate::mapping::{Mapping, NewFile};
 use crate::sys::{self, RangeLock};
 
@@ -66,10 +66,6 @@ fn random_token() -> u64 {
     RandomState::new().hash_one((std::process::id(), sys::monotonic_ns(), n)) | 1
 }
 
-fn record_dtype() -> Dtype {
-    Dtype::from_descr_literal(layout::RECORD_DTYPE).expect("the record dtype literal is valid")
-}
-
 /// A mapped, validated queue file.
 pub(crate) struct QueueShared {
     pub(crate) map: Mapping,
@@ -99,7 +95,7 @@ impl QueueShared {
 
     pub(crate) fn create(path: &Path, hdr: QueueHeader, mode: u32) -> Result<QueueShared> {
         let header = NpyHeader {
-            dtype: record_dtype(),
+            dtype: layout::record_dtype(),
             fortran_order: false,
             shape: vec![
                 usize::try_from(hdr.chunks)
@@ -141,20 +137,8 @@ impl QueueShared {
                 .at(path));
             }
         }
-        let h = map.header();
-        if h.dtype != record_dtype() || h.shape.len() != 1 || h.fortran_order {
-            return Err(Error::new(
-                ErrorKind::Corrupt,
-                format!(
-                    "a queue's chunk table must be a 1-d array of {}, not {} {:?}",
-                    layout::RECORD_DTYPE,
-                    h.dtype,
-                    h.shape
-                ),
-            )
-            .at(path));
-        }
-        let records = h.shape[0] as u64;
+        let records = layout::records_of(map.header())
+            .map_err(|m| Error::new(ErrorKind::Corrupt, m).at(path))?;
         let hdr = QueueHeader::decode(&map.section_copy(), records).map_err(|e| {
             Error::new(ErrorKind::Corrupt, format!("invalid queue header: {e}")).at(path)
         })?;
@@ -547,7 +531,10 @@ impl QueueShared {
             chunks: self.hdr.chunks,
             done,
             in_flight,
-            pending: self.hdr.chunks.saturating_sub(done.saturating_add(in_flight)),
+            pending: self
+                .hdr
+                .chunks
+                .saturating_sub(done.saturating_add(in_flight)),
             requeued,
             workers: self.live_workers().len() as u32,
             tasks: self.hdr.mode == layout::MODE_TASKS,

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::format::ring as l;
 use super::lock::{Participant, lock_deadline};
 use super::shared::wait_until;
 use super::slot::{self, Frame};
 use super::{DEFAULT_SPIN, TryRecvError, typed_check};
 use crate::element::Element;
 use crate::error::{Error, ErrorKind, Result};
+use crate::format::ring as l;
 
 /// A registered consumer of a [`Ring`](super::Ring): in queue mode it takes
 /// frames no other consumer gets; in broadcast mode it is a subscriber that

@@ -25,9 +25,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::format::ring as l;
 use super::shared::{Reclaimed, RingInner, reclaim_entry, wake_after_reclaim};
 use crate::error::{Error, ErrorKind, Result};
+use crate::format::ring as l;
 use crate::sys;
 
 /// A registered participant: its entry index, and an in-process mutex that

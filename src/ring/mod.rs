@@ -56,8 +56,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub use consumer::{Consumer, ReadLease};
 pub use crate::format::ring::Role;
+pub use consumer::{Consumer, ReadLease};
 pub use producer::{Producer, WriteLoan};
 
 use crate::element::Element;
@@ -65,8 +65,8 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::file::OpenFlags;
 use crate::format::control::Kind;
 use crate::format::npy::{Dtype, NpyHeader};
-use crate::mapping::{Mapping, NewFile};
 use crate::format::ring as l;
+use crate::mapping::{Mapping, NewFile};
 use lock::Participant;
 use shared::{Config, RingInner, reclaim_dead, wake_after_reclaim};
 

@@ -6,12 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::format::ring as l;
 use super::lock::{Participant, lock_deadline};
 use super::shared::wait_until;
 use super::{DEFAULT_SPIN, TryLoanError, slot, typed_check};
 use crate::element::Element;
 use crate::error::{Error, ErrorKind, Result};
+use crate::format::ring as l;
 use crate::sys;
 
 /// A registered producer of a [`Ring`](super::Ring).

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-pub(crate) use crate::format::ring::Config;
-use crate::format::ring::{self as l, Role, SlotState};
 use super::lock::{Participant, RingLock, Txn, lock_deadline};
 use crate::error::{Error, ErrorKind, Result};
+pub(crate) use crate::format::ring::Config;
+use crate::format::ring::{self as l, Role, SlotState};
 use crate::mapping::Mapping;
 use crate::sys;
 

@@ -19,9 +19,9 @@
 //! with their bit in `PENDING` (and not in `LEASED`) with the smallest `SEQ`,
 //! normally the one log cell `cursor % K` names.
 
-use crate::format::ring::{self as l, Role, SlotState};
 use super::lock::{RingLock, Txn};
 use super::shared::{Reclaimed, reclaim_entry};
+use crate::format::ring::{self as l, Role, SlotState};
 use crate::sys;
 
 /// Metadata of a received frame.
@@ -85,7 +85,10 @@ pub(crate) fn loan(lock: &RingLock<'_>, me: u32) -> Option<(u32, bool)> {
     } else {
         let (head, tail) = (r.get(l::lock::HEAD), r.get(l::lock::TAIL));
         if head < tail {
-            let k = slot_index(r.get(geo.cell((head % u64::from(geo.slots)) as u32)), geo.slots);
+            let k = slot_index(
+                r.get(geo.cell((head % u64::from(geo.slots)) as u32)),
+                geo.slots,
+            );
             // head < tail, so head + 1 cannot overflow.
             t.set(l::lock::HEAD, head + 1);
             k
@@ -140,7 +143,10 @@ pub(crate) fn commit(lock: &RingLock<'_>, me: u32, k: u32) -> Result<Committed, 
     t.set(geo.cell((seq % u64::from(geo.slots)) as u32), u64::from(k));
     t.set(l::lock::TAIL, next);
     // Statistics counters wrap (FORMAT.md 7.1).
-    t.set(l::lock::COMMITTED, r.get(l::lock::COMMITTED).wrapping_add(1));
+    t.set(
+        l::lock::COMMITTED,
+        r.get(l::lock::COMMITTED).wrapping_add(1),
+    );
     let e = geo.entry(me) + l::part::COUNT;
     t.set(e, r.get(e).wrapping_add(1));
     let mut freed = false;
@@ -203,7 +209,10 @@ pub(crate) fn recv(lock: &RingLock<'_>, me: u32) -> Result<Option<Frame>, &'stat
         t.set(l::lock::HEAD, head + 1);
         t.set(s + l::slot::STATE, l::state_word(SlotState::Reading, me));
         t.set(l::lock::RECEIVED, r.get(l::lock::RECEIVED).wrapping_add(1));
-        t.set(e + l::part::COUNT, r.get(e + l::part::COUNT).wrapping_add(1));
+        t.set(
+            e + l::part::COUNT,
+            r.get(e + l::part::COUNT).wrapping_add(1),
+        );
         let f = frame_of(lock, k, head, r.get(l::lock::DROPPED));
         t.apply();
         return Ok(Some(f));
@@ -238,16 +247,22 @@ pub(crate) fn recv(lock: &RingLock<'_>, me: u32) -> Result<Option<Frame>, &'stat
         return Ok(None);
     };
     let lost = seq.saturating_sub(cur);
-    let next = seq
-        .checked_add(1)
-        .ok_or("a ring slot's sequence number is at its largest value; the ring state is corrupt")?;
+    let next = seq.checked_add(1).ok_or(
+        "a ring slot's sequence number is at its largest value; the ring state is corrupt",
+    )?;
     let s = geo.slot(k);
     t.set(s + l::slot::LEASED, r.get(s + l::slot::LEASED) | bit);
     t.set(e + l::part::CURSOR, next);
     // Statistics counters wrap (FORMAT.md 7.1).
     t.set(l::lock::RECEIVED, r.get(l::lock::RECEIVED).wrapping_add(1));
-    t.set(e + l::part::COUNT, r.get(e + l::part::COUNT).wrapping_add(1));
-    t.set(e + l::part::LOST, r.get(e + l::part::LOST).wrapping_add(lost));
+    t.set(
+        e + l::part::COUNT,
+        r.get(e + l::part::COUNT).wrapping_add(1),
+    );
+    t.set(
+        e + l::part::LOST,
+        r.get(e + l::part::LOST).wrapping_add(lost),
+    );
     let f = frame_of(lock, k, seq, lost);
     t.apply();
     Ok(Some(f))
