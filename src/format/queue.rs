@@ -474,6 +474,34 @@ mod tests {
 
     proptest! {
         #[test]
+        fn header_round_trip(rows in 0u64..1 << 40, chunk in 1u64..1000, workers in 1u32..=MAX_WORKERS, parties in 0u32..8, tasks in any::<bool>()) {
+            let parties = parties.min(workers);
+            let h = if tasks {
+                QueueHeader::tasks(rows, workers, parties)
+            } else {
+                QueueHeader::rows(rows, chunk, workers, parties)
+            }
+            .unwrap();
+            let mut s = vec![0u8; section_len(workers) as usize];
+            h.encode(&mut s);
+            prop_assert_eq!(QueueHeader::decode(&s, h.chunks), Ok(h));
+            // A fresh queue (zero records: every chunk pending) is valid.
+            let records = vec![0u8; (h.chunks.min(64) * RECORD_LEN) as usize];
+            if h.chunks <= 64 {
+                let mut all = crate::format::sink::AllProblems::default();
+                let _ = validate_state(&h, &s, 0, &records, 0, &mut all);
+                prop_assert!(all.0.is_empty(), "{:?}", all.0);
+            }
+        }
+
+        #[test]
+        fn validate_never_panics(bytes in proptest::collection::vec(any::<u8>(), 640..1200), records in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let h = QueueHeader::tasks(20, 8, 2).unwrap();
+            let mut all = crate::format::sink::AllProblems::default();
+            let _ = validate_state(&h, &bytes, 0, &records, 0, &mut all);
+        }
+
+        #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..800), n in any::<u64>()) {
             let _ = QueueHeader::decode(&bytes, n);
         }

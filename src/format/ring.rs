@@ -719,6 +719,57 @@ pub fn validate_state(sec: &[u8], cfg: &Config, base: u64, sink: &mut dyn Sink) 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::sink::{AllProblems, FirstProblem};
+    use proptest::prelude::*;
+
+    /// A fresh section for (K, P, flags), as `Ring::create` writes it.
+    fn fresh(slots: u32, parts: u32, flags: u32, slot_bytes: u64) -> (Config, Vec<u8>) {
+        let cfg = Config {
+            flags,
+            slot_bytes,
+            geo: Geometry::new(slots, parts),
+        };
+        let mut sec = vec![0u8; cfg.geo.used_len as usize];
+        cfg.encode(&mut sec);
+        (cfg, sec)
+    }
+
+    proptest! {
+        #[test]
+        fn config_round_trip(slots in 1u32..300, parts in 1u32..=64, flags in 0u32..4, slot_bytes in 0u64..1 << 20) {
+            let (cfg, sec) = fresh(slots, parts, flags, slot_bytes);
+            let nbytes = slot_bytes * u64::from(slots);
+            prop_assert_eq!(Config::decode(&sec, &[slots as usize, 3], false, nbytes), Ok(cfg));
+            prop_assert!(Config::decode(&sec, &[slots as usize], true, nbytes).is_err());
+            let mut all = AllProblems::default();
+            let _ = validate_state(&sec, &cfg, 0, &mut all);
+            prop_assert!(all.0.is_empty(), "{:?}", all.0);
+        }
+
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..2000), k in any::<usize>(), n in any::<u64>()) {
+            let _ = Config::decode(&bytes, &[k], false, n);
+        }
+
+        #[test]
+        fn validate_never_panics_and_sinks_agree(
+            slots in 1u32..6, parts in 1u32..=64, flags in 0u32..4,
+            muts in proptest::collection::vec((any::<u16>(), any::<u64>()), 0..12),
+        ) {
+            let (cfg, mut sec) = fresh(slots, parts, flags, 8);
+            for (off, v) in muts {
+                let off = u64::from(off) % cfg.geo.used_len / 8 * 8;
+                if off >= LINE {
+                    le::put_u64(&mut sec, off, v % 70);
+                }
+            }
+            let mut all = AllProblems::default();
+            let _ = validate_state(&sec, &cfg, 0, &mut all);
+            let mut first = FirstProblem::default();
+            let _ = validate_state(&sec, &cfg, 0, &mut first);
+            prop_assert_eq!(first.0.as_ref(), all.0.first());
+        }
+    }
 
     #[test]
     fn geometry_is_line_aligned() {
