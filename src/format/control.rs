@@ -223,17 +223,15 @@ impl ControlHeader {
     /// [`STATE_READY`] last, after everything else is written.
     pub fn encode(&self, out: &mut [u8]) {
         out[..HEADER_LEN as usize].fill(0);
-        out[off::MAGIC..off::MAGIC + 8].copy_from_slice(&MAGIC);
-        out[off::VERSION..off::VERSION + 4].copy_from_slice(&self.version.to_le_bytes());
-        out[off::KIND..off::KIND + 4].copy_from_slice(&self.kind.code().to_le_bytes());
-        out[off::CTRL_LEN..off::CTRL_LEN + 8].copy_from_slice(&self.ctrl_len.to_le_bytes());
-        out[off::DATA_OFFSET..off::DATA_OFFSET + 8]
-            .copy_from_slice(&self.data_offset.to_le_bytes());
-        out[off::DATA_LEN..off::DATA_LEN + 8].copy_from_slice(&self.data_len.to_le_bytes());
-        out[off::SECTION_OFFSET..off::SECTION_OFFSET + 8]
-            .copy_from_slice(&self.section_offset.to_le_bytes());
-        out[off::SECTION_LEN..off::SECTION_LEN + 8]
-            .copy_from_slice(&self.section_len.to_le_bytes());
+        let o = |f: usize| f as u64;
+        le::put(out, o(off::MAGIC), &MAGIC);
+        le::put_u32(out, o(off::VERSION), self.version);
+        le::put_u32(out, o(off::KIND), self.kind.code());
+        le::put_u64(out, o(off::CTRL_LEN), self.ctrl_len);
+        le::put_u64(out, o(off::DATA_OFFSET), self.data_offset);
+        le::put_u64(out, o(off::DATA_LEN), self.data_len);
+        le::put_u64(out, o(off::SECTION_OFFSET), self.section_offset);
+        le::put_u64(out, o(off::SECTION_LEN), self.section_len);
     }
 
     /// Does `bytes` start with the control-block magic?
