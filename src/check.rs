@@ -3,7 +3,6 @@
 //! problem, this reads the file with `pread` into private buffers and keeps
 //! going, so a damaged file can be diagnosed.
 
-use std::fmt;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::time::Duration;
@@ -12,26 +11,10 @@ use crate::error::{Error, Result};
 use crate::file::{LockMode, OpenFlags, SharedFile, Wait};
 use crate::format::control::{self, ControlHeader, Kind};
 use crate::format::npy::NpyHeader;
-use crate::format::sink::{AllProblems, Finding, Sink};
+use crate::format::sink::{AllProblems, Sink};
 use crate::format::{queue, ring};
 
-/// One broken invariant found by [`check`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// Byte offset in the file where the problem is, if it has one.
-    pub offset: Option<u64>,
-    /// One sentence saying what is wrong.
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.offset {
-            Some(o) => write!(f, "at byte {o}: {}", self.message),
-            None => f.write_str(&self.message),
-        }
-    }
-}
+pub use crate::format::sink::Problem;
 
 /// Collects problems.
 #[derive(Default)]
@@ -51,11 +34,7 @@ impl Report {
     }
 
     fn done(self) -> Vec<Problem> {
-        self.0
-            .0
-            .into_iter()
-            .map(|Finding { offset, message }| Problem { offset, message })
-            .collect()
+        self.0.0
     }
 }
 
