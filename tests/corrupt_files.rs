@@ -640,9 +640,45 @@ fn check_reports_queue_state_corruptions() {
             "no live worker entry",
         ),
         (
-            "done_counter_too_high",
+            "done_hint_too_high",
             Box::new(move |b| put64(b, SEC + q::off::DONE, u64::MAX)),
-            "DONE counter",
+            "done hint",
+        ),
+        (
+            // The defect of queue format 1: a chunk DONE whose count was
+            // lost (the worker died between the two), so waiters never end.
+            "completion_count_lost",
+            Box::new(move |b| {
+                put32(b, entry(0) + q::entry::STATE, q::ENTRY_FREE);
+                for j in 0..u64::from(q::HELD_SLOTS) {
+                    put64(b, entry(0) + q::entry::HELD + 8 * j, 0);
+                }
+                put64(b, rec(1), q::word(q::PENDING, 0));
+                put64(b, entry(0) + q::entry::DONE_WORD, q::done_word(0, false));
+            }),
+            "completion counts add up",
+        ),
+        (
+            "claimed_but_not_held",
+            Box::new(move |b| {
+                for j in 0..u64::from(q::HELD_SLOTS) {
+                    put64(b, entry(0) + q::entry::HELD + 8 * j, 0);
+                }
+            }),
+            "held slots do not list it",
+        ),
+        (
+            "pending_chunk_nobody_finds",
+            Box::new(move |b| {
+                put64(b, rec(0), q::word(q::PENDING, 0));
+                put64(b, SEC + q::off::SCAN, q::scan_word(2, 0));
+            }),
+            "no claimer would find it",
+        ),
+        (
+            "held_chunk_beyond_the_table",
+            Box::new(move |b| put64(b, entry(0) + q::entry::HELD + 8, 100)),
+            "beyond the 8 chunks",
         ),
         (
             "worker_state_unknown",

@@ -274,8 +274,8 @@ fn a_python_peer_finds_the_header_and_liveness_bytes_where_format_md_says() {
     drop(w0); // entry 0 free again, entry 1 live
     let c = w1.try_claim().unwrap().unwrap();
     // FORMAT.md 8: CTRL_OFF = align_up(4096 + 16 * chunks, 65536),
-    // SEC = CTRL_OFF + 256, entry i at SEC + 640 + 64 i, liveness byte = its
-    // first byte; F_OFD_GETLK = 36.
+    // SEC = CTRL_OFF + 256, entry i at SEC + 640 + 128 i, liveness byte = its
+    // first byte, held slots at +64; F_OFD_GETLK = 36.
     let script = r#"
 import fcntl, struct, sys, os
 chunks = 16
@@ -287,18 +287,19 @@ ver, mode, n, rows, crow, maxw, parties = struct.unpack_from('<IIQQQII', b, sec)
 claimed, done, requeued = struct.unpack_from('<QQQ', b, sec + 256)
 fd = os.open(sys.argv[1], os.O_RDONLY)
 def probe(i):
-    fl = struct.pack('hhxxxxqqixxxx', fcntl.F_WRLCK, 0, sec + 640 + 64 * i, 1, 0)
+    fl = struct.pack('hhxxxxqqixxxx', fcntl.F_WRLCK, 0, sec + 640 + 128 * i, 1, 0)
     return struct.unpack('hhxxxxqqixxxx', fcntl.fcntl(fd, 36, fl))[0] != fcntl.F_UNLCK
-states = [struct.unpack_from('<I', b, sec + 640 + 64 * i)[0] for i in range(maxw)]
+states = [struct.unpack_from('<I', b, sec + 640 + 128 * i)[0] for i in range(maxw)]
+held = [x for x in struct.unpack_from('<8Q', b, sec + 640 + 128 + 64) if x]
 word = struct.unpack_from('<Q', b, 4096)[0]
-owner = struct.unpack_from('<I', b, sec + 640 + 64 + 4)[0]
+owner = struct.unpack_from('<I', b, sec + 640 + 128 + 4)[0]
 print(ver, mode, n, rows, crow, maxw, parties, claimed, done, requeued, states,
-      [probe(i) for i in range(maxw)], word & 0xffffffff, (word >> 32) == owner)
+      [probe(i) for i in range(maxw)], word & 0xffffffff, (word >> 32) == owner, held)
 "#;
     let out = common::python(script, &[qp.to_str().unwrap()]);
     assert_eq!(
         out.trim(),
-        "1 1 16 1000 64 4 2 1 0 0 [0, 1, 0, 0] [False, True, False, False] 1 True"
+        "2 1 16 1000 64 4 2 1 0 0 [0, 1, 0, 0] [False, True, False, False] 1 True [1]"
     );
     drop(c);
 }

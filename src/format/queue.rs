@@ -10,7 +10,7 @@
 //!
 //! | offset | size | field |
 //! |---:|---:|---|
-//! | 0 | 4 | `queue_version` (1) |
+//! | 0 | 4 | `queue_version` (2) |
 //! | 4 | 4 | `mode`: 1 rows, 2 tasks |
 //! | 8 | 8 | `chunks` |
 //! | 16 | 8 | `rows` (= `chunks` in task mode) |
@@ -18,9 +18,10 @@
 //! | 32 | 4 | `max_workers` |
 //! | 36 | 4 | `barrier_parties` (0: no barrier) |
 //! | 40..128 | | reserved, zero |
-//! | 128 | 8 | `next`: claim cursor (atomic) |
+//! | 128 | 8 | `next`: claim cursor (atomic, advanced by compare-and-swap) |
+//! | 136 | 8 | `scan`: `tag << 40 \| index`, re-queued chunks are at or above `index` |
 //! | 256 | 8 | `claimed` (atomic, total successful claims) |
-//! | 264 | 8 | `done` (atomic) |
+//! | 264 | 8 | `done_hint` (atomic; exact count: [`done_count`]) |
 //! | 272 | 8 | `requeued` (atomic, total re-queues) |
 //! | 384 | 4 | `event` futex word |
 //! | 388 | 4 | `event_waiters` |
@@ -28,7 +29,7 @@
 //! | 512 | 4 | `barrier`: generation << 16 \| arrived (futex word) |
 //! | 516 | 4 | `barrier_broken` |
 //! | 520 | 4 | `barrier_waiters` |
-//! | 640 | 64 * max_workers | worker table |
+//! | 640 | 128 * max_workers | worker table |
 
 use std::ops::ControlFlow;
 
@@ -37,7 +38,7 @@ use super::npy::{Dtype, NpyHeader};
 use super::sink::Sink;
 
 /// Section layout version.
-pub const QUEUE_VERSION: u32 = 1;
+pub const QUEUE_VERSION: u32 = 2;
 /// `mode` value: axis 0 of an array split into chunks of rows.
 pub const MODE_ROWS: u32 = 1;
 /// `mode` value: a number of tasks (chunks of one "row" each).
@@ -65,9 +66,13 @@ pub mod off {
     pub const PARTIES: u64 = 36;
     /// claim cursor (u64)
     pub const NEXT: u64 = 128;
+    /// re-queue scan mark (u64, [`super::scan_word`])
+    pub const SCAN: u64 = 136;
     /// successful claims (u64)
     pub const CLAIMED: u64 = 256;
-    /// completed chunks (u64)
+    /// completed chunks, a hint for waking waiters: it can lag the exact
+    /// count ([`super::done_count`]) by completions whose process died
+    /// (u64)
     pub const DONE: u64 = 264;
     /// re-queue events (u64)
     pub const REQUEUED: u64 = 272;
@@ -88,7 +93,7 @@ pub mod off {
 }
 
 /// Bytes per worker entry.
-pub const ENTRY_LEN: u64 = 64;
+pub const ENTRY_LEN: u64 = 128;
 
 /// Worker entry offsets (relative to the entry).
 pub mod entry {
@@ -108,6 +113,70 @@ pub mod entry {
     pub const COMPLETED: u64 = 32;
     /// CLOCK_MONOTONIC at join, ns (u64)
     pub const JOINED_NS: u64 = 40;
+    /// completions through this entry, by every worker that ever held it,
+    /// and the completion in flight: [`super::done_word`] (u64; never reset)
+    pub const DONE_WORD: u64 = 48;
+    /// chunk index + 1 of the completion in flight, when `DONE_WORD`'s mark
+    /// is set (u64)
+    pub const COMPLETING: u64 = 56;
+    /// [`super::HELD_SLOTS`] u64 words: chunk index + 1 of each chunk this
+    /// worker holds or is about to claim, [`super::HELD_RESERVED`] for a
+    /// slot being filled, 0 for a free slot
+    pub const HELD: u64 = 64;
+}
+
+/// Held-chunk slots per worker entry. A worker that holds more claims at
+/// once sets [`FLAG_OVERFLOW`], and a reaper then scans the whole table.
+pub const HELD_SLOTS: u32 = 8;
+/// A held slot taken by a thread that has not named its chunk yet.
+pub const HELD_RESERVED: u64 = u64::MAX;
+
+/// The `done_word` of an entry: `count << 1 | completing` (the low bit says
+/// a completion of the chunk in `COMPLETING` is in flight).
+pub fn done_word(count: u64, completing: bool) -> u64 {
+    (count << 1) | u64::from(completing)
+}
+
+/// Split a `done_word` into (count, completion in flight).
+pub fn split_done_word(w: u64) -> (u64, bool) {
+    (w >> 1, w & 1 == 1)
+}
+
+/// Bits of the chunk index in the scan word (chunks are fewer than 2^40).
+pub const SCAN_INDEX_BITS: u32 = 40;
+
+/// The scan word: `tag << 40 | index`. Every re-queue lowers `index` and
+/// bumps `tag` in one compare-and-swap, so a scanner that raises `index`
+/// (also by compare-and-swap) fails if a chunk was re-queued meanwhile.
+pub fn scan_word(index: u64, tag: u64) -> u64 {
+    (tag << SCAN_INDEX_BITS) | (index & ((1 << SCAN_INDEX_BITS) - 1))
+}
+
+/// Split a scan word into (index, tag).
+pub fn split_scan_word(w: u64) -> (u64, u64) {
+    (w & ((1 << SCAN_INDEX_BITS) - 1), w >> SCAN_INDEX_BITS)
+}
+
+/// The exact number of completed chunks: every entry's count, plus its
+/// completion in flight if that chunk is already DONE by the entry's worker
+/// (`chunk_word(i)` reads chunk `i`'s word; out-of-range indexes count as
+/// not done). Saturates instead of overflowing on a corrupt file.
+pub fn done_count(
+    max_workers: u32,
+    entry_u64: impl Fn(u32, u64) -> u64,
+    entry_id: impl Fn(u32) -> u32,
+    chunk_word: impl Fn(u64) -> Option<u64>,
+) -> u64 {
+    (0..max_workers).fold(0u64, |acc, i| {
+        let (count, completing) = split_done_word(entry_u64(i, entry::DONE_WORD));
+        let in_flight = completing
+            && entry_u64(i, entry::COMPLETING)
+                .checked_sub(1)
+                .and_then(&chunk_word)
+                == Some(word(DONE, entry_id(i)));
+        acc.saturating_add(count)
+            .saturating_add(u64::from(in_flight))
+    })
 }
 
 /// Entry state: unused.
@@ -116,6 +185,9 @@ pub const ENTRY_FREE: u32 = 0;
 pub const ENTRY_LIVE: u32 = 1;
 /// Entry flag: the worker is a barrier participant.
 pub const FLAG_BARRIER_MEMBER: u32 = 1;
+/// Entry flag: the worker held more claims at once than it has held slots;
+/// reaping it scans the whole chunk table.
+pub const FLAG_OVERFLOW: u32 = 2;
 
 /// Bytes per chunk record in the `.npy` payload.
 pub const RECORD_LEN: u64 = 16;
@@ -233,8 +305,8 @@ impl QueueHeader {
                 self.barrier_parties, self.max_workers
             ));
         }
-        if self.chunks > (isize::MAX as u64) / RECORD_LEN {
-            return Err("too many chunks".into());
+        if self.chunks > (isize::MAX as u64) / RECORD_LEN || self.chunks >= 1 << SCAN_INDEX_BITS {
+            return Err("too many chunks (at most 2^40 - 1)".into());
         }
         Ok(())
     }
@@ -320,17 +392,23 @@ pub fn records_of(h: &NpyHeader) -> Result<u64, String> {
 /// (whose header decoded to `hdr`; `section_base` is its file offset) and
 /// the chunk table snapshot `records` (16 bytes per chunk; `records_base`
 /// is its file offset, the data offset). Read the section before the
-/// records: a worker completing a chunk between the two reads then makes the
-/// DONE counter look low, which is legal, never high. Every rule is
-/// something the runtime relies on (FORMAT.md 8.1 to 8.5):
+/// records: a worker acting between the two reads then only makes a chunk
+/// look further along than the section says, which every rule allows.
+/// Every rule is something the runtime relies on (FORMAT.md 8.1 to 8.5):
 ///
 /// - a chunk's state is PENDING, CLAIMED or DONE; a PENDING chunk has owner
 ///   0 (claims compare the whole word); a CLAIMED chunk's owner is the id
-///   of a LIVE worker entry (only reaping that entry re-queues it);
-/// - the DONE counter is at most the DONE chunks in the table ("every chunk
-///   is done" is `DONE >= chunks`);
+///   of a LIVE worker entry that lists it in its held slots or has the
+///   overflow flag (reaping that entry is the only way it is re-queued);
+/// - a PENDING chunk below the claim cursor is at or above the scan mark,
+///   or listed in some entry's held slots (else no claimer finds it);
+/// - the exact done count ([`done_count`]) is at most the DONE chunks in the
+///   table, and equal to it when no worker is live; the `done_hint` is at
+///   most the DONE chunks;
 /// - worker entries are FREE or LIVE; a LIVE entry has a non-zero id not
-///   shared with another LIVE entry and only known flags;
+///   shared with another LIVE entry and only known flags; a FREE entry holds
+///   nothing and has no completion in flight; held slots and the completion
+///   in flight name chunks that exist;
 /// - the barrier word's arrival count is below the party count (0 without
 ///   a barrier) and the broken flag is 0 or 1.
 pub fn validate_state(
@@ -343,26 +421,49 @@ pub fn validate_state(
 ) -> ControlFlow<()> {
     let sat = |o: u64| Some(section_base.saturating_add(o));
     let s32 = |o: u64| le::u32_or0(section, o);
+    let s64 = |o: u64| le::u64_or0(section, o);
+    let chunk_word = |i: u64| {
+        if i < hdr.chunks {
+            le::u64_at(records, i.saturating_mul(RECORD_LEN))
+        } else {
+            None
+        }
+    };
+    // id -> (entry, overflow flag)
     let mut live_ids = std::collections::HashMap::new();
+    // chunk -> worker id of an entry whose held slots name it
+    let mut held = std::collections::HashMap::new();
     for i in 0..hdr.max_workers {
         let e = QueueHeader::entry_off(i);
-        match s32(e + entry::STATE) {
-            ENTRY_FREE => {}
+        let state = s32(e + entry::STATE);
+        let id = s32(e + entry::ID);
+        let flags = s32(e + entry::FLAGS);
+        let (_, completing) = split_done_word(s64(e + entry::DONE_WORD));
+        let slots: Vec<u64> = (0..u64::from(HELD_SLOTS))
+            .map(|j| s64(e + entry::HELD + 8 * j))
+            .collect();
+        match state {
+            ENTRY_FREE => {
+                if completing || slots.iter().any(|&h| h != 0) {
+                    sink.problem(
+                        sat(e + entry::DONE_WORD),
+                        format!("free worker entry {i} still holds chunks or a completion"),
+                    )?;
+                }
+            }
             ENTRY_LIVE => {
-                let id = s32(e + entry::ID);
                 if id == 0 {
                     sink.problem(
                         sat(e + entry::ID),
                         format!("live worker entry {i} has id 0"),
                     )?;
-                } else if let Some(j) = live_ids.insert(id, i) {
+                } else if let Some((j, _)) = live_ids.insert(id, (i, flags & FLAG_OVERFLOW != 0)) {
                     sink.problem(
                         sat(e + entry::ID),
                         format!("live worker entries {j} and {i} share the id {id}"),
                     )?;
                 }
-                let flags = s32(e + entry::FLAGS);
-                if flags & !FLAG_BARRIER_MEMBER != 0 {
+                if flags & !(FLAG_BARRIER_MEMBER | FLAG_OVERFLOW) != 0 {
                     sink.problem(
                         sat(e + entry::FLAGS),
                         format!("worker entry {i} has unknown flags {flags:#x}"),
@@ -375,6 +476,30 @@ pub fn validate_state(
                     format!("worker entry {i} has unknown state {st} (0 free, 1 live)"),
                 )?;
             }
+        }
+        for (j, &h) in slots.iter().enumerate() {
+            if h == 0 || h == HELD_RESERVED {
+                continue;
+            }
+            if h > hdr.chunks {
+                sink.problem(
+                    sat(e + entry::HELD + 8 * j as u64),
+                    format!(
+                        "worker entry {i} holds chunk {}, beyond the {} chunks",
+                        h - 1,
+                        hdr.chunks
+                    ),
+                )?;
+            } else {
+                held.insert(h - 1, id);
+            }
+        }
+        let c = s64(e + entry::COMPLETING);
+        if completing && !(1..=hdr.chunks).contains(&c) {
+            sink.problem(
+                sat(e + entry::COMPLETING),
+                format!("worker entry {i} is completing chunk {c} - 1, which does not exist"),
+            )?;
         }
     }
     let bar = s32(off::BARRIER);
@@ -397,11 +522,18 @@ pub fn validate_state(
             format!("the barrier's broken flag is {broken}, not 0 or 1"),
         )?;
     }
+    let (mark, _) = split_scan_word(s64(off::SCAN));
+    if mark > hdr.chunks {
+        sink.problem(
+            sat(off::SCAN),
+            format!("the scan mark is {mark}, beyond the {} chunks", hdr.chunks),
+        )?;
+    }
+    let cursor = s64(off::NEXT).min(hdr.chunks);
     let mut done = 0u64;
     for i in 0..hdr.chunks {
-        let rec = i.saturating_mul(RECORD_LEN);
-        let at = Some(records_base.saturating_add(rec));
-        let Some(w) = le::u64_at(records, rec) else {
+        let at = Some(records_base.saturating_add(i.saturating_mul(RECORD_LEN)));
+        let Some(w) = chunk_word(i) else {
             sink.problem(at, format!("chunk record {i} is missing"))?;
             break;
         };
@@ -413,16 +545,34 @@ pub fn validate_state(
                     format!("pending chunk {i} names owner {owner}; it could never be claimed"),
                 )?;
             }
-            PENDING => {}
-            CLAIMED if !live_ids.contains_key(&owner) => {
+            PENDING if i < cursor && i < mark && !held.contains_key(&i) => {
                 sink.problem(
                     at,
                     format!(
-                        "chunk {i} is claimed by worker id {owner}, which no live worker entry has; it would never be re-queued"
+                        "pending chunk {i} is below both the claim cursor and the scan mark {mark}; no claimer would find it"
                     ),
                 )?;
             }
-            CLAIMED => {}
+            PENDING => {}
+            CLAIMED => match live_ids.get(&owner) {
+                None => {
+                    sink.problem(
+                        at,
+                        format!(
+                            "chunk {i} is claimed by worker id {owner}, which no live worker entry has; it would never be re-queued"
+                        ),
+                    )?;
+                }
+                Some(&(_, overflow)) if !overflow && held.get(&i) != Some(&owner) => {
+                    sink.problem(
+                        at,
+                        format!(
+                            "chunk {i} is claimed by worker id {owner}, whose held slots do not list it; it would never be re-queued"
+                        ),
+                    )?;
+                }
+                Some(_) => {}
+            },
             DONE => done += 1,
             _ => {
                 sink.problem(
@@ -432,13 +582,27 @@ pub fn validate_state(
             }
         }
     }
-    let done_counter = le::u64_or0(section, off::DONE);
-    if done_counter > done {
+    let hint = s64(off::DONE);
+    if hint > done {
         sink.problem(
             sat(off::DONE),
             format!(
-                "the DONE counter is {done_counter}, but the chunk table has {done} done chunks (of {})",
+                "the done hint is {hint}, but the chunk table has {done} done chunks (of {})",
                 hdr.chunks
+            ),
+        )?;
+    }
+    let exact = done_count(
+        hdr.max_workers,
+        |i, o| s64(QueueHeader::entry_off(i) + o),
+        |i| s32(QueueHeader::entry_off(i) + entry::ID),
+        chunk_word,
+    );
+    if exact > done || (live_ids.is_empty() && exact != done) {
+        sink.problem(
+            sat(off::TABLE),
+            format!(
+                "the workers' completion counts add up to {exact}, but the chunk table has {done} done chunks"
             ),
         )?;
     }
@@ -451,7 +615,9 @@ const _: () = assert!(off::CLAIMED.is_multiple_of(128));
 const _: () = assert!(off::EVENT.is_multiple_of(128));
 const _: () = assert!(off::BARRIER.is_multiple_of(128));
 const _: () = assert!(off::TABLE.is_multiple_of(128) && off::TABLE >= off::BARRIER_WAITERS + 4);
-const _: () = assert!(ENTRY_LEN.is_multiple_of(8) && entry::JOINED_NS + 8 <= ENTRY_LEN);
+const _: () =
+    assert!(ENTRY_LEN.is_multiple_of(128) && entry::HELD + 8 * HELD_SLOTS as u64 <= ENTRY_LEN);
+const _: () = assert!(off::SCAN < off::CLAIMED && off::SCAN.is_multiple_of(8));
 
 #[cfg(test)]
 mod tests {

@@ -346,7 +346,11 @@ impl Claim {
     /// [`ErrorKind::Disconnected`] if the chunk had already been taken away.
     pub fn abandon(mut self) -> Result<()> {
         self.finished = true;
-        if self.worker.q.abandon(self.index as u64, self.worker.id) {
+        if self
+            .worker
+            .q
+            .abandon(self.index as u64, self.worker.id, self.worker.slot)
+        {
             Ok(())
         } else {
             Err(Error::new(
@@ -361,7 +365,9 @@ impl Claim {
 impl Drop for Claim {
     fn drop(&mut self) {
         if !self.finished && !self.worker.dead.load(Ordering::Relaxed) {
-            self.worker.q.abandon(self.index as u64, self.worker.id);
+            self.worker
+                .q
+                .abandon(self.index as u64, self.worker.id, self.worker.slot);
         }
     }
 }

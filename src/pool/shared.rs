@@ -43,6 +43,9 @@ pub(crate) const SLICE: Duration = Duration::from_millis(50);
 /// probing within the process.
 pub(crate) struct ProcState {
     live: Mutex<HashMap<u32, u64>>,
+    /// Serialises completions among this process's threads: an entry has
+    /// one `COMPLETING` word.
+    completing: Mutex<()>,
 }
 
 fn proc_state_for(dev: u64, ino: u64) -> Arc<ProcState> {
@@ -55,6 +58,7 @@ fn proc_state_for(dev: u64, ino: u64) -> Arc<ProcState> {
     map.retain(|_, w| w.strong_count() > 0);
     let s = Arc::new(ProcState {
         live: Mutex::new(HashMap::new()),
+        completing: Mutex::new(()),
     });
     map.insert((dev, ino), Arc::downgrade(&s));
     s
@@ -212,8 +216,21 @@ impl QueueShared {
         unsafe { &*(self.record_ptr(i, o) as *const AtomicU32) }
     }
 
+    /// The exact number of completed chunks (FORMAT.md 8.4): every worker
+    /// entry's completion count, plus a completion in flight whose chunk is
+    /// already DONE. O(max_workers); the `done_hint` word is the cheap,
+    /// possibly lagging, version.
     pub(crate) fn done(&self) -> u64 {
-        self.s64(off::DONE).load(Ordering::Acquire)
+        layout::done_count(
+            self.hdr.max_workers,
+            |i, o| self.e64(i, o).load(Ordering::Acquire),
+            |i| self.e32(i, entry::ID).load(Ordering::Acquire),
+            |c| (c < self.hdr.chunks).then(|| self.chunk(c).load(Ordering::Acquire)),
+        )
+    }
+
+    fn held(&self, slot: u32, j: u32) -> &AtomicU64 {
+        self.e64(slot, entry::HELD + 8 * u64::from(j))
     }
 
     pub(crate) fn event(&self) -> &AtomicU32 {
@@ -260,42 +277,136 @@ impl QueueShared {
         ok
     }
 
-    /// One claim attempt, no waiting: first the cursor (fresh chunks), then a
-    /// scan for pending chunks below it (re-queued, or orphaned by a claimer
-    /// that died between moving the cursor and its CAS).
+    /// Reserve one of entry `slot`'s held slots for a claim, or set the
+    /// overflow flag (a reaper then scans the whole table) if all are taken.
+    fn reserve_held(&self, slot: u32) -> Option<&AtomicU64> {
+        let free = (0..layout::HELD_SLOTS)
+            .map(|j| self.held(slot, j))
+            .find(|h| {
+                h.compare_exchange(
+                    0,
+                    layout::HELD_RESERVED,
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            });
+        if free.is_none() {
+            self.e32(slot, entry::FLAGS)
+                .fetch_or(layout::FLAG_OVERFLOW, Ordering::AcqRel);
+        }
+        free
+    }
+
+    /// One claim attempt, no waiting (FORMAT.md 8.4). Every candidate chunk
+    /// is written to a held slot of our entry before it can become ours, so
+    /// a reaper finds whatever we held or were about to claim when we died:
+    /// first fresh chunks from the cursor, then re-queued ones, scanning up
+    /// from the scan mark (the cursor is at `chunks` by then).
     pub(crate) fn try_claim(&self, id: u32, slot: u32) -> Option<u64> {
+        let held = self.reserve_held(slot);
+        let name = |i: u64| {
+            if let Some(h) = held {
+                h.store(i + 1, Ordering::Release);
+            }
+        };
         let n = self.hdr.chunks;
         let next = self.s64(off::NEXT);
-        while next.load(Ordering::Relaxed) < n {
-            let i = next.fetch_add(1, Ordering::Relaxed);
+        // Fresh chunks: name the candidate first, then move the cursor past
+        // it, then take it.
+        loop {
+            let i = next.load(Ordering::Acquire);
             if i >= n {
                 break;
             }
-            if self.cas_claim(i, id, slot) {
-                return Some(i);
+            name(i);
+            if next
+                .compare_exchange(i, i + 1, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+            {
+                // FAILPOINT "pool.claim.cursor_moved"
+                if self.cas_claim(i, id, slot) {
+                    return Some(i);
+                }
             }
         }
-        (0..n).find(|&i| {
-            layout::split(self.chunk(i).load(Ordering::Relaxed)).0 == layout::PENDING
-                && self.cas_claim(i, id, slot)
-        })
+        // Re-queued chunks (and those of claims that died between moving
+        // the cursor and taking their chunk) lie in [mark, cursor).
+        let scan = self.s64(off::SCAN);
+        let s0 = scan.load(Ordering::Acquire);
+        let (mark, tag) = layout::split_scan_word(s0);
+        let mut i = mark;
+        while i < n {
+            if layout::split(self.chunk(i).load(Ordering::Relaxed)).0 == layout::PENDING {
+                name(i);
+                if self.cas_claim(i, id, slot) {
+                    break;
+                }
+            }
+            i += 1;
+        }
+        if i > mark {
+            // Nothing pending in [mark, i): raise the mark, unless a chunk
+            // was re-queued meanwhile (the tag moved).
+            let _ = scan.compare_exchange(
+                s0,
+                layout::scan_word(i, tag),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            );
+        }
+        if i < n {
+            return Some(i);
+        }
+        if let Some(h) = held {
+            h.store(0, Ordering::Release);
+        }
+        None
     }
 
-    /// Mark chunk `i` done. Fails if the chunk no longer belongs to `id`
-    /// (it was re-queued because this worker was taken for dead).
+    /// Empty the held slot of entry `slot` that names chunk `i`.
+    fn unhold(&self, slot: u32, i: u64) {
+        if let Some(h) = (0..layout::HELD_SLOTS)
+            .map(|j| self.held(slot, j))
+            .find(|h| h.load(Ordering::Relaxed) == i + 1)
+        {
+            h.store(0, Ordering::Release);
+        }
+    }
+
+    /// Mark chunk `i` done (FORMAT.md 8.4). The entry's completion count and
+    /// the chunk's state change in an order that an observer, or a reaper
+    /// of this entry, can always add up exactly: announce the completion
+    /// (`COMPLETING`, then the mark bit), swap the chunk to DONE, then one
+    /// store that counts it and clears the mark. Fails if the chunk no
+    /// longer belongs to `id` (it was re-queued because this worker was
+    /// taken for dead).
     pub(crate) fn complete(&self, i: u64, id: u32, slot: u32) -> Result<()> {
-        match self.chunk(i).compare_exchange(
+        let serial = self.proc.completing.lock();
+        let done_word = self.e64(slot, entry::DONE_WORD);
+        let (count, _) = layout::split_done_word(done_word.load(Ordering::Acquire));
+        self.e64(slot, entry::COMPLETING)
+            .store(i + 1, Ordering::Release);
+        done_word.store(layout::done_word(count, true), Ordering::Release);
+        // FAILPOINT "pool.complete.announced"
+        let swapped = self.chunk(i).compare_exchange(
             layout::word(layout::CLAIMED, id),
             layout::word(layout::DONE, id),
             Ordering::AcqRel,
             Ordering::Acquire,
-        ) {
+        );
+        // FAILPOINT "pool.complete.chunk_done"
+        let counted = count.wrapping_add(u64::from(swapped.is_ok()));
+        done_word.store(layout::done_word(counted, false), Ordering::Release);
+        drop(serial);
+        self.unhold(slot, i);
+        match swapped {
             Ok(_) => {
                 self.e64(slot, entry::COMPLETED)
                     .fetch_add(1, Ordering::Relaxed);
+                // The hint wraps rather than overflow on a corrupt file.
                 let before = self.s64(off::DONE).fetch_add(1, Ordering::AcqRel);
-                // DONE wraps rather than overflow on a corrupt file.
-                if before.wrapping_add(1) == self.hdr.chunks {
+                if before.wrapping_add(1) >= self.hdr.chunks {
                     self.bump_event();
                 }
                 Ok(())
@@ -310,6 +421,24 @@ impl QueueShared {
         }
     }
 
+    /// Lower the scan mark to `i` (and bump its tag), so claimers find a
+    /// chunk that has just become PENDING below the cursor.
+    fn lower_mark(&self, i: u64) {
+        let scan = self.s64(off::SCAN);
+        let mut cur = scan.load(Ordering::Acquire);
+        loop {
+            let (mark, tag) = layout::split_scan_word(cur);
+            let new = layout::scan_word(mark.min(i), tag.wrapping_add(1));
+            match scan.compare_exchange(cur, new, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => return,
+                Err(now) => cur = now,
+            }
+        }
+    }
+
+    /// Swap chunk `i` from `from` back to PENDING and make it findable.
+    /// The caller's held slot still names `i` until this returns, so a crash
+    /// in between leaves a reaper something to finish.
     fn requeue_chunk(&self, i: u64, from: u64) -> bool {
         let ok = self
             .chunk(i)
@@ -321,6 +450,8 @@ impl QueueShared {
             )
             .is_ok();
         if ok {
+            // FAILPOINT "pool.requeue.pending"
+            self.lower_mark(i);
             self.chunk_u32(i, layout::RECORD_REQUEUES)
                 .fetch_add(1, Ordering::Relaxed);
             self.s64(off::REQUEUED).fetch_add(1, Ordering::Release);
@@ -329,22 +460,95 @@ impl QueueShared {
     }
 
     /// Give chunk `i` back (the claim was dropped without completing).
-    pub(crate) fn abandon(&self, i: u64, id: u32) -> bool {
+    pub(crate) fn abandon(&self, i: u64, id: u32, slot: u32) -> bool {
         let ok = self.requeue_chunk(i, layout::word(layout::CLAIMED, id));
+        self.unhold(slot, i);
         if ok {
             self.bump_event();
         }
         ok
     }
 
-    /// Re-queue every chunk claimed by worker `id`. O(chunks).
+    /// The overflow path of reaping: re-queue every chunk claimed by worker
+    /// `id`, and make any PENDING chunk below the cursor findable (a claim
+    /// that had no held slot may have died between moving the cursor and
+    /// taking its chunk). O(chunks).
     fn requeue_owner(&self, id: u32) -> u64 {
         let claimed = layout::word(layout::CLAIMED, id);
-        (0..self.hdr.chunks)
-            .filter(|&i| {
-                self.chunk(i).load(Ordering::Relaxed) == claimed && self.requeue_chunk(i, claimed)
-            })
-            .count() as u64
+        let end = self
+            .s64(off::NEXT)
+            .load(Ordering::Acquire)
+            .min(self.hdr.chunks);
+        let mut lowest_pending = None;
+        let mut n = 0;
+        for i in 0..self.hdr.chunks {
+            let w = self.chunk(i).load(Ordering::Relaxed);
+            if w == claimed && self.requeue_chunk(i, claimed) {
+                n += 1;
+            } else if i < end && lowest_pending.is_none() && layout::split(w).0 == layout::PENDING {
+                lowest_pending = Some(i);
+            }
+        }
+        if let Some(i) = lowest_pending {
+            self.lower_mark(i);
+        }
+        n
+    }
+
+    /// Settle what dead entry `i` (worker `id`) left: count a completion it
+    /// had in flight if its chunk is DONE, re-queue the chunks its held
+    /// slots name, make an interrupted claim's chunk findable. Each step is
+    /// idempotent, so a reaper that dies half-way leaves the rest to the
+    /// next one. O(held slots), or O(chunks) if the worker overflowed.
+    fn settle_dead_entry(&self, i: u32, id: u32, flags: u32) -> u64 {
+        let done_word = self.e64(i, entry::DONE_WORD);
+        let (count, completing) = layout::split_done_word(done_word.load(Ordering::Acquire));
+        if completing {
+            let c = self.e64(i, entry::COMPLETING).load(Ordering::Acquire);
+            let finished = c
+                .checked_sub(1)
+                .filter(|&c| c < self.hdr.chunks)
+                .is_some_and(|c| {
+                    self.chunk(c).load(Ordering::Acquire) == layout::word(layout::DONE, id)
+                });
+            done_word.store(
+                layout::done_word(count.wrapping_add(u64::from(finished)), false),
+                Ordering::Release,
+            );
+            if finished {
+                // The dead worker never reached its hint increment.
+                self.s64(off::DONE).fetch_add(1, Ordering::AcqRel);
+            }
+        }
+        let claimed = layout::word(layout::CLAIMED, id);
+        let end = self
+            .s64(off::NEXT)
+            .load(Ordering::Acquire)
+            .min(self.hdr.chunks);
+        let mut n = 0;
+        for j in 0..layout::HELD_SLOTS {
+            let h = self.held(i, j);
+            let named = h.load(Ordering::Acquire);
+            if let Some(c) = named
+                .checked_sub(1)
+                .filter(|&c| c < self.hdr.chunks && named != layout::HELD_RESERVED)
+            {
+                let w = self.chunk(c).load(Ordering::Acquire);
+                if w == claimed {
+                    if self.requeue_chunk(c, claimed) {
+                        n += 1;
+                    }
+                } else if c < end && layout::split(w).0 == layout::PENDING {
+                    // Named, cursor moved past it, never taken.
+                    self.lower_mark(c);
+                }
+            }
+            h.store(0, Ordering::Release);
+        }
+        if flags & layout::FLAG_OVERFLOW != 0 {
+            n += self.requeue_owner(id);
+        }
+        n
     }
 
     /// With entry `i`'s liveness byte locked by us: if a worker left it LIVE
@@ -359,9 +563,9 @@ impl QueueShared {
         if flags & layout::FLAG_BARRIER_MEMBER != 0 && self.hdr.barrier_parties > 0 {
             self.break_barrier();
         }
-        // Re-queue before freeing: if we die in between, the entry still
+        // Settle before freeing: if we die in between, the entry still
         // names the dead worker and the next reaper finishes the job.
-        let n = self.requeue_owner(id);
+        let n = self.settle_dead_entry(i, id, flags);
         self.e32(i, entry::STATE)
             .store(layout::ENTRY_FREE, Ordering::Release);
         n
@@ -521,11 +725,34 @@ impl QueueShared {
 
     pub(crate) fn progress(&self) -> QueueProgress {
         let requeued = self.s64(off::REQUEUED).load(Ordering::Acquire);
-        let done = self.s64(off::DONE).load(Ordering::Acquire);
-        let claimed = self.s64(off::CLAIMED).load(Ordering::Acquire);
-        let in_flight = claimed
-            .saturating_sub(done.saturating_add(requeued))
-            .min(self.hdr.chunks - done.min(self.hdr.chunks));
+        let done = self.done().min(self.hdr.chunks);
+        let live = self.live_workers();
+        // In flight: chunks that registered workers' held slots name and
+        // that are still claimed by them, whether the worker is alive or
+        // dead and not reaped yet (a worker that overflowed its held slots
+        // is counted from its claim counters instead).
+        let mut in_flight = 0u64;
+        for i in 0..self.hdr.max_workers {
+            if self.e32(i, entry::STATE).load(Ordering::Acquire) != layout::ENTRY_LIVE {
+                continue;
+            }
+            let id = self.e32(i, entry::ID).load(Ordering::Acquire);
+            if self.e32(i, entry::FLAGS).load(Ordering::Acquire) & layout::FLAG_OVERFLOW != 0 {
+                let claimed = self.e64(i, entry::CLAIMED).load(Ordering::Acquire);
+                let completed = self.e64(i, entry::COMPLETED).load(Ordering::Acquire);
+                in_flight += claimed.saturating_sub(completed);
+                continue;
+            }
+            in_flight += (0..layout::HELD_SLOTS)
+                .filter_map(|j| self.held(i, j).load(Ordering::Acquire).checked_sub(1))
+                .filter(|&c| {
+                    c < self.hdr.chunks
+                        && self.chunk(c).load(Ordering::Acquire)
+                            == layout::word(layout::CLAIMED, id)
+                })
+                .count() as u64;
+        }
+        let in_flight = in_flight.min(self.hdr.chunks - done);
         let bar = self.s32(off::BARRIER).load(Ordering::Acquire);
         QueueProgress {
             chunks: self.hdr.chunks,
@@ -536,7 +763,7 @@ impl QueueShared {
                 .chunks
                 .saturating_sub(done.saturating_add(in_flight)),
             requeued,
-            workers: self.live_workers().len() as u32,
+            workers: live.len() as u32,
             tasks: self.hdr.mode == layout::MODE_TASKS,
             rows: self.hdr.rows,
             chunk_rows: self.hdr.chunk_rows,
