@@ -121,8 +121,26 @@ impl fmt::Display for TryRecvError {
     }
 }
 
-impl std::error::Error for TryLoanError {}
-impl std::error::Error for TryRecvError {}
+impl std::error::Error for TryLoanError {
+    /// The underlying [`Error`] for [`TryLoanError::Error`]; `None` for `Full`.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TryLoanError::Full => None,
+            TryLoanError::Error(e) => Some(e),
+        }
+    }
+}
+
+impl std::error::Error for TryRecvError {
+    /// The underlying [`Error`] for [`TryRecvError::Error`]; `None` for
+    /// `Empty` and `Disconnected`.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TryRecvError::Empty | TryRecvError::Disconnected => None,
+            TryRecvError::Error(e) => Some(e),
+        }
+    }
+}
 
 pub(crate) fn typed_check<T: Element>(r: &RingInner) -> Result<()> {
     let d = &r.map.header().dtype;
@@ -617,5 +635,22 @@ mod tests {
         // Two loans at once still get two different free slots.
         let (a, b) = (p.try_loan().unwrap(), p.try_loan().unwrap());
         assert_eq!((a.slot(), b.slot()), (1, 2));
+    }
+
+    #[test]
+    fn try_errors_expose_the_inner_error_as_source() {
+        use std::error::Error as _;
+        let inner = || Error::new(ErrorKind::LockTimeout, "ring lock busy");
+        let e = TryLoanError::Error(inner());
+        let src = e.source().expect("the Error variant has a source");
+        let src = src.downcast_ref::<Error>().expect("the source is sharray::Error");
+        assert_eq!(src.kind(), ErrorKind::LockTimeout);
+        assert!(TryLoanError::Full.source().is_none());
+
+        let e = TryRecvError::Error(inner());
+        let src = e.source().expect("the Error variant has a source");
+        assert_eq!(src.downcast_ref::<Error>().unwrap().kind(), ErrorKind::LockTimeout);
+        assert!(TryRecvError::Empty.source().is_none());
+        assert!(TryRecvError::Disconnected.source().is_none());
     }
 }
