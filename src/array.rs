@@ -103,6 +103,7 @@ pub struct Info {
 /// let a = sharray::OpenOptions::new().read_only(true).open::<f32>("data.npy")?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[must_use = "options do nothing until `open` or `open_untyped` is called"]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OpenOptions {
     read_only: bool,
@@ -210,6 +211,7 @@ pub(crate) fn info_of(map: &Mapping) -> Info {
 /// assert_eq!(a.nbytes(), 24);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[must_use = "a builder does nothing until `create` is called"]
 #[derive(Debug, Clone)]
 pub struct UntypedBuilder {
     dtype: Dtype,
@@ -305,6 +307,7 @@ impl UntypedBuilder {
 /// assert!(a.read()?.iter().all(|&x| x == 1.5));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[must_use = "a builder does nothing until `create` is called"]
 #[derive(Debug, Clone)]
 pub struct ArrayBuilder<T: Element> {
     inner: UntypedBuilder,
@@ -680,6 +683,7 @@ impl std::fmt::Debug for UntypedArray {
 
 /// A shared lock on an [`UntypedArray`]: no writer in any process or thread
 /// until it is dropped.
+#[must_use = "dropping the guard releases the shared lock at once"]
 pub struct UntypedReadGuard<'a> {
     array: &'a UntypedArray,
     _lock: FileLock<'a>,
@@ -695,6 +699,7 @@ impl UntypedReadGuard<'_> {
 
 /// An exclusive lock on an [`UntypedArray`]. If the data was borrowed
 /// mutably, the generation is bumped when the guard is dropped.
+#[must_use = "dropping the guard releases the exclusive lock at once (and bumps the generation)"]
 pub struct UntypedWriteGuard<'a> {
     array: &'a UntypedArray,
     _lock: FileLock<'a>,
@@ -889,6 +894,7 @@ impl<T: Element> std::fmt::Debug for SharedArray<T> {
 }
 
 /// A shared lock with a typed view: `Deref<Target = [T]>` in memory order.
+#[must_use = "dropping the guard releases the shared lock at once"]
 pub struct ReadGuard<'a, T: Element> {
     inner: UntypedReadGuard<'a>,
     _t: PhantomData<&'a [T]>,
@@ -903,6 +909,7 @@ impl<T: Element> std::ops::Deref for ReadGuard<'_, T> {
 
 /// An exclusive lock with a typed mutable view. Any mutable borrow marks the
 /// data changed and bumps the generation on drop.
+#[must_use = "dropping the guard releases the exclusive lock at once (and bumps the generation)"]
 pub struct WriteGuard<'a, T: Element> {
     inner: UntypedWriteGuard<'a>,
     _t: PhantomData<&'a mut [T]>,

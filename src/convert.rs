@@ -30,6 +30,7 @@ fn copy_with_progress(src: &[u8], dst: &mut [u8], progress: &mut dyn FnMut(u64, 
 /// let opts = sharray::CopyOptions::new().mode(0o640).lock_timeout(Some(Duration::from_secs(5)));
 /// assert_eq!(opts.get_mode(), 0o640);
 /// ```
+#[must_use = "options do nothing until passed to `import_npy_with` or `export_npy_with`"]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CopyOptions {
     mode: u32,

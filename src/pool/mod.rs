@@ -164,6 +164,7 @@ pub struct ChunkInfo {
 }
 
 /// Builder for a new queue file.
+#[must_use = "a builder does nothing until `create` is called"]
 #[derive(Debug, Clone)]
 pub struct QueueBuilder {
     rows: Option<u64>,

@@ -196,6 +196,7 @@ impl Worker {
 /// Owned (`'static`, `Send + Sync`), so it can be stored in a struct or handed
 /// to another thread. Finish it with [`Claim::complete`]; dropping it
 /// otherwise gives the chunk back to the queue ([`Claim::abandon`]).
+#[must_use = "dropping the claim gives the chunk back to the queue without completing it"]
 pub struct Claim {
     worker: Arc<WorkerInner>,
     index: usize,
@@ -424,6 +425,7 @@ pub(crate) fn row_bytes_untyped(
 /// Mutable view of a claim's rows of an output array (`Deref<Target = [T]>`,
 /// rows in C order). Borrowing mutably marks the array changed: its
 /// generation is bumped when the view is dropped.
+#[must_use = "dropping the view releases the claim's rows at once"]
 pub struct RowsMut<'a, T: Element> {
     array: &'a SharedArray<T>,
     off: usize,
@@ -494,6 +496,7 @@ impl<T: Element> Drop for RowsMut<'_, T> {
 /// [`Claim::rows_mut_untyped`]): the untyped counterpart of [`RowsMut`].
 /// Borrowing mutably marks the array changed: its generation is bumped when
 /// the view is dropped.
+#[must_use = "dropping the view releases the claim's rows at once"]
 pub struct UntypedRowsMut<'a> {
     array: &'a UntypedArray,
     off: usize,

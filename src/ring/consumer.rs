@@ -142,6 +142,7 @@ impl std::fmt::Debug for Consumer {
 ///
 /// The lease owns a reference to its consumer's registration, so it can be
 /// stored anywhere and outlive the [`Consumer`] handle.
+#[must_use = "dropping the lease releases the slot: the frame is gone unread"]
 pub struct ReadLease {
     p: Arc<Participant>,
     f: Frame,

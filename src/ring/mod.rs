@@ -160,6 +160,7 @@ pub(crate) fn typed_check<T: Element>(r: &RingInner) -> Result<()> {
 }
 
 /// Builder for a new ring file. See [`Ring::builder`].
+#[must_use = "a builder does nothing until `create` is called"]
 #[derive(Debug, Clone)]
 pub struct RingBuilder {
     dtype: Dtype,

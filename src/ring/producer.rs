@@ -124,6 +124,7 @@ impl std::fmt::Debug for Producer {
 ///
 /// The loan owns a reference to its producer's registration, so it can be
 /// stored anywhere (no lifetime ties it to the [`Producer`]).
+#[must_use = "dropping the loan gives the slot back without committing"]
 pub struct WriteLoan {
     p: Arc<Participant>,
     slot: u32,
