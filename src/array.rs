@@ -47,7 +47,7 @@ pub enum FileKind {
     Array,
     /// A producer/consumer ring.
     Ring,
-    /// A worker-pool chunk queue.
+    /// A work queue: the file that coordinates a worker pool ([`crate::WorkQueue`]).
     Queue,
 }
 
@@ -356,6 +356,14 @@ impl<T: Element> ArrayBuilder<T> {
 /// Every fixed-size numpy dtype passes through, structured ones included.
 /// Handles are `Send + Sync`; share one between threads with `Arc`, or open the
 /// same path again (both handles then share one open file description).
+///
+/// # Safety
+///
+/// Guards hand out slices of memory that other processes map too. Among
+/// cooperating peers the guard's lock makes them sound; a process that ignores
+/// the locks and writes while a guard's slice lives causes undefined
+/// behaviour, and one that truncates the file kills us with SIGBUS. See the
+/// crate's [Safety model](crate#safety-model).
 pub struct UntypedArray {
     map: Mapping,
 }
@@ -748,13 +756,39 @@ impl Drop for UntypedWriteGuard<'_> {
 /// assert_eq!(b.generation(), 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// # Safety
+///
+/// Guards hand out slices of memory that other processes map too. Among
+/// cooperating peers the guard's lock makes them sound; a process that ignores
+/// the locks and writes while a guard's slice lives causes undefined
+/// behaviour, and one that truncates the file kills us with SIGBUS. See the
+/// crate's [Safety model](crate#safety-model).
 pub struct SharedArray<T: Element> {
     raw: UntypedArray,
     _t: PhantomData<T>,
 }
 
 impl<T: Element> SharedArray<T> {
-    /// Start building a new array.
+    /// Start building a new array: set the shape (required), then optionally
+    /// the order, a fill value, the file mode; [`ArrayBuilder::create`]
+    /// publishes it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use sharray::{Order, SharedArray};
+    /// let a = SharedArray::<u16>::builder()
+    ///     .shape(&[3, 4])
+    ///     .order(Order::F)
+    ///     .fill(7)
+    ///     .mode(0o640)
+    ///     .create(dir.path().join("a.npy"))?; // or "shm:a" for /dev/shm/a
+    /// assert_eq!((a.shape(), a.order()), (&[3, 4][..], Order::F));
+    /// assert!(a.read()?.iter().all(|&x| x == 7));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder() -> ArrayBuilder<T> {
         ArrayBuilder {
             inner: UntypedArray::builder(
@@ -765,11 +799,45 @@ impl<T: Element> SharedArray<T> {
     }
 
     /// Create a zero-filled C-order array. Errors as [`UntypedBuilder::create`].
+    ///
+    /// The file appears complete or not at all, and an existing file is never
+    /// overwritten.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("zeros.npy");
+    /// use sharray::{ErrorKind, SharedArray};
+    /// let a = SharedArray::<f64>::create(&path, &[100, 3])?;
+    /// assert_eq!(a.len(), 300);
+    /// assert!(a.read()?.iter().all(|&x| x == 0.0));
+    /// let again = SharedArray::<f64>::create(&path, &[100, 3]);
+    /// assert_eq!(again.unwrap_err().kind(), ErrorKind::AlreadyExists);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn create(path: impl AsRef<Path>, shape: &[usize]) -> Result<SharedArray<T>> {
         Self::builder().shape(shape).create(path)
     }
 
     /// Open read-write. Errors as [`OpenOptions::open`].
+    ///
+    /// Opening reads only the header and control block: it costs the same for
+    /// any array size. The element type must match the file's dtype.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("a.npy");
+    /// use sharray::{ErrorKind, SharedArray};
+    /// SharedArray::<i32>::create(&path, &[4, 4])?;
+    /// let a = SharedArray::<i32>::open(&path)?;
+    /// assert_eq!(a.shape(), &[4, 4]);
+    /// let wrong = SharedArray::<f32>::open(&path);
+    /// assert_eq!(wrong.unwrap_err().kind(), ErrorKind::DtypeMismatch);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<SharedArray<T>> {
         OpenOptions::new().open(path)
     }
@@ -819,7 +887,34 @@ impl<T: Element> SharedArray<T> {
         self.raw.generation()
     }
 
-    /// See [`UntypedArray::wait_changed`].
+    /// Wait until the generation differs from `since`, at most `timeout`; see
+    /// [`UntypedArray::wait_changed`] (errors included).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("a.npy");
+    /// use sharray::{ErrorKind, SharedArray};
+    /// use std::time::Duration;
+    /// let a = SharedArray::<f32>::create(&path, &[8])?;
+    /// let seen = a.generation();
+    ///
+    /// // Another process (here a thread with its own handle) writes.
+    /// let writer = std::thread::spawn(move || -> sharray::Result<()> {
+    ///     let b = SharedArray::<f32>::open(&path)?;
+    ///     b.write()?[0] = 1.0;
+    ///     Ok(())
+    /// });
+    /// let now = a.wait_changed(seen, Duration::from_secs(10))?;
+    /// assert!(now > seen);
+    /// writer.join().unwrap()?;
+    ///
+    /// // Nothing changes any more: the wait times out.
+    /// let idle = a.wait_changed(a.generation(), Duration::from_millis(10));
+    /// assert_eq!(idle.unwrap_err().kind(), ErrorKind::Timeout);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn wait_changed(&self, since: u64, timeout: Duration) -> Result<u64> {
         self.raw.wait_changed(since, timeout)
     }
@@ -834,7 +929,23 @@ impl<T: Element> SharedArray<T> {
         self.raw.info()
     }
 
-    /// Shared read guard. Errors as [`UntypedArray::read`].
+    /// Shared read guard: no writer in any process or thread until it is
+    /// dropped; other readers share it. Errors as [`UntypedArray::read`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use sharray::SharedArray;
+    /// let a = SharedArray::<f32>::builder().shape(&[2, 3]).fill(0.5).create(dir.path().join("a.npy"))?;
+    /// let r = a.read()?;                  // Deref<Target = [f32]>, memory order
+    /// let r2 = a.read()?;                 // readers share the lock
+    /// assert_eq!(r.iter().sum::<f32>(), 3.0);
+    /// # #[cfg(feature = "ndarray")]
+    /// assert_eq!(r2.view()[[1, 2]], 0.5); // or an ndarray view
+    /// # drop(r2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn read(&self) -> Result<ReadGuard<'_, T>> {
         Ok(ReadGuard {
             inner: self.raw.read()?,
@@ -858,7 +969,26 @@ impl<T: Element> SharedArray<T> {
         })
     }
 
-    /// Exclusive write guard. Errors as [`UntypedArray::write`].
+    /// Exclusive write guard: nobody else reads or writes, in any process or
+    /// thread, until it is dropped. Dropping a guard through which data was
+    /// borrowed mutably bumps the generation and wakes
+    /// [`wait_changed`](SharedArray::wait_changed). Errors as
+    /// [`UntypedArray::write`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use sharray::SharedArray;
+    /// let a = SharedArray::<f32>::create(dir.path().join("a.npy"), &[2, 3])?;
+    /// {
+    ///     let mut w = a.write()?;          // DerefMut<Target = [f32]>
+    ///     w[0] = 1.0;                      // `view_mut()` gives an ndarray view
+    /// }                                    // dropped: lock released, generation bumped
+    /// assert_eq!(a.generation(), 1);
+    /// assert_eq!(a.try_read()?.map(|r| r[0]), Some(1.0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn write(&self) -> Result<WriteGuard<'_, T>> {
         Ok(WriteGuard {
             inner: self.raw.write()?,

@@ -1,5 +1,10 @@
-//! Worker pools over shared arrays: a chunk queue, row-region locks and a
+//! Worker pools over shared arrays: a work queue, row-region locks and a
 //! barrier, all of which survive a worker being killed.
+//!
+//! Terms: a *worker pool* is the pattern (a parent and N worker processes
+//! sharing one job); a *work queue* is the file that coordinates it
+//! ([`WorkQueue`], file kind `queue`, `sharray queue ...` on the command line).
+//! (A ring's *queue mode* is unrelated: see [`crate::ring`].)
 //!
 //! The everyday job: a parent holds a big input array and wants N worker
 //! processes to turn it into an output array, with no copies and no
@@ -251,6 +256,13 @@ impl QueueBuilder {
 
 /// A handle to a queue file: create it, open it, join it as a worker, read
 /// its progress, wait for it. Cheap to clone (`Arc` inside), `Send + Sync`.
+///
+/// # Safety
+///
+/// A [`Claim`] makes its chunk's rows exclusive among cooperating workers
+/// only: a process that writes those rows without holding the claim (or a row
+/// lock) while a [`RowsMut`] lives causes undefined behaviour. See the
+/// crate's [Safety model](crate#safety-model).
 #[derive(Clone)]
 pub struct WorkQueue {
     shared: Arc<QueueShared>,

@@ -285,6 +285,15 @@ impl RingBuilder {
 /// [`Ring::consumer`]; read live statistics with [`Ring::stats`].
 ///
 /// Cloning is cheap (the mapping is shared).
+///
+/// # Safety
+///
+/// Loans and leases hand out slices of a slot that other processes map too;
+/// the ring protocol gives a loan's holder the only access to its slot and a
+/// lease's holder a slot that nobody writes. A process that writes slots
+/// outside the protocol causes undefined behaviour, and one that truncates the
+/// file kills us with SIGBUS. See the crate's
+/// [Safety model](crate#safety-model).
 #[derive(Clone)]
 pub struct Ring {
     inner: Arc<RingInner>,
