@@ -674,6 +674,7 @@ impl Claim {
         // dropped (`Claim::take`, under this same state lock). The `'static`
         // references never leave `RowsHeld`.
         let array: &'static UntypedArray = unsafe { &*(&inner.array as *const UntypedArray) };
+        // SAFETY: as above: the claim's `Box` outlives every `RowsHeld` of it.
         let claim: &'static sharray::Claim = unsafe { &*(&*held.claim as *const sharray::Claim) };
         let mut rows = match claim.rows_mut_untyped(array) {
             Ok(r) => r,
