@@ -130,6 +130,35 @@ pub use convert::{
 pub use element::{Bool, Element};
 pub use error::{Error, ErrorKind, Result};
 pub use file::{resolve_location, shm_path};
+/// # Examples
+///
+/// A `Dtype` names the element type of a file in numpy's terms. Parse what a
+/// user typed with [`Dtype::parse_user`]; it is held in numpy's canonical
+/// spelling, so equal dtypes compare equal however they were written.
+///
+/// ```
+/// use sharray::{Dtype, UntypedArray};
+/// let f = Dtype::parse_user("float32")?;
+/// assert_eq!(f, Dtype::parse_user("<f4")?);
+/// assert_eq!((f.descr(), f.itemsize(), f.kind()), ("<f4", 4, Some('f')));
+///
+/// // Big-endian, strings, structured records: any fixed-size numpy dtype.
+/// let rec = Dtype::parse_user("[('id', '<u4'), ('xyz', '<f8', (3,))]")?;
+/// assert_eq!((rec.itemsize(), rec.is_structured()), (28, true));
+/// assert!(!Dtype::parse_user(">i4")?.is_native_endian());
+///
+/// // Ambiguous or variable-size types are refused with a message saying why.
+/// assert!(Dtype::parse_user("u8").is_err()); // 1 byte in Rust, 8 in numpy: write uint64
+/// assert!(Dtype::parse_user("O").is_err());  // Python objects
+///
+/// // Untyped arrays take any dtype; typed ones check it against `T`.
+/// # let dir = tempfile::tempdir()?;
+/// let a = UntypedArray::builder(rec).shape(&[10]).create(dir.path().join("rec.npy"))?;
+/// assert_eq!(a.nbytes(), 280);
+/// assert!(a.typed::<f32>().is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[doc(inline)]
 pub use format::npy::Dtype;
 #[cfg(feature = "ndarray")]
 pub use ndarray;

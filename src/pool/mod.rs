@@ -254,8 +254,43 @@ impl QueueBuilder {
     }
 }
 
-/// A handle to a queue file: create it, open it, join it as a worker, read
-/// its progress, wait for it. Cheap to clone (`Arc` inside), `Send + Sync`.
+/// A handle to a work queue, the file that coordinates a worker pool: create
+/// it, open it, join it as a worker, read its progress, wait for it. Cheap to
+/// clone (`Arc` inside), `Send + Sync`.
+///
+/// # Examples
+///
+/// A task queue (no array: `n` numbered tasks) shared by two workers, here
+/// two threads; normally each is a process that opened the file itself.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("jobs.npy");
+/// use sharray::WorkQueue;
+/// use std::time::Duration;
+///
+/// let q = WorkQueue::builder().tasks(20).create(&path)?; // or "shm:jobs"
+/// let workers: Vec<_> = (0..2)
+///     .map(|_| {
+///         let path = path.clone();
+///         std::thread::spawn(move || -> sharray::Result<usize> {
+///             let me = WorkQueue::open(&path)?.join()?;
+///             let mut sum = 0;
+///             while let Some(task) = me.claim()? {
+///                 sum += task.index();   // the work of task `index`
+///                 task.complete()?;
+///             }
+///             Ok(sum)
+///         })
+///     })
+///     .collect();
+///
+/// let progress = q.wait_all(Duration::from_secs(60))?;
+/// assert_eq!((progress.done, progress.chunks), (20, 20));
+/// let total: usize = workers.into_iter().map(|w| w.join().unwrap()).sum::<sharray::Result<_>>()?;
+/// assert_eq!(total, (0..20).sum());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 ///
 /// # Safety
 ///

@@ -132,6 +132,27 @@ impl Worker {
     /// re-queues the chunks of dead workers (checking every 50 ms), so a
     /// crashed worker's chunk comes back here.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use sharray::WorkQueue;
+    /// let q = WorkQueue::builder().rows(10).chunk_rows(4).create(dir.path().join("q.npy"))?;
+    /// let w = q.join()?;
+    /// let first = w.claim()?.expect("chunks are pending");
+    /// assert_eq!((first.index(), first.rows()), (0, 0..4));
+    /// drop(first);                     // not completed: the chunk goes back
+    /// let mut seen = Vec::new();
+    /// while let Some(c) = w.claim()? {
+    ///     seen.push(c.rows());
+    ///     c.complete()?;
+    /// }
+    /// seen.sort_by_key(|r| r.start);   // the given-back chunk may come last
+    /// assert_eq!(seen, [0..4, 4..8, 8..10]);
+    /// assert!(w.claim()?.is_none());   // every chunk is done
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// I/O errors from the liveness locks (not expected on a local file).
