@@ -235,17 +235,26 @@ mod tests {
         let back: io::Error = e.into();
         assert_eq!(back.kind(), io::ErrorKind::QuotaExceeded);
         assert_eq!(back.to_string(), text);
-        let inner = back.get_ref().and_then(|s| s.downcast_ref::<Error>()).unwrap();
+        let inner = back
+            .get_ref()
+            .and_then(|s| s.downcast_ref::<Error>())
+            .unwrap();
         assert_eq!(inner.kind(), ErrorKind::NoSpace);
         assert_eq!(inner.path(), Some(Path::new("/tmp/x.npy")));
         // ... and the OS error is the next link of the chain.
-        let os = inner.source().and_then(|s| s.downcast_ref::<io::Error>()).unwrap();
+        let os = inner
+            .source()
+            .and_then(|s| s.downcast_ref::<io::Error>())
+            .unwrap();
         assert_eq!(os.raw_os_error(), Some(libc::EDQUOT));
 
         let e = Error::io("cannot lock", io::Error::from_raw_os_error(libc::EACCES));
         let back: io::Error = e.into();
         assert_eq!(back.kind(), io::ErrorKind::PermissionDenied);
-        assert_eq!(back.downcast::<Error>().unwrap().kind(), ErrorKind::PermissionDenied);
+        assert_eq!(
+            back.downcast::<Error>().unwrap().kind(),
+            ErrorKind::PermissionDenied
+        );
     }
 
     #[test]

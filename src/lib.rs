@@ -171,7 +171,8 @@ pub use ring::{
     TryRecvError, WriteLoan,
 };
 
-/// The README's Rust examples, compiled and run by `cargo test --doc`.
-#[cfg(doctest)]
+/// The README's Rust examples, compiled and run by `cargo test --doc` (they
+/// show ndarray views, so they need the default `ndarray` feature).
+#[cfg(all(doctest, feature = "ndarray"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -738,13 +738,18 @@ mod tests {
         let inner = || Error::new(ErrorKind::LockTimeout, "ring lock busy");
         let e = TryLoanError::Error(inner());
         let src = e.source().expect("the Error variant has a source");
-        let src = src.downcast_ref::<Error>().expect("the source is sharray::Error");
+        let src = src
+            .downcast_ref::<Error>()
+            .expect("the source is sharray::Error");
         assert_eq!(src.kind(), ErrorKind::LockTimeout);
         assert!(TryLoanError::Full.source().is_none());
 
         let e = TryRecvError::Error(inner());
         let src = e.source().expect("the Error variant has a source");
-        assert_eq!(src.downcast_ref::<Error>().unwrap().kind(), ErrorKind::LockTimeout);
+        assert_eq!(
+            src.downcast_ref::<Error>().unwrap().kind(),
+            ErrorKind::LockTimeout
+        );
         assert!(TryRecvError::Empty.source().is_none());
         assert!(TryRecvError::Disconnected.source().is_none());
     }
