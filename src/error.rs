@@ -173,8 +173,10 @@ impl std::error::Error for Error {
 /// The result's [`io::Error::kind`] is the OS error's kind when an OS error
 /// caused this one (so `ENOSPC` stays `StorageFull`, `EACCES` stays
 /// `PermissionDenied`), and otherwise the io kind closest to [`Error::kind`].
-/// The sharray [`Error`] stays reachable: `get_ref()` / `into_inner()` and
-/// `downcast::<Error>()` return it, and its `Display` is the io error's.
+/// The sharray [`Error`] is the io error's payload: `get_ref()`,
+/// `into_inner()` and `downcast::<Error>()` return it, and its `Display` is
+/// the io error's. (`io::Error::source` forwards to the payload's source, so
+/// an error-chain printer shows the sharray message, then the OS error.)
 impl From<Error> for io::Error {
     fn from(e: Error) -> io::Error {
         let kind = match &e.source {
@@ -247,6 +249,9 @@ mod tests {
             .and_then(|s| s.downcast_ref::<io::Error>())
             .unwrap();
         assert_eq!(os.raw_os_error(), Some(libc::EDQUOT));
+        // io::Error::source forwards to the payload's source: the same OS error.
+        let os = back.source().and_then(|s| s.downcast_ref::<io::Error>());
+        assert_eq!(os.and_then(io::Error::raw_os_error), Some(libc::EDQUOT));
 
         let e = Error::io("cannot lock", io::Error::from_raw_os_error(libc::EACCES));
         let back: io::Error = e.into();
