@@ -200,6 +200,31 @@ fn symlinks_are_refused_on_create_and_open() {
     }
 }
 
+/// Files of another user are refused, for root too, unless the caller says
+/// it trusts that user. (Needs root to give a file away; skipped otherwise.)
+#[test]
+fn files_of_another_user_are_refused_even_for_root() {
+    if sharray::sys::euid() != 0 {
+        eprintln!("skipped: giving a file to another user needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("planted.npy");
+    SharedArray::<u8>::builder()
+        .shape(&[4])
+        .create(&path)
+        .unwrap();
+    std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+    let err = SharedArray::<u8>::open(&path).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert!(err.to_string().contains("allow_other_owner"), "{err}");
+    let a = sharray::OpenOptions::new()
+        .allow_other_owner(true)
+        .open::<u8>(&path)
+        .unwrap();
+    assert_eq!(a.read().unwrap().len(), 4);
+}
+
 #[test]
 fn non_regular_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();
