@@ -525,6 +525,7 @@ impl UntypedArray {
         let wait = Wait::timeout(timeout);
         let mut nap = Duration::from_micros(50);
         loop {
+            self.map.shared_file().ensure_not_truncated()?;
             let s = seq.load(Ordering::Acquire);
             let g = generation.load(Ordering::Acquire);
             if g != since {

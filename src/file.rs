@@ -4,7 +4,7 @@
 //! (an in-process reader/writer lock).
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::{File, Metadata, OpenOptions};
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -59,6 +59,10 @@ pub(crate) struct SharedFile {
     path: PathBuf,
     dev: u64,
     ino: u64,
+    /// Length when opened: sharray and `.npy` files never shrink, so a
+    /// shorter file was truncated under us (and touching the lost pages of
+    /// the mapping would raise SIGBUS).
+    len: u64,
     writable: bool,
     /// The process that opened it: a child made by `fork()` inherits the
     /// registry but must not share its parent's description (the `flock`
@@ -163,7 +167,9 @@ impl SharedFile {
             )
             .at(path));
         }
-        if !flags.allow_foreign_owner && meta.uid() != sys::euid() && sys::euid() != 0 {
+        // Root too: a root daemon opening a file that a user planted is the case
+        // this rule matters most for.
+        if !flags.allow_foreign_owner && meta.uid() != sys::euid() {
             return Err(Error::new(
                 ErrorKind::PermissionDenied,
                 format!(
@@ -190,12 +196,13 @@ impl SharedFile {
                 .at(path));
             }
         }
-        Ok(Self::register(file, path, meta.dev(), meta.ino(), writable))
+        Ok(Self::register(file, path, &meta, writable))
     }
 
     /// Put a freshly opened or created file into the registry, or reuse the
     /// description another handle in this process already has.
-    fn register(file: File, path: &Path, dev: u64, ino: u64, writable: bool) -> Arc<SharedFile> {
+    fn register(file: File, path: &Path, meta: &Metadata, writable: bool) -> Arc<SharedFile> {
+        let (dev, ino) = (meta.dev(), meta.ino());
         let mut reg = registry().lock();
         reg.retain(|_, w| w.strong_count() > 0);
         if let Some(existing) = reg.get(&(dev, ino)).and_then(Weak::upgrade)
@@ -209,6 +216,7 @@ impl SharedFile {
             path: path.to_path_buf(),
             dev,
             ino,
+            len: meta.len(),
             writable,
             pid: std::process::id(),
             threads: parking_lot::RwLock::new(()),
@@ -389,7 +397,7 @@ impl SharedFile {
     /// unlinked and recreated the file, our lock protects nothing.
     fn check_identity(&self) -> Result<()> {
         match std::fs::symlink_metadata(&self.path) {
-            Ok(m) if m.dev() == self.dev && m.ino() == self.ino => Ok(()),
+            Ok(m) if m.dev() == self.dev && m.ino() == self.ino => self.check_len(m.len()),
             Ok(_) => Err(Error::new(
                 ErrorKind::Replaced,
                 "the file was replaced by another file while open; locks on the old one protect nothing, reopen the path",
@@ -402,6 +410,32 @@ impl SharedFile {
             .at(&self.path)),
             Err(e) => Err(Error::io("cannot stat", e).at(&self.path)),
         }
+    }
+}
+
+impl SharedFile {
+    /// Is the file still as long as when we opened it? Call before touching
+    /// the mapping without a lock (a truncated file raises SIGBUS there).
+    pub(crate) fn ensure_not_truncated(&self) -> Result<()> {
+        let now = self
+            .file
+            .metadata()
+            .map_err(|e| Error::io("cannot stat", e).at(&self.path))?;
+        self.check_len(now.len())
+    }
+
+    fn check_len(&self, now: u64) -> Result<()> {
+        if now >= self.len {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::Corrupt,
+            format!(
+                "the file was truncated from {} to {now} bytes while open (by another program?); its data and control block are lost, restore it from a copy or recreate it",
+                self.len
+            ),
+        )
+        .at(&self.path))
     }
 }
 
@@ -555,10 +589,7 @@ pub(crate) fn create_file<R>(
             Error::io("cannot publish the new file", err).at(path)
         }
     })?;
-    Ok((
-        SharedFile::register(file, path, meta.dev(), meta.ino(), true),
-        made,
-    ))
+    Ok((SharedFile::register(file, path, &meta, true), made))
 }
 
 /// The path of a RAM-backed array called `name` (`/dev/shm/NAME`).

@@ -110,6 +110,8 @@ mod check;
 mod convert;
 mod element;
 mod error;
+#[doc(hidden)]
+pub mod fail;
 mod file;
 pub mod format;
 mod mapping;

@@ -200,6 +200,59 @@ fn symlinks_are_refused_on_create_and_open() {
     }
 }
 
+/// Files of another user are refused, for root too, unless the caller says
+/// it trusts that user. (Needs root to give a file away; skipped otherwise.)
+#[test]
+fn files_of_another_user_are_refused_even_for_root() {
+    if sharray::sys::euid() != 0 {
+        eprintln!("skipped: giving a file to another user needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("planted.npy");
+    SharedArray::<u8>::builder()
+        .shape(&[4])
+        .create(&path)
+        .unwrap();
+    std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+    let err = SharedArray::<u8>::open(&path).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    assert!(err.to_string().contains("allow_other_owner"), "{err}");
+    let a = sharray::OpenOptions::new()
+        .allow_other_owner(true)
+        .open::<u8>(&path)
+        .unwrap();
+    assert_eq!(a.read().unwrap().len(), 4);
+}
+
+/// A file truncated under an open handle (here: to exactly the end of its
+/// data, which drops the control block) gives an error at the next guard or
+/// wait, not SIGBUS.
+#[test]
+fn truncation_under_an_open_handle_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.npy");
+    let a = SharedArray::<f64>::builder()
+        .shape(&[1000])
+        .create(&path)
+        .unwrap();
+    let g = a.generation();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(4096 + 8000)
+        .unwrap();
+    for err in [
+        a.read().map(drop).unwrap_err(),
+        a.write().map(drop).unwrap_err(),
+        a.wait_changed(g, Duration::from_millis(10)).unwrap_err(),
+    ] {
+        assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
+        assert!(err.to_string().contains("truncated"), "{err}");
+    }
+}
+
 #[test]
 fn non_regular_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();

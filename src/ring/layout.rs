@@ -18,7 +18,7 @@
 //! ```
 
 /// Section format version of rings written by this crate.
-pub const RING_VERSION: u32 = 1;
+pub const RING_VERSION: u32 = 2;
 /// Bytes per line (two 64-byte cache lines: adjacent-line prefetch pairs them).
 pub const LINE: u64 = 128;
 /// Most participants a ring can have (a subscriber set is a `u64` bitmask).
@@ -57,7 +57,9 @@ pub const FLAG_OVERWRITE: u32 = 2;
 
 /// Lock line (offset 128).
 pub mod lock {
-    /// u32 futex word: 0 free, else the holder's participant index + 1.
+    /// u32 futex word: 0 free, else the holder's
+    /// [`lock_word`](super::lock_word): its participant index + 1 in the low
+    /// byte, the low 24 bits of its entry's attach epoch above it.
     pub const LOCK: u64 = 128;
     /// u32: processes parked on `LOCK`.
     pub const LOCK_WAITERS: u64 = 132;
@@ -137,6 +139,26 @@ pub mod part {
     pub const COUNT: u64 = 40;
     /// u64: `CLOCK_MONOTONIC` ns at attach.
     pub const ATTACHED_NS: u64 = 48;
+    /// u64: attach epoch of the entry: `+1` (wrapping) every time a process
+    /// takes the entry's liveness lock, written only by that process. Its
+    /// low [`super::EPOCH_BITS`] bits name the holder in the lock word.
+    pub const EPOCH: u64 = 56;
+}
+
+/// Bits of the entry epoch carried in the lock word (above the index byte).
+pub const EPOCH_BITS: u32 = 24;
+
+/// The lock word of participant `index` in attach epoch `epoch`:
+/// `(epoch mod 2^24) << 8 | (index + 1)`. Never 0.
+pub fn lock_word(index: u32, epoch: u64) -> u32 {
+    debug_assert!(index < MAX_PARTICIPANTS);
+    ((epoch as u32 & ((1 << EPOCH_BITS) - 1)) << 8) | (index + 1)
+}
+
+/// Split a non-zero lock word into (participant index, epoch bits). The
+/// index may be out of range in a corrupt file; callers check it.
+pub fn split_lock_word(w: u32) -> (u32, u32) {
+    ((w & 0xFF).wrapping_sub(1), w >> 8)
 }
 
 /// Slot states (low byte of the slot state word).
@@ -282,7 +304,7 @@ const _: () = assert!(lock::LOCK == LINE && lock::DROPPED + 8 <= 2 * LINE);
 const _: () = assert!(JOURNAL == 2 * LINE && JOURNAL + JOURNAL_CAP * 16 == commit::SEQ);
 const _: () = assert!(commit::SEQ.is_multiple_of(LINE) && free::SEQ == commit::SEQ + LINE);
 const _: () = assert!(SLOTS_OFF == free::SEQ + LINE);
-const _: () = assert!(slot::LOANS + 8 <= LINE && part::ATTACHED_NS + 8 <= LINE);
+const _: () = assert!(slot::LOANS + 8 <= LINE && part::EPOCH + 8 <= LINE);
 const _: () = assert!(lock::JOURNAL_LEN.is_multiple_of(8) && lock::HEAD.is_multiple_of(8));
 
 #[cfg(test)]
@@ -302,6 +324,17 @@ mod tests {
             Geometry::new(4, 64).used_len,
             768 + 4 * 128 + 128 + 64 * 128
         );
+    }
+
+    #[test]
+    fn lock_words_name_index_and_epoch() {
+        for (i, e) in [(0, 1u64), (63, 5), (7, (1 << 24) + 3), (1, u64::MAX)] {
+            let w = lock_word(i, e);
+            assert_ne!(w, 0);
+            assert_eq!(split_lock_word(w), (i, (e & 0xFF_FFFF) as u32));
+        }
+        assert_ne!(lock_word(3, 1), lock_word(3, 2));
+        assert_eq!(split_lock_word(0x100).0, u32::MAX);
     }
 
     #[test]

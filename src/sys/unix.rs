@@ -264,3 +264,17 @@ pub fn resident_bytes() -> io::Result<u64> {
         .ok_or_else(|| io::Error::other("unexpected /proc/self/statm format"))?;
     Ok(rss_pages * page_size() as u64)
 }
+
+/// Send `sig` to the calling thread (`raise(3)`): `SIGKILL` kills the
+/// process and `SIGSTOP` stops every thread of it (until `SIGCONT`) before
+/// this call returns. (A process-directed `kill(getpid(), ..)` may be taken
+/// by another thread, so the caller could run on for a moment.)
+pub fn raise(sig: i32) -> io::Result<()> {
+    // SAFETY: raise has no memory preconditions; an invalid signal number
+    // is reported as an error.
+    if unsafe { libc::raise(sig) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

@@ -33,7 +33,14 @@ pub fn child_entry(f: impl FnOnce(&str, &str)) {
 /// test function that calls [`child_entry`]) in `role` with `arg`.
 /// stdout is piped (children report with println!), stderr inherited.
 pub fn spawn_child(entry_test: &str, role: &str, arg: &str) -> Child {
+    spawn_child_env(entry_test, role, arg, &[])
+}
+
+/// [`spawn_child`] with extra environment variables (e.g. armed fail points:
+/// `("SHARRAY_FAILPOINTS", "ring.lock.probed=stop")`).
+pub fn spawn_child_env(entry_test: &str, role: &str, arg: &str, env: &[(&str, &str)]) -> Child {
     Command::new(std::env::current_exe().expect("current exe"))
+        .envs(env.iter().copied())
         .args([
             entry_test,
             "--exact",
@@ -153,4 +160,33 @@ pub fn cli() -> Command {
 #[cfg(feature = "cli")]
 pub fn cli_run(args: &[&str]) -> std::process::Output {
     cli().args(args).output().expect("run the sharray binary")
+}
+
+/// Wait until process `pid` is stopped (SIGSTOP: state `T` in
+/// `/proc/PID/stat`), at most `limit`; panic if it exits or never stops.
+pub fn wait_stopped(pid: u32, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // The state follows the parenthesised command name.
+        match stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next()) {
+            Some('T') | Some('t') => return,
+            Some('Z') | Some('X') | None => panic!("process {pid} exited instead of stopping"),
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "process {pid} did not stop within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Send `sig` to process `pid` (SIGCONT to resume a stopped child).
+pub fn signal(pid: u32, sig: &str) {
+    let st = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(st.success(), "kill -{sig} {pid} failed");
 }
