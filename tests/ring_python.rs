@@ -24,11 +24,12 @@ u32 = lambda o: struct.unpack_from("<I", m, sec + o)[0]
 u64 = lambda o: struct.unpack_from("<Q", m, sec + o)[0]
 version, flags, K, P = u32(0), u32(4), u32(8), u32(12)
 slot_bytes, slots_off, log_off, parts_off, used = (u64(o) for o in (16, 24, 32, 40, 48))
-assert version == 1 and K == arr.shape[0] and slot_bytes * K == nbytes
+assert version == 2 and K == arr.shape[0] and slot_bytes * K == nbytes
 assert slots_off == 768 and log_off == 768 + 128 * K
 assert parts_off == log_off + (8 * K + 127) // 128 * 128 and used == parts_off + 128 * P
 head, tail, committed = u64(144), u64(152), u64(176)
 assert u64(136) == 0                                           # journal empty
+assert u32(128) == 0                                           # lock free
 frames = []
 for n in range(head, tail):                                    # queue: [head, tail) is READY
     k = u64(log_off + 8 * (n % K))
@@ -48,7 +49,8 @@ for i in range(P):
     lk = struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, sec + e, 1, 0)
     got = fcntl.fcntl(f.fileno(), 36, lk)                      # F_OFD_GETLK
     alive = struct.unpack("hhqqi", got)[0] != fcntl.F_UNLCK
-    parts.append({"index": i, "role": role, "pid": u64(e + 8), "alive": alive})
+    epoch = u64(e + 56)                                        # attach epoch, >= 1 once attached
+    parts.append({"index": i, "role": role, "pid": u64(e + 8), "alive": alive, "epoch": epoch})
 print(json.dumps({"flags": flags, "committed": committed, "frames": frames, "parts": parts}))
 "#;
 
@@ -84,6 +86,7 @@ fn python_peer_reads_the_ring_from_format_md() {
             q["alive"], true,
             "our OFD locks are visible to another process"
         );
+        assert_eq!(q["epoch"], 1, "first attach of each entry");
     }
     assert_eq!(parts[0]["role"], 1);
     assert_eq!(parts[1]["role"], 2);
