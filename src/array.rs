@@ -6,6 +6,7 @@
 
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -158,7 +159,7 @@ impl OpenOptions {
         let path = path.as_ref();
         let map = Mapping::open(path, self.flags())?;
         match map.control().map(|c| c.kind) {
-            None | Some(Kind::Array) => Ok(UntypedArray { map }),
+            None | Some(Kind::Array) => Ok(UntypedArray { map: Arc::new(map) }),
             Some(k) => Err(Error::new(
                 ErrorKind::Unsupported,
                 format!(
@@ -292,7 +293,7 @@ impl UntypedBuilder {
             fill: self.fill.as_deref(),
         };
         Ok(UntypedArray {
-            map: Mapping::create(path, &spec, |_| {})?,
+            map: Arc::new(Mapping::create(path, &spec, |_| {})?),
         })
     }
 }
@@ -354,7 +355,8 @@ impl<T: Element> ArrayBuilder<T> {
 /// Handles are `Send + Sync`; share one between threads with `Arc`, or open the
 /// same path again (both handles then share one open file description).
 pub struct UntypedArray {
-    map: Mapping,
+    /// Shared with the owned guards taken through this handle.
+    map: Arc<Mapping>,
 }
 
 impl UntypedArray {
@@ -546,6 +548,14 @@ impl UntypedArray {
         &self.map
     }
 
+    /// A second handle on the same mapping (for owned guards and views,
+    /// which keep the mapping alive without borrowing this handle).
+    pub(crate) fn share(&self) -> UntypedArray {
+        UntypedArray {
+            map: Arc::clone(&self.map),
+        }
+    }
+
     pub(crate) fn bump_generation(&self) {
         if self.map.control().is_none() {
             return;
@@ -574,7 +584,7 @@ impl UntypedArray {
         self.map.flush()
     }
 
-    fn lock(&self, mode: LockMode, wait: Wait) -> Result<FileLock<'_>> {
+    fn lock(&self, mode: LockMode, wait: Wait) -> Result<FileLock> {
         if mode == LockMode::Exclusive && !self.map.writable() {
             return Err(Error::new(
                 ErrorKind::PermissionDenied,
@@ -614,8 +624,11 @@ impl UntypedArray {
     fn read_with(&self, wait: Wait) -> Result<UntypedReadGuard<'_>> {
         let lock = self.lock(LockMode::Shared, wait)?;
         Ok(UntypedReadGuard {
-            array: self,
-            _lock: lock,
+            owned: OwnedUntypedReadGuard {
+                array: self.share(),
+                _lock: lock,
+            },
+            _array: PhantomData,
         })
     }
 
@@ -641,9 +654,12 @@ impl UntypedArray {
     fn write_with(&self, wait: Wait) -> Result<UntypedWriteGuard<'_>> {
         let lock = self.lock(LockMode::Exclusive, wait)?;
         Ok(UntypedWriteGuard {
-            array: self,
-            _lock: lock,
-            dirty: false,
+            owned: OwnedUntypedWriteGuard {
+                array: self.share(),
+                _lock: lock,
+                dirty: false,
+            },
+            _array: PhantomData,
         })
     }
 }
@@ -681,11 +697,78 @@ impl std::fmt::Debug for UntypedArray {
 /// A shared lock on an [`UntypedArray`]: no writer in any process or thread
 /// until it is dropped.
 pub struct UntypedReadGuard<'a> {
-    array: &'a UntypedArray,
-    _lock: FileLock<'a>,
+    owned: OwnedUntypedReadGuard,
+    _array: PhantomData<&'a UntypedArray>,
 }
 
 impl UntypedReadGuard<'_> {
+    /// The data bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.owned.bytes()
+    }
+
+    /// Keep the lock without borrowing the handle: the owned guard holds a
+    /// reference to the handle's mapping, so it can be stored in a struct or
+    /// handed to another thread (front ends such as the Python package keep
+    /// one per guard object).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use sharray::{Dtype, UntypedArray};
+    /// let a = UntypedArray::builder(Dtype::parse_user("uint8")?)
+    ///     .shape(&[4])
+    ///     .create(dir.path().join("a.npy"))?;
+    /// let guard = a.read()?.into_owned();
+    /// drop(a);                                  // the guard keeps the mapping
+    /// assert_eq!(guard.bytes(), &[0, 0, 0, 0]);
+    /// assert_eq!(guard.array().shape(), &[4]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn into_owned(self) -> OwnedUntypedReadGuard {
+        self.owned
+    }
+}
+
+/// An exclusive lock on an [`UntypedArray`]. If the data was borrowed
+/// mutably, the generation is bumped when the guard is dropped.
+pub struct UntypedWriteGuard<'a> {
+    owned: OwnedUntypedWriteGuard,
+    _array: PhantomData<&'a UntypedArray>,
+}
+
+impl UntypedWriteGuard<'_> {
+    /// The data bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.owned.bytes()
+    }
+
+    /// The data bytes, mutably (marks the guard as having changed data).
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        self.owned.bytes_mut()
+    }
+
+    /// Keep the lock without borrowing the handle (see
+    /// [`UntypedReadGuard::into_owned`]). A change already marked stays
+    /// marked: the generation is bumped when the owned guard is dropped.
+    pub fn into_owned(self) -> OwnedUntypedWriteGuard {
+        self.owned
+    }
+}
+
+/// A shared lock on an array that owns a reference to the array's mapping
+/// instead of borrowing its handle ([`UntypedReadGuard::into_owned`]).
+/// `Send + Sync`; the lock is released when it is dropped.
+pub struct OwnedUntypedReadGuard {
+    array: UntypedArray,
+    _lock: FileLock,
+}
+
+impl OwnedUntypedReadGuard {
+    /// A handle on the locked array (path, dtype, shape, order...).
+    pub fn array(&self) -> &UntypedArray {
+        &self.array
+    }
+
     /// The data bytes.
     pub fn bytes(&self) -> &[u8] {
         // SAFETY: we hold the shared lock: cooperating peers do not write.
@@ -693,15 +776,30 @@ impl UntypedReadGuard<'_> {
     }
 }
 
-/// An exclusive lock on an [`UntypedArray`]. If the data was borrowed
-/// mutably, the generation is bumped when the guard is dropped.
-pub struct UntypedWriteGuard<'a> {
-    array: &'a UntypedArray,
-    _lock: FileLock<'a>,
+impl std::fmt::Debug for OwnedUntypedReadGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnedUntypedReadGuard")
+            .field("path", &self.array.path())
+            .finish()
+    }
+}
+
+/// An exclusive lock on an array that owns a reference to the array's
+/// mapping instead of borrowing its handle
+/// ([`UntypedWriteGuard::into_owned`]). `Send + Sync`. If the data was
+/// borrowed mutably, the generation is bumped when it is dropped.
+pub struct OwnedUntypedWriteGuard {
+    array: UntypedArray,
+    _lock: FileLock,
     dirty: bool,
 }
 
-impl UntypedWriteGuard<'_> {
+impl OwnedUntypedWriteGuard {
+    /// A handle on the locked array (path, dtype, shape, order...).
+    pub fn array(&self) -> &UntypedArray {
+        &self.array
+    }
+
     /// The data bytes.
     pub fn bytes(&self) -> &[u8] {
         // SAFETY: we hold the exclusive lock.
@@ -717,13 +815,23 @@ impl UntypedWriteGuard<'_> {
     }
 }
 
-impl Drop for UntypedWriteGuard<'_> {
+impl Drop for OwnedUntypedWriteGuard {
     fn drop(&mut self) {
         if self.dirty {
-            // Bump before the lock is released so a reader that sees the new
-            // generation and then locks sees the new data.
+            // Bump before the lock is released (the fields are dropped after
+            // this) so a reader that sees the new generation and then locks
+            // sees the new data.
             self.array.bump_generation();
         }
+    }
+}
+
+impl std::fmt::Debug for OwnedUntypedWriteGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnedUntypedWriteGuard")
+            .field("path", &self.array.path())
+            .field("dirty", &self.dirty)
+            .finish()
     }
 }
 
@@ -936,8 +1044,8 @@ mod views {
     impl<T: Element> ReadGuard<'_, T> {
         /// An n-d view with the file's shape and order.
         pub fn view(&self) -> ArrayViewD<'_, T> {
-            let order = self.inner.array.order();
-            ArrayViewD::from_shape(shape_of(self.inner.array.shape(), order), &self[..])
+            let array = &self.inner.owned.array;
+            ArrayViewD::from_shape(shape_of(array.shape(), array.order()), &self[..])
                 .expect("shape matches data length (validated at open)")
         }
     }
@@ -945,15 +1053,16 @@ mod views {
     impl<T: Element> WriteGuard<'_, T> {
         /// An n-d view with the file's shape and order.
         pub fn view(&self) -> ArrayViewD<'_, T> {
-            let order = self.inner.array.order();
-            ArrayViewD::from_shape(shape_of(self.inner.array.shape(), order), &self[..])
+            let array = &self.inner.owned.array;
+            ArrayViewD::from_shape(shape_of(array.shape(), array.order()), &self[..])
                 .expect("shape matches data length (validated at open)")
         }
 
         /// A mutable n-d view (marks the data changed).
         pub fn view_mut(&mut self) -> ArrayViewMutD<'_, T> {
-            let array = self.inner.array;
-            ArrayViewMutD::from_shape(shape_of(array.shape(), array.order()), &mut self[..])
+            let array = &self.inner.owned.array;
+            let shape = shape_of(array.shape(), array.order());
+            ArrayViewMutD::from_shape(shape, &mut self[..])
                 .expect("shape matches data length (validated at open)")
         }
     }

@@ -1,14 +1,12 @@
 //! Read and write guards: a held whole-array lock plus, on demand, one numpy
 //! view of the data in a revocable window (see `window.rs`).
 
-#![allow(unsafe_code)] // one lifetime extension, see `try_acquire`
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use pyo3::prelude::*;
-use sharray::{ErrorKind, UntypedArray, UntypedReadGuard, UntypedWriteGuard};
+use sharray::{ErrorKind, OwnedUntypedReadGuard, OwnedUntypedWriteGuard};
 
 use crate::errors;
 use crate::handle::Inner;
@@ -45,32 +43,28 @@ pub(crate) fn next_slice(deadline: Option<Instant>) -> Duration {
 }
 
 enum Lock {
-    Read(#[allow(dead_code)] UntypedReadGuard<'static>),
-    Write(UntypedWriteGuard<'static>),
+    Read(#[allow(dead_code)] OwnedUntypedReadGuard),
+    Write(OwnedUntypedWriteGuard),
 }
 
-/// A lock guard together with the handle it borrows from.
+/// A lock guard together with the handle it was taken through.
 struct HeldLock {
-    // Field order matters: `lock` borrows `owner.array`, so it is declared
-    // (and therefore dropped) first.
     lock: Lock,
     owner: Arc<Inner>,
 }
 
 /// Take the lock, waiting at most `wait`.
 fn try_acquire(inner: &Arc<Inner>, write: bool, wait: Duration) -> sharray::Result<HeldLock> {
-    let owner = Arc::clone(inner);
-    // SAFETY: the array lives inside the `Arc` allocation, which `owner`
-    // keeps alive (and in place) for as long as the `HeldLock` exists; the
-    // guard borrowing it is dropped before `owner` (field order) and the
-    // `'static` reference never leaves this module's private fields.
-    let array: &'static UntypedArray = unsafe { &*(&owner.array as *const UntypedArray) };
+    let array = &inner.array;
     let lock = if write {
-        Lock::Write(array.write_timeout(wait)?)
+        Lock::Write(array.write_timeout(wait)?.into_owned())
     } else {
-        Lock::Read(array.read_timeout(wait)?)
+        Lock::Read(array.read_timeout(wait)?.into_owned())
     };
-    Ok(HeldLock { lock, owner })
+    Ok(HeldLock {
+        lock,
+        owner: Arc::clone(inner),
+    })
 }
 
 /// Take the lock with the GIL released, in slices of at most [`SLICE`],

@@ -7,8 +7,6 @@
 //! the rows are released or the claim completed/given back, before another
 //! worker can own those rows.
 
-#![allow(unsafe_code)] // one lifetime extension, see `Claim::rows_mut`
-
 use std::any::Any;
 use std::ops::Range;
 use std::os::fd::{AsFd, BorrowedFd};
@@ -19,7 +17,7 @@ use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyRange, PySlice, PyTuple};
 use sharray::pool::{ChunkState, DEFAULT_MAX_WORKERS};
-use sharray::{ErrorKind, QueueProgress, UntypedArray};
+use sharray::{ErrorKind, QueueProgress};
 
 use crate::errors::{self, IntoPy};
 use crate::handle::{Inner, SharedArray, location};
@@ -479,13 +477,12 @@ impl ViewSource for RowsSource {
 }
 
 struct RowsHeld {
-    // Field order matters: `rows` borrows `owner.array` and the claim's box,
-    // so it is declared (and dropped) first. Held for its `Drop` (releases
-    // the rows in the in-process range table, bumps the generation).
+    /// Held for its `Drop` (releases the rows in the in-process range
+    /// table, bumps the generation); it holds the claim, so the claim
+    /// cannot finish while the rows are out.
     #[allow(dead_code)]
-    rows: sharray::UntypedRowsMut<'static>,
+    rows: sharray::OwnedUntypedRowsMut,
     view: ViewSlot,
-    _owner: Arc<Inner>,
 }
 
 impl HasViewSlot for RowsHeld {
@@ -511,8 +508,9 @@ fn end_rows(slot: &RowsSlot, forked: bool) {
 }
 
 struct ClaimHeld {
-    // Boxed so its address stays put while `RowsHeld` borrows it.
-    claim: Box<sharray::Claim>,
+    // Shared with the rows views (`OwnedUntypedRowsMut` holds a clone); it
+    // is unwrapped to finish the claim once they have ended.
+    claim: Arc<sharray::Claim>,
     rows: Vec<Arc<RowsSlot>>,
 }
 
@@ -540,7 +538,7 @@ impl Claim {
             index: c.index(),
             rows: c.rows(),
             state: Mutex::new(Some(ClaimHeld {
-                claim: Box::new(c),
+                claim: Arc::new(c),
                 rows: Vec::new(),
             })),
             path: path.to_string(),
@@ -566,7 +564,7 @@ impl Claim {
     }
 
     /// End the claim's row views, then hand the claim out (None if ended).
-    fn take(&self) -> Option<Box<sharray::Claim>> {
+    fn take(&self) -> Option<Arc<sharray::Claim>> {
         let held = self.state.lock().take()?;
         for r in &held.rows {
             end_rows(r, self.forked());
@@ -581,6 +579,15 @@ impl Claim {
         let Some(claim) = self.take() else {
             return Err(self.ended_error(py));
         };
+        // `take` ended every rows view, so no other reference is left.
+        let claim = Arc::try_unwrap(claim).map_err(|_| {
+            errors::new(
+                py,
+                ErrorKind::InvalidInput,
+                "a rows view of this claim is still held; release it first",
+                Some(&self.path),
+            )
+        })?;
         if complete {
             claim.complete().py_err(py)?;
             *self.completed.lock() = true;
@@ -667,15 +674,7 @@ impl Claim {
             drop(state);
             return Err(this.ended_error(py));
         };
-        // SAFETY: the array lives in `inner`'s `Arc` allocation and the
-        // claim in its `Box`; `RowsHeld` keeps `inner` alive (dropping
-        // `rows` first, field order), and every `RowsHeld` of this claim is
-        // ended (`end_rows`) before the box is completed, abandoned or
-        // dropped (`Claim::take`, under this same state lock). The `'static`
-        // references never leave `RowsHeld`.
-        let array: &'static UntypedArray = unsafe { &*(&inner.array as *const UntypedArray) };
-        let claim: &'static sharray::Claim = unsafe { &*(&*held.claim as *const sharray::Claim) };
-        let mut rows = match claim.rows_mut_untyped(array) {
+        let mut rows = match held.claim.rows_mut_owned(&inner.array) {
             Ok(r) => r,
             Err(e) => {
                 drop(state);
@@ -699,7 +698,6 @@ impl Claim {
         let slot = Arc::new(Mutex::new(Some(RowsHeld {
             rows,
             view: ViewSlot::new(Arc::new(ShadowPool::for_leases(region, 0)), source, true),
-            _owner: inner,
         })));
         held.rows.retain(|r| r.lock().is_some());
         held.rows.push(slot.clone());
