@@ -1067,3 +1067,99 @@ mod views {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes_array(dir: &Path, len: usize) -> UntypedArray {
+        UntypedArray::builder(Dtype::parse_user("uint8").unwrap())
+            .shape(&[len])
+            .create(dir.join("a.npy"))
+            .unwrap()
+    }
+
+    #[test]
+    fn owned_guards_exclude_like_borrowed_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = bytes_array(dir.path(), 8);
+        let w = a.write().unwrap().into_owned();
+        assert!(a.try_read().unwrap().is_none());
+        assert!(a.try_write().unwrap().is_none());
+        drop(w);
+        let r1 = a.read().unwrap().into_owned();
+        let r2 = a.try_read().unwrap().expect("readers share");
+        assert!(a.try_write().unwrap().is_none());
+        drop(r2);
+        assert!(a.try_write().unwrap().is_none(), "the owned reader still holds it");
+        drop(r1);
+        assert!(a.try_write().unwrap().is_some(), "dropping releases");
+    }
+
+    #[test]
+    fn owned_guards_exclude_other_threads_and_handles() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = bytes_array(dir.path(), 8);
+        let other = UntypedArray::open(a.path()).unwrap();
+        let w = a.write().unwrap().into_owned();
+        let path = a.path().to_path_buf();
+        std::thread::spawn(move || {
+            let b = UntypedArray::open(&path).unwrap();
+            assert!(b.try_read().unwrap().is_none());
+            // The guard may be released on another thread.
+            drop(w);
+            assert!(b.try_write().unwrap().is_some());
+        })
+        .join()
+        .unwrap();
+        assert!(other.try_write().unwrap().is_some());
+    }
+
+    #[test]
+    fn owned_guards_outlive_their_handle_and_bump_the_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = bytes_array(dir.path(), 4);
+        let path = a.path().to_path_buf();
+        let mut w = a.write().unwrap().into_owned();
+        drop(a);
+        w.bytes_mut().copy_from_slice(&[1, 2, 3, 4]);
+        assert_eq!(w.array().shape(), &[4]);
+        drop(w);
+        let b = UntypedArray::open(&path).unwrap();
+        assert_eq!(b.generation(), 1);
+        let r = b.read().unwrap().into_owned();
+        assert_eq!(r.bytes(), &[1, 2, 3, 4]);
+        assert_eq!(r.array().path(), b.path());
+        // An owned write guard that never borrowed mutably changes nothing.
+        drop(r);
+        drop(b.write().unwrap().into_owned());
+        assert_eq!(b.generation(), 1);
+    }
+
+    #[test]
+    fn a_write_marked_before_into_owned_stays_marked() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = bytes_array(dir.path(), 4);
+        let mut w = a.write().unwrap();
+        w.bytes_mut()[0] = 9;
+        drop(w.into_owned());
+        assert_eq!(a.generation(), 1);
+    }
+
+    #[test]
+    fn timed_waits_expire_and_wake_on_release() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Arc::new(bytes_array(dir.path(), 4));
+        let w = a.write().unwrap().into_owned();
+        let e = a
+            .read_timeout(Duration::from_millis(20))
+            .map(drop)
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::LockTimeout);
+        let a2 = Arc::clone(&a);
+        let t = std::thread::spawn(move || a2.read_timeout(Duration::from_secs(10)).map(drop));
+        std::thread::sleep(Duration::from_millis(20));
+        drop(w);
+        t.join().unwrap().unwrap();
+    }
+}

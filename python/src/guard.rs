@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 use sharray::{ErrorKind, OwnedUntypedReadGuard, OwnedUntypedWriteGuard};
 
 use crate::errors;
+use crate::fork::Origin;
 use crate::handle::Inner;
 use crate::view::{self, ViewSpec};
 use crate::window::Window;
@@ -96,7 +97,7 @@ struct Held {
     lock: HeldLock,
     window: Option<Arc<Window>>,
     view: Option<Py<PyAny>>,
-    pid: u32,
+    origin: Origin,
 }
 
 /// A held read or write lock on a shared array.
@@ -144,7 +145,7 @@ impl Guard {
                 lock,
                 window: None,
                 view: None,
-                pid: std::process::id(),
+                origin: Origin::here(),
             })),
         })
     }
@@ -237,7 +238,7 @@ fn release(py: Python<'_>, held: Held) {
         lock,
         window,
         view,
-        pid,
+        origin,
     } = held;
     if let Some(v) = &view {
         view::make_read_only(v);
@@ -245,14 +246,10 @@ fn release(py: Python<'_>, held: Held) {
     if let Some(w) = &window {
         w.revoke(&lock.owner.pool);
     }
-    if pid != std::process::id() {
-        // A child made by fork(): the lock belongs to the open file
-        // description the parent still uses; unlocking it here would
-        // release the parent's lock. Leave it alone.
-        std::mem::forget(lock);
-    } else {
-        drop(lock);
-    }
+    // In a child made by fork() the lock belongs to the open file
+    // description the parent still uses; unlocking it here would release
+    // the parent's lock: leave it alone.
+    origin.drop_or_leak(lock);
     let _ = py;
     drop(view);
 }

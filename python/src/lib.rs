@@ -10,6 +10,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod errors;
+mod fork;
 mod guard;
 mod handle;
 mod lease;

@@ -84,7 +84,6 @@ impl Region {
             writable,
         })
     }
-
 }
 
 /// An owned mapping, unmapped on drop.

@@ -646,3 +646,62 @@ mod views {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Dtype;
+
+    #[test]
+    fn owned_rows_exclude_and_hold_the_claim() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = UntypedArray::builder(Dtype::parse_user("uint8").unwrap())
+            .shape(&[8, 2])
+            .create(dir.path().join("out.npy"))
+            .unwrap();
+        let q = WorkQueue::builder()
+            .rows(8)
+            .chunk_rows(4)
+            .create(dir.path().join("q.npy"))
+            .unwrap();
+        let w = q.join().unwrap();
+        let claim = Arc::new(w.claim().unwrap().expect("a chunk"));
+        let mut rows = claim.rows_mut_owned(&out).unwrap();
+        assert_eq!((rows.rows(), rows.byte_offset()), (0..4, 0));
+        rows.bytes_mut().fill(5);
+        // The rows exclude other views of them and whole-array guards.
+        let e = claim.rows_mut_untyped(&out).map(drop).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::LockTimeout);
+        assert!(out.try_read().unwrap().is_none());
+        // The view holds the claim: it cannot be finished meanwhile.
+        let claim = Arc::try_unwrap(claim).expect_err("the view holds a reference");
+        drop(rows);
+        assert_eq!(out.generation(), 1);
+        assert_eq!(&out.read().unwrap().bytes()[..9], &[5, 5, 5, 5, 5, 5, 5, 5, 0]);
+        Arc::try_unwrap(claim).expect("no view left").complete().unwrap();
+        assert_eq!(q.progress().done, 1);
+    }
+
+    #[test]
+    fn a_claim_dropped_under_owned_rows_is_given_back_when_they_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = UntypedArray::builder(Dtype::parse_user("uint8").unwrap())
+            .shape(&[4])
+            .create(dir.path().join("out.npy"))
+            .unwrap();
+        let q = WorkQueue::builder()
+            .rows(4)
+            .chunk_rows(4)
+            .create(dir.path().join("q.npy"))
+            .unwrap();
+        let w = q.join().unwrap();
+        let claim = Arc::new(w.claim().unwrap().expect("a chunk"));
+        let rows = claim.rows_mut_owned(&out).unwrap();
+        drop(claim);
+        assert_eq!(q.progress().in_flight, 1, "the rows keep the claim");
+        drop(rows);
+        let p = q.progress();
+        assert_eq!((p.in_flight, p.done), (0, 0), "given back");
+        assert!(w.try_claim().unwrap().is_some());
+    }
+}
