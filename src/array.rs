@@ -1091,7 +1091,10 @@ mod tests {
         let r2 = a.try_read().unwrap().expect("readers share");
         assert!(a.try_write().unwrap().is_none());
         drop(r2);
-        assert!(a.try_write().unwrap().is_none(), "the owned reader still holds it");
+        assert!(
+            a.try_write().unwrap().is_none(),
+            "the owned reader still holds it"
+        );
         drop(r1);
         assert!(a.try_write().unwrap().is_some(), "dropping releases");
     }

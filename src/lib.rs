@@ -83,8 +83,8 @@ pub mod sys;
 
 pub use array::{
     ArrayBuilder, FileKind, Info, OpenOptions, Order, OwnedUntypedReadGuard,
-    OwnedUntypedWriteGuard, ReadGuard, SharedArray, UntypedArray, UntypedBuilder,
-    UntypedReadGuard, UntypedWriteGuard, WriteGuard, inspect,
+    OwnedUntypedWriteGuard, ReadGuard, SharedArray, UntypedArray, UntypedBuilder, UntypedReadGuard,
+    UntypedWriteGuard, WriteGuard, inspect,
 };
 pub use check::{Problem, check};
 pub use convert::{

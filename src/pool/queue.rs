@@ -677,8 +677,14 @@ mod tests {
         let claim = Arc::try_unwrap(claim).expect_err("the view holds a reference");
         drop(rows);
         assert_eq!(out.generation(), 1);
-        assert_eq!(&out.read().unwrap().bytes()[..9], &[5, 5, 5, 5, 5, 5, 5, 5, 0]);
-        Arc::try_unwrap(claim).expect("no view left").complete().unwrap();
+        assert_eq!(
+            &out.read().unwrap().bytes()[..9],
+            &[5, 5, 5, 5, 5, 5, 5, 5, 0]
+        );
+        Arc::try_unwrap(claim)
+            .expect("no view left")
+            .complete()
+            .unwrap();
         assert_eq!(q.progress().done, 1);
     }
 

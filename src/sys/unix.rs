@@ -242,7 +242,12 @@ fn prot(writable: bool) -> libc::c_int {
 /// `MAP_SHARED`, readable and writable if `writable`, at an address the
 /// kernel picks (`mmap(2)`). The caller owns the new range and unmaps it
 /// with [`munmap`].
-pub fn map_shared(fd: impl AsFd, offset: u64, len: usize, writable: bool) -> io::Result<NonNull<u8>> {
+pub fn map_shared(
+    fd: impl AsFd,
+    offset: u64,
+    len: usize,
+    writable: bool,
+) -> io::Result<NonNull<u8>> {
     let off =
         libc::off_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: a fresh mapping at a kernel-chosen address replaces nothing;
