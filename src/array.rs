@@ -1080,6 +1080,13 @@ mod tests {
     }
 
     #[test]
+    fn owned_guards_are_send_and_sync() {
+        fn check<T: Send + Sync + 'static>() {}
+        check::<OwnedUntypedReadGuard>();
+        check::<OwnedUntypedWriteGuard>();
+    }
+
+    #[test]
     fn owned_guards_exclude_like_borrowed_ones() {
         let dir = tempfile::tempdir().unwrap();
         let a = bytes_array(dir.path(), 8);

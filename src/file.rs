@@ -242,9 +242,8 @@ impl SharedFile {
                     return Err(timeout_err());
                 }
                 Ok(FileLock {
-                    file: Arc::clone(self),
                     _span: span,
-                    _threads: threads,
+                    threads,
                 })
             }
             LockMode::Shared => {
@@ -264,9 +263,8 @@ impl SharedFile {
                 *readers += 1;
                 drop(readers);
                 Ok(FileLock {
-                    file: Arc::clone(self),
                     _span: span,
-                    _threads: threads,
+                    threads,
                 })
             }
         }
@@ -516,21 +514,22 @@ impl Drop for SpanHold {
 /// locks for other threads. Dropping it releases them (the `flock` first).
 /// It owns a reference to the file, so it borrows nothing.
 pub(crate) struct FileLock {
-    file: Arc<SharedFile>,
     // Field order is drop order: the range entry goes before the thread lock.
     _span: SpanHold,
-    _threads: ThreadHold,
+    /// The thread share, which also holds the file.
+    threads: ThreadHold,
 }
 
 impl Drop for FileLock {
     fn drop(&mut self) {
-        if self._threads.write {
-            let _ = self.file.file.unlock();
+        let file = &self.threads.file;
+        if self.threads.write {
+            let _ = file.file.unlock();
         } else {
-            let mut readers = self.file.readers.lock();
+            let mut readers = file.readers.lock();
             *readers = readers.saturating_sub(1);
             if *readers == 0 {
-                let _ = self.file.file.unlock();
+                let _ = file.file.unlock();
             }
         }
         // The thread share is dropped after this, releasing other threads.

@@ -653,6 +653,12 @@ mod tests {
     use crate::Dtype;
 
     #[test]
+    fn owned_rows_are_send_and_sync() {
+        fn check<T: Send + Sync + 'static>() {}
+        check::<OwnedUntypedRowsMut>();
+    }
+
+    #[test]
     fn owned_rows_exclude_and_hold_the_claim() {
         let dir = tempfile::tempdir().unwrap();
         let out = UntypedArray::builder(Dtype::parse_user("uint8").unwrap())
