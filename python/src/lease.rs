@@ -1,6 +1,6 @@
 //! The numpy view of a lease (a ring loan or lease, a claim's rows): made on
 //! first use in its own revocable [`Window`], revoked when the lease ends and
-//! before what it leases is given back. Shared by `ring.rs` and `pool.rs`;
+//! before what it leases is given back. Shared by `ring/` and `pool/`;
 //! array guards (`guard.rs`) follow the same steps.
 
 use std::any::Any;
