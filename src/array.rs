@@ -6,6 +6,7 @@
 
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -159,7 +160,7 @@ impl OpenOptions {
         let path = path.as_ref();
         let map = Mapping::open(path, self.flags())?;
         match map.control().map(|c| c.kind) {
-            None | Some(Kind::Array) => Ok(UntypedArray { map }),
+            None | Some(Kind::Array) => Ok(UntypedArray { map: Arc::new(map) }),
             Some(k) => Err(Error::new(
                 ErrorKind::Unsupported,
                 format!(
@@ -294,7 +295,7 @@ impl UntypedBuilder {
             fill: self.fill.as_deref(),
         };
         Ok(UntypedArray {
-            map: Mapping::create(path, &spec, |_| {})?,
+            map: Arc::new(Mapping::create(path, &spec, |_| {})?),
         })
     }
 }
@@ -365,7 +366,8 @@ impl<T: Element> ArrayBuilder<T> {
 /// behaviour, and one that truncates the file kills us with SIGBUS. See the
 /// crate's [Safety model](crate#safety-model).
 pub struct UntypedArray {
-    map: Mapping,
+    /// Shared with the owned guards taken through this handle.
+    map: Arc<Mapping>,
 }
 
 impl UntypedArray {
@@ -558,6 +560,14 @@ impl UntypedArray {
         &self.map
     }
 
+    /// A second handle on the same mapping (for owned guards and views,
+    /// which keep the mapping alive without borrowing this handle).
+    pub(crate) fn share(&self) -> UntypedArray {
+        UntypedArray {
+            map: Arc::clone(&self.map),
+        }
+    }
+
     pub(crate) fn bump_generation(&self) {
         if self.map.control().is_none() {
             return;
@@ -586,7 +596,7 @@ impl UntypedArray {
         self.map.flush()
     }
 
-    fn lock(&self, mode: LockMode, wait: Wait) -> Result<FileLock<'_>> {
+    fn lock(&self, mode: LockMode, wait: Wait) -> Result<FileLock> {
         if mode == LockMode::Exclusive && !self.map.writable() {
             return Err(Error::new(
                 ErrorKind::PermissionDenied,
@@ -626,8 +636,11 @@ impl UntypedArray {
     fn read_with(&self, wait: Wait) -> Result<UntypedReadGuard<'_>> {
         let lock = self.lock(LockMode::Shared, wait)?;
         Ok(UntypedReadGuard {
-            array: self,
-            _lock: lock,
+            owned: OwnedUntypedReadGuard {
+                array: self.share(),
+                _lock: lock,
+            },
+            _array: PhantomData,
         })
     }
 
@@ -653,9 +666,12 @@ impl UntypedArray {
     fn write_with(&self, wait: Wait) -> Result<UntypedWriteGuard<'_>> {
         let lock = self.lock(LockMode::Exclusive, wait)?;
         Ok(UntypedWriteGuard {
-            array: self,
-            _lock: lock,
-            dirty: false,
+            owned: OwnedUntypedWriteGuard {
+                array: self.share(),
+                _lock: lock,
+                dirty: false,
+            },
+            _array: PhantomData,
         })
     }
 }
@@ -694,15 +710,35 @@ impl std::fmt::Debug for UntypedArray {
 /// until it is dropped.
 #[must_use = "dropping the guard releases the shared lock at once"]
 pub struct UntypedReadGuard<'a> {
-    array: &'a UntypedArray,
-    _lock: FileLock<'a>,
+    owned: OwnedUntypedReadGuard,
+    _array: PhantomData<&'a UntypedArray>,
 }
 
 impl UntypedReadGuard<'_> {
     /// The data bytes.
     pub fn bytes(&self) -> &[u8] {
-        // SAFETY: we hold the shared lock: cooperating peers do not write.
-        unsafe { self.array.map.data_bytes(0, self.array.nbytes()) }
+        self.owned.bytes()
+    }
+
+    /// Keep the lock without borrowing the handle: the owned guard holds a
+    /// reference to the handle's mapping, so it can be stored in a struct or
+    /// handed to another thread (front ends such as the Python package keep
+    /// one per guard object).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use sharray::{Dtype, UntypedArray};
+    /// let a = UntypedArray::builder(Dtype::parse_user("uint8")?)
+    ///     .shape(&[4])
+    ///     .create(dir.path().join("a.npy"))?;
+    /// let guard = a.read()?.into_owned();
+    /// drop(a);                                  // the guard keeps the mapping
+    /// assert_eq!(guard.bytes(), &[0, 0, 0, 0]);
+    /// assert_eq!(guard.array().shape(), &[4]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn into_owned(self) -> OwnedUntypedReadGuard {
+        self.owned
     }
 }
 
@@ -710,12 +746,76 @@ impl UntypedReadGuard<'_> {
 /// mutably, the generation is bumped when the guard is dropped.
 #[must_use = "dropping the guard releases the exclusive lock at once (and bumps the generation)"]
 pub struct UntypedWriteGuard<'a> {
-    array: &'a UntypedArray,
-    _lock: FileLock<'a>,
-    dirty: bool,
+    owned: OwnedUntypedWriteGuard,
+    _array: PhantomData<&'a UntypedArray>,
 }
 
 impl UntypedWriteGuard<'_> {
+    /// The data bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.owned.bytes()
+    }
+
+    /// The data bytes, mutably (marks the guard as having changed data).
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        self.owned.bytes_mut()
+    }
+
+    /// Keep the lock without borrowing the handle (see
+    /// [`UntypedReadGuard::into_owned`]). A change already marked stays
+    /// marked: the generation is bumped when the owned guard is dropped.
+    pub fn into_owned(self) -> OwnedUntypedWriteGuard {
+        self.owned
+    }
+}
+
+/// A shared lock on an array that owns a reference to the array's mapping
+/// instead of borrowing its handle ([`UntypedReadGuard::into_owned`]).
+/// `Send + Sync`; the lock is released when it is dropped.
+#[must_use = "dropping the guard releases the shared lock at once"]
+pub struct OwnedUntypedReadGuard {
+    array: UntypedArray,
+    _lock: FileLock,
+}
+
+impl OwnedUntypedReadGuard {
+    /// A handle on the locked array (path, dtype, shape, order...).
+    pub fn array(&self) -> &UntypedArray {
+        &self.array
+    }
+
+    /// The data bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: we hold the shared lock: cooperating peers do not write.
+        unsafe { self.array.map.data_bytes(0, self.array.nbytes()) }
+    }
+}
+
+impl std::fmt::Debug for OwnedUntypedReadGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnedUntypedReadGuard")
+            .field("path", &self.array.path())
+            .finish()
+    }
+}
+
+/// An exclusive lock on an array that owns a reference to the array's
+/// mapping instead of borrowing its handle
+/// ([`UntypedWriteGuard::into_owned`]). `Send + Sync`. If the data was
+/// borrowed mutably, the generation is bumped when it is dropped.
+#[must_use = "dropping the guard releases the exclusive lock at once (and bumps the generation)"]
+pub struct OwnedUntypedWriteGuard {
+    array: UntypedArray,
+    _lock: FileLock,
+    dirty: bool,
+}
+
+impl OwnedUntypedWriteGuard {
+    /// A handle on the locked array (path, dtype, shape, order...).
+    pub fn array(&self) -> &UntypedArray {
+        &self.array
+    }
+
     /// The data bytes.
     pub fn bytes(&self) -> &[u8] {
         // SAFETY: we hold the exclusive lock.
@@ -731,13 +831,23 @@ impl UntypedWriteGuard<'_> {
     }
 }
 
-impl Drop for UntypedWriteGuard<'_> {
+impl Drop for OwnedUntypedWriteGuard {
     fn drop(&mut self) {
         if self.dirty {
-            // Bump before the lock is released so a reader that sees the new
-            // generation and then locks sees the new data.
+            // Bump before the lock is released (the fields are dropped after
+            // this) so a reader that sees the new generation and then locks
+            // sees the new data.
             self.array.bump_generation();
         }
+    }
+}
+
+impl std::fmt::Debug for OwnedUntypedWriteGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnedUntypedWriteGuard")
+            .field("path", &self.array.path())
+            .field("dirty", &self.dirty)
+            .finish()
     }
 }
 
@@ -1074,8 +1184,8 @@ mod views {
     impl<T: Element> ReadGuard<'_, T> {
         /// An n-d view with the file's shape and order.
         pub fn view(&self) -> ArrayViewD<'_, T> {
-            let order = self.inner.array.order();
-            ArrayViewD::from_shape(shape_of(self.inner.array.shape(), order), &self[..])
+            let array = &self.inner.owned.array;
+            ArrayViewD::from_shape(shape_of(array.shape(), array.order()), &self[..])
                 .expect("shape matches data length (validated at open)")
         }
     }
@@ -1083,16 +1193,123 @@ mod views {
     impl<T: Element> WriteGuard<'_, T> {
         /// An n-d view with the file's shape and order.
         pub fn view(&self) -> ArrayViewD<'_, T> {
-            let order = self.inner.array.order();
-            ArrayViewD::from_shape(shape_of(self.inner.array.shape(), order), &self[..])
+            let array = &self.inner.owned.array;
+            ArrayViewD::from_shape(shape_of(array.shape(), array.order()), &self[..])
                 .expect("shape matches data length (validated at open)")
         }
 
         /// A mutable n-d view (marks the data changed).
         pub fn view_mut(&mut self) -> ArrayViewMutD<'_, T> {
-            let array = self.inner.array;
-            ArrayViewMutD::from_shape(shape_of(array.shape(), array.order()), &mut self[..])
+            let array = &self.inner.owned.array;
+            let shape = shape_of(array.shape(), array.order());
+            ArrayViewMutD::from_shape(shape, &mut self[..])
                 .expect("shape matches data length (validated at open)")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes_array(dir: &Path, len: usize) -> UntypedArray {
+        UntypedArray::builder(Dtype::parse_user("uint8").unwrap())
+            .shape(&[len])
+            .create(dir.join("a.npy"))
+            .unwrap()
+    }
+
+    #[test]
+    fn owned_guards_are_send_and_sync() {
+        fn check<T: Send + Sync + 'static>() {}
+        check::<OwnedUntypedReadGuard>();
+        check::<OwnedUntypedWriteGuard>();
+    }
+
+    #[test]
+    fn owned_guards_exclude_like_borrowed_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = bytes_array(dir.path(), 8);
+        let w = a.write().unwrap().into_owned();
+        assert!(a.try_read().unwrap().is_none());
+        assert!(a.try_write().unwrap().is_none());
+        drop(w);
+        let r1 = a.read().unwrap().into_owned();
+        let r2 = a.try_read().unwrap().expect("readers share");
+        assert!(a.try_write().unwrap().is_none());
+        drop(r2);
+        assert!(
+            a.try_write().unwrap().is_none(),
+            "the owned reader still holds it"
+        );
+        drop(r1);
+        assert!(a.try_write().unwrap().is_some(), "dropping releases");
+    }
+
+    #[test]
+    fn owned_guards_exclude_other_threads_and_handles() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = bytes_array(dir.path(), 8);
+        let other = UntypedArray::open(a.path()).unwrap();
+        let w = a.write().unwrap().into_owned();
+        let path = a.path().to_path_buf();
+        std::thread::spawn(move || {
+            let b = UntypedArray::open(&path).unwrap();
+            assert!(b.try_read().unwrap().is_none());
+            // The guard may be released on another thread.
+            drop(w);
+            assert!(b.try_write().unwrap().is_some());
+        })
+        .join()
+        .unwrap();
+        assert!(other.try_write().unwrap().is_some());
+    }
+
+    #[test]
+    fn owned_guards_outlive_their_handle_and_bump_the_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = bytes_array(dir.path(), 4);
+        let path = a.path().to_path_buf();
+        let mut w = a.write().unwrap().into_owned();
+        drop(a);
+        w.bytes_mut().copy_from_slice(&[1, 2, 3, 4]);
+        assert_eq!(w.array().shape(), &[4]);
+        drop(w);
+        let b = UntypedArray::open(&path).unwrap();
+        assert_eq!(b.generation(), 1);
+        let r = b.read().unwrap().into_owned();
+        assert_eq!(r.bytes(), &[1, 2, 3, 4]);
+        assert_eq!(r.array().path(), b.path());
+        // An owned write guard that never borrowed mutably changes nothing.
+        drop(r);
+        drop(b.write().unwrap().into_owned());
+        assert_eq!(b.generation(), 1);
+    }
+
+    #[test]
+    fn a_write_marked_before_into_owned_stays_marked() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = bytes_array(dir.path(), 4);
+        let mut w = a.write().unwrap();
+        w.bytes_mut()[0] = 9;
+        drop(w.into_owned());
+        assert_eq!(a.generation(), 1);
+    }
+
+    #[test]
+    fn timed_waits_expire_and_wake_on_release() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Arc::new(bytes_array(dir.path(), 4));
+        let w = a.write().unwrap().into_owned();
+        let e = a
+            .read_timeout(Duration::from_millis(20))
+            .map(drop)
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::LockTimeout);
+        let a2 = Arc::clone(&a);
+        let t = std::thread::spawn(move || a2.read_timeout(Duration::from_secs(10)).map(drop));
+        std::thread::sleep(Duration::from_millis(20));
+        drop(w);
+        t.join().unwrap().unwrap();
     }
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::ranges::{RangeTable, Span};
@@ -68,7 +68,7 @@ pub(crate) struct SharedFile {
     /// registry but must not share its parent's description (the `flock`
     /// would then be shared by both processes and exclude neither).
     pid: u32,
-    threads: parking_lot::RwLock<()>,
+    threads: ThreadLock,
     /// Number of in-process readers; the first takes `LOCK_SH`, the last drops it.
     readers: Mutex<usize>,
     /// Byte of the file whose OFD lock is the writers' turnstile (set once
@@ -219,7 +219,7 @@ impl SharedFile {
             len: meta.len(),
             writable,
             pid: std::process::id(),
-            threads: parking_lot::RwLock::new(()),
+            threads: ThreadLock::default(),
             readers: Mutex::new(0),
             turnstile: OnceLock::new(),
             ranges: crate::ranges::table_for(dev, ino),
@@ -229,8 +229,9 @@ impl SharedFile {
     }
 
     /// Take the whole-file lock in `mode`, waiting as `wait` says. The lock is
-    /// held until the returned [`FileLock`] is dropped.
-    pub(crate) fn lock(&self, mode: LockMode, wait: Wait) -> Result<FileLock<'_>> {
+    /// held until the returned [`FileLock`] is dropped; it owns a reference
+    /// to this file, so it may outlive the handle it was taken through.
+    pub(crate) fn lock(self: &Arc<Self>, mode: LockMode, wait: Wait) -> Result<FileLock> {
         let timeout_err = || {
             Error::new(
                 ErrorKind::LockTimeout,
@@ -243,31 +244,20 @@ impl SharedFile {
         };
         match mode {
             LockMode::Exclusive => {
-                let guard = match wait {
-                    Wait::No => self.threads.try_write(),
-                    Wait::Until(t) => self.threads.try_write_until(t),
-                    Wait::Forever => Some(self.threads.write()),
-                }
-                .ok_or_else(timeout_err)?;
+                let threads = ThreadHold::acquire(self, true, wait).ok_or_else(timeout_err)?;
                 let span = self.take_span(true, wait, &timeout_err)?;
                 if !self.flock(LockMode::Exclusive, wait)? {
                     return Err(timeout_err());
                 }
                 Ok(FileLock {
-                    file: self,
-                    _threads: ThreadGuard::Write(guard),
                     _span: span,
+                    threads,
                 })
             }
             LockMode::Shared => {
                 // Recursive: a thread that already holds a read guard may take
                 // another even while a writer waits (no self-deadlock).
-                let guard = match wait {
-                    Wait::No => self.threads.try_read_recursive(),
-                    Wait::Until(t) => self.threads.try_read_recursive_until(t),
-                    Wait::Forever => Some(self.threads.read_recursive()),
-                }
-                .ok_or_else(timeout_err)?;
+                let threads = ThreadHold::acquire(self, false, wait).ok_or_else(timeout_err)?;
                 let span = self.take_span(false, wait, &timeout_err)?;
                 let mut readers = match wait {
                     Wait::No => self.readers.try_lock(),
@@ -279,10 +269,10 @@ impl SharedFile {
                     return Err(timeout_err());
                 }
                 *readers += 1;
+                drop(readers);
                 Ok(FileLock {
-                    file: self,
-                    _threads: ThreadGuard::Read(guard),
                     _span: span,
+                    threads,
                 })
             }
         }
@@ -325,13 +315,16 @@ impl SharedFile {
         exclusive: bool,
         wait: Wait,
         timeout_err: &dyn Fn() -> Error,
-    ) -> Result<SpanHold<'_>> {
+    ) -> Result<SpanHold> {
         let ids = self
             .ranges
             .acquire(&[Span::whole(exclusive)], None, wait)
             .map_err(|e| Error::io("cannot lock", e).at(&self.path))?
             .ok_or_else(timeout_err)?;
-        Ok(SpanHold { file: self, ids })
+        Ok(SpanHold {
+            ranges: Arc::clone(&self.ranges),
+            ids,
+        })
     }
 
     /// Take the `flock` in `mode` (through the turnstile). `Ok(false)` means
@@ -456,47 +449,124 @@ fn poll_until(deadline: Instant, mut attempt: impl FnMut() -> Result<bool>) -> R
     }
 }
 
-enum ThreadGuard<'a> {
-    Read(#[allow(dead_code)] parking_lot::RwLockReadGuard<'a, ()>),
-    Write(#[allow(dead_code)] parking_lot::RwLockWriteGuard<'a, ()>),
+/// In-process reader/writer exclusion among the threads of this process.
+///
+/// Unlike a `RwLock` it hands out no guard that borrows it, so a
+/// [`FileLock`] owns its share and can live as long as its owner wants
+/// (the owned array guards). Readers wait only for a writer that holds the
+/// lock, never for one that waits: a thread that holds a read guard may
+/// always take another (no self-deadlock). Writers get priority over new
+/// readers across processes through the turnstile instead.
+#[derive(Default)]
+struct ThreadLock {
+    state: Mutex<ThreadState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct ThreadState {
+    /// Threads holding the lock shared.
+    readers: usize,
+    /// Does a thread hold it exclusively?
+    writer: bool,
+}
+
+impl ThreadLock {
+    /// Take the lock (exclusively if `write`), waiting as `wait` says;
+    /// `false` means the wait expired.
+    fn acquire(&self, write: bool, wait: Wait) -> bool {
+        let mut s = self.state.lock();
+        loop {
+            let free = !s.writer && (!write || s.readers == 0);
+            if free {
+                if write {
+                    s.writer = true;
+                } else {
+                    s.readers += 1;
+                }
+                return true;
+            }
+            match wait {
+                Wait::No => return false,
+                Wait::Forever => self.changed.wait(&mut s),
+                Wait::Until(t) => {
+                    if Instant::now() >= t {
+                        return false;
+                    }
+                    let _ = self.changed.wait_until(&mut s, t);
+                }
+            }
+        }
+    }
+
+    fn release(&self, write: bool) {
+        let mut s = self.state.lock();
+        if write {
+            s.writer = false;
+        } else {
+            s.readers = s.readers.saturating_sub(1);
+        }
+        drop(s);
+        self.changed.notify_all();
+    }
+}
+
+/// A held share of a file's [`ThreadLock`], released on drop.
+struct ThreadHold {
+    file: Arc<SharedFile>,
+    write: bool,
+}
+
+impl ThreadHold {
+    fn acquire(file: &Arc<SharedFile>, write: bool, wait: Wait) -> Option<ThreadHold> {
+        file.threads.acquire(write, wait).then(|| ThreadHold {
+            file: Arc::clone(file),
+            write,
+        })
+    }
+}
+
+impl Drop for ThreadHold {
+    fn drop(&mut self) {
+        self.file.threads.release(self.write);
+    }
 }
 
 /// A whole-file entry in the in-process range table, released on drop.
-struct SpanHold<'a> {
-    file: &'a SharedFile,
+struct SpanHold {
+    ranges: Arc<RangeTable>,
     ids: Vec<u64>,
 }
 
-impl Drop for SpanHold<'_> {
+impl Drop for SpanHold {
     fn drop(&mut self) {
-        self.file.ranges.release(&self.ids, None);
+        self.ranges.release(&self.ids, None);
     }
 }
 
 /// A held whole-file lock: `flock` for other processes plus the in-process
 /// locks for other threads. Dropping it releases them (the `flock` first).
-pub(crate) struct FileLock<'a> {
-    file: &'a SharedFile,
+/// It owns a reference to the file, so it borrows nothing.
+pub(crate) struct FileLock {
     // Field order is drop order: the range entry goes before the thread lock.
-    _span: SpanHold<'a>,
-    _threads: ThreadGuard<'a>,
+    _span: SpanHold,
+    /// The thread share, which also holds the file.
+    threads: ThreadHold,
 }
 
-impl Drop for FileLock<'_> {
+impl Drop for FileLock {
     fn drop(&mut self) {
-        match self._threads {
-            ThreadGuard::Write(_) => {
-                let _ = self.file.file.unlock();
-            }
-            ThreadGuard::Read(_) => {
-                let mut readers = self.file.readers.lock();
-                *readers = readers.saturating_sub(1);
-                if *readers == 0 {
-                    let _ = self.file.file.unlock();
-                }
+        let file = &self.threads.file;
+        if self.threads.write {
+            let _ = file.file.unlock();
+        } else {
+            let mut readers = file.readers.lock();
+            *readers = readers.saturating_sub(1);
+            if *readers == 0 {
+                let _ = file.file.unlock();
             }
         }
-        // The thread guard is dropped after this, releasing other threads.
+        // The thread share is dropped after this, releasing other threads.
     }
 }
 

@@ -122,8 +122,9 @@ pub mod ring;
 pub mod sys;
 
 pub use array::{
-    ArrayBuilder, FileKind, Info, OpenOptions, Order, ReadGuard, SharedArray, UntypedArray,
-    UntypedBuilder, UntypedReadGuard, UntypedWriteGuard, WriteGuard, inspect,
+    ArrayBuilder, FileKind, Info, OpenOptions, Order, OwnedUntypedReadGuard,
+    OwnedUntypedWriteGuard, ReadGuard, SharedArray, UntypedArray, UntypedBuilder, UntypedReadGuard,
+    UntypedWriteGuard, WriteGuard, inspect,
 };
 pub use check::{Problem, check};
 pub use convert::{
@@ -166,7 +167,8 @@ pub use format::npy::Dtype;
 pub use ndarray;
 pub use num_complex::Complex;
 pub use pool::{
-    Claim, QueueProgress, RowMode, RowsGuard, RowsMut, UntypedRowsMut, WorkQueue, Worker,
+    Claim, OwnedUntypedRowsMut, QueueProgress, RowMode, RowsGuard, RowsMut, UntypedRowsMut,
+    WorkQueue, Worker,
 };
 pub use ring::{
     Consumer, ParticipantStats, Producer, ReadLease, Ring, RingBuilder, RingStats, TryLoanError,

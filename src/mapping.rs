@@ -279,7 +279,7 @@ impl Mapping {
         })
     }
 
-    pub(crate) fn shared_file(&self) -> &SharedFile {
+    pub(crate) fn shared_file(&self) -> &Arc<SharedFile> {
         &self.file
     }
 

@@ -11,6 +11,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod errors;
+mod fork;
 mod guard;
 mod handle;
 mod lease;

@@ -83,7 +83,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 pub use barrier::{Barrier, BarrierResult};
-pub use queue::{Claim, RowsMut, UntypedRowsMut, Worker};
+pub use queue::{Claim, OwnedUntypedRowsMut, RowsMut, UntypedRowsMut, Worker};
 pub use region::{RowMode, RowsGuard};
 
 use crate::error::{Error, ErrorKind, Result};
