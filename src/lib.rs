@@ -98,7 +98,13 @@
 //! ## Crate features
 //!
 //! - `ndarray` (default): `view()` / `view_mut()` on guards and leases.
-//! - `cli` (default): the `sharray` binary.
+//! - `failpoints` (tests only): arms the named fail points of the protocols
+//!   from `SHARRAY_FAILPOINTS`, so tests can stop or kill a process at an
+//!   exact step. The crate's own tests turn it on; never enable it in a
+//!   release build.
+//!
+//! The `sharray` command-line tool is the workspace crate `sharray-cli`
+//! (`cargo install --path cli`); the benchmark harness is `sharray-bench`.
 
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]

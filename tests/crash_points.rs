@@ -3,14 +3,12 @@
 //! step of a protocol, and other processes must recover correctly.
 
 mod common;
-mod ring_common;
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{child_entry, signal, spawn_child_env, wait_stopped, wait_with_watchdog};
-use ring_common::{expect_line, lines};
+use common::{Lines, child_entry, signal, spawn_child_env, wait_stopped, wait_with_watchdog};
 use sharray::{Dtype, Ring};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -75,8 +73,8 @@ fn lock_takeover_has_exactly_one_winner() {
         p,
         &[("SHARRAY_FAILPOINTS", "ring.lock.probed=stop")],
     );
-    let waiter_lines = lines(&mut waiter);
-    expect_line(&waiter_lines, "attached", LIMIT);
+    let mut waiter_lines = Lines::of(&mut waiter);
+    waiter_lines.wait_for("attached", LIMIT);
 
     // The holder dies inside its first critical section (its attach).
     let mut dier = spawn_child_env(
@@ -103,23 +101,16 @@ fn lock_takeover_has_exactly_one_winner() {
         p,
         &[("SHARRAY_FAILPOINTS", "ring.lock.acquired=stop")],
     );
-    let taker_lines = lines(&mut taker);
+    let mut taker_lines = Lines::of(&mut taker);
     wait_stopped(taker.id(), LIMIT);
 
     // The waiter goes on: its swap must fail, and it must wait for the
     // taker, however long the taker is stopped.
     signal(waiter.id(), "CONT");
-    let until = Instant::now() + Duration::from_millis(500);
-    while let Ok(line) = waiter_lines.recv_timeout(until.saturating_duration_since(Instant::now()))
-    {
-        assert_ne!(
-            line, "loaned",
-            "the waiter took the lock while the taker held it"
-        );
-    }
+    waiter_lines.assert_none_within("loaned", Duration::from_millis(500));
     signal(taker.id(), "CONT");
-    expect_line(&taker_lines, "attached", LIMIT);
-    expect_line(&waiter_lines, "loaned", LIMIT);
+    taker_lines.wait_for("attached", LIMIT);
+    waiter_lines.wait_for("loaned", LIMIT);
     assert!(wait_with_watchdog(&mut taker, LIMIT).success());
     assert!(wait_with_watchdog(&mut waiter, LIMIT).success());
 

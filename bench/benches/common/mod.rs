@@ -6,6 +6,8 @@
 //! latency drivers (`link`, `iceoryx`), and the worker-pool job (`pool`).
 //! Used by `benches/ring.rs`, `benches/pool.rs` and `benches/compare.rs`.
 
+// Each benchmark binary is its own crate and uses a different part of this
+// module; what one of them leaves unused is not dead code.
 #![allow(dead_code)]
 
 pub mod floors;

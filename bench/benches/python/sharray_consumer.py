@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""The "Rust producer -> Python sharray consumer" row of `cargo bench --bench compare`.
+"""The "Rust producer -> Python sharray consumer" row of `cargo bench -p sharray-bench --bench compare`.
 
-    python3 benches/python/sharray_consumer.py RING_PATH FRAMES
+    python3 bench/benches/python/sharray_consumer.py RING_PATH FRAMES
 
-Follows the harness contract in benches/python/README.md: attach to the
+Follows the harness contract in bench/benches/python/README.md: attach to the
 existing uint64 ring as a consumer, print `ready`, receive exactly FRAMES
 frames (frame `seq` holds `seq + i` in word `i`), read every word
 (`view.sum()`, checked against the closed form and `view[0] == seq`), then

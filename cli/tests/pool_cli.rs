@@ -1,15 +1,13 @@
 //! `sharray queue` commands: create, status (text and JSON), wait (exit 3 on
 //! timeout, 0 when complete), reap, and one-line errors.
 
-use std::process::Command;
+#[path = "../../tests/common/mod.rs"]
+mod common;
 
 use sharray::WorkQueue;
 
 fn sharray(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_sharray"))
-        .args(args)
-        .output()
-        .expect("run the sharray binary");
+    let out = common::cli_run(args);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

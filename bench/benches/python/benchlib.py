@@ -1,4 +1,4 @@
-"""Shared pieces of the Python baselines of `cargo bench --bench compare`.
+"""Shared pieces of the Python baselines of `cargo bench -p sharray-bench --bench compare`.
 
 Payload discipline (the same as the Rust cases): the producer writes every
 byte of every frame, the consumer reads every byte and checks a checksum.

@@ -48,7 +48,7 @@ pub enum Kind {
     Socket,
     /// Two pipes (the child's stdin and stdout), 1 MiB pipe buffers.
     Pipe,
-    /// iceoryx2 publish-subscribe of `[u64]` slices (feature `bench-iceoryx2`).
+    /// iceoryx2 publish-subscribe of `[u64]` slices (feature `iceoryx2`).
     Iceoryx2,
 }
 

@@ -1,6 +1,7 @@
 //! The ring commands of the `sharray` CLI, end to end, with numpy making and
 //! reading the frames.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::process::Output;

@@ -7,6 +7,7 @@
 //! umask and the resident set are per process and other tests run in
 //! parallel threads.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

@@ -10,7 +10,7 @@
 //!   shared-memory ring (mmap'd file, K slots, head/tail atomics,
 //!   spin + futex) with the same slot count.
 //!
-//! `cargo bench --bench ring` (about 30 s). `SHARRAY_BENCH_FULL=1` runs 5x
+//! `cargo bench -p sharray-bench --bench ring` (about 30 s). `SHARRAY_BENCH_FULL=1` runs 5x
 //! more samples and frames.
 
 mod common;

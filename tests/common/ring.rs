@@ -1,11 +1,6 @@
-//! Helpers shared by the ring tests: self-checking frame payloads and
-//! line-by-line reading of a child's stdout.
+//! Ring test helpers: self-checking frame payloads, and this process's CPU
+//! time (to show that a blocked consumer sleeps).
 
-#![allow(dead_code)]
-
-use std::io::{BufRead, BufReader};
-use std::process::Child;
-use std::sync::mpsc;
 use std::time::Duration;
 
 /// Tag of the frame that tells test consumers to stop.
@@ -45,34 +40,6 @@ pub fn check(words: &[u64], tag: u64) -> bool {
     words[n - 1] == sum ^ tag
 }
 
-/// Read a child's stdout lines on a thread; receive them from the channel.
-pub fn lines(child: &mut Child) -> mpsc::Receiver<String> {
-    let out = child.stdout.take().expect("piped stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-/// Wait for a line starting with `prefix` (watchdog: `limit`).
-pub fn expect_line(rx: &mpsc::Receiver<String>, prefix: &str, limit: Duration) -> String {
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(l) if l.starts_with(prefix) => return l,
-            Ok(_) => {}
-            Err(e) => panic!("no line starting with {prefix:?} within {limit:?}: {e}"),
-        }
-    }
-}
-
 /// CPU time (user + system) of this process, from /proc/self/stat.
 pub fn cpu_time() -> Duration {
     let s = std::fs::read_to_string("/proc/self/stat").unwrap();
@@ -82,18 +49,4 @@ pub fn cpu_time() -> Duration {
     let ticks: u64 = f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap();
     // SAFETY-free: sysconf through std is not available; CLK_TCK is 100 on Linux.
     Duration::from_millis(ticks * 10)
-}
-
-/// A small pseudo-random generator for test timing (no extra crates).
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        mix(self.0, 7)
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
 }

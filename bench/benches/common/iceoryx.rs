@@ -1,4 +1,4 @@
-//! iceoryx2 publish-subscribe as a [`Link`] (feature `bench-iceoryx2`):
+//! iceoryx2 publish-subscribe as a [`Link`] (feature `iceoryx2`):
 //! `[u64]` slices loaned from the publisher's shared memory, filled in
 //! place, sent; the subscriber busy-polls `receive()` (iceoryx2 has no
 //! blocking receive on a subscriber; waking needs a separate event service).
@@ -7,7 +7,7 @@
 
 use super::link::{Case, Link};
 
-#[cfg(feature = "bench-iceoryx2")]
+#[cfg(feature = "iceoryx2")]
 mod imp {
     #![allow(unsafe_code)]
 
@@ -112,16 +112,16 @@ mod imp {
 }
 
 /// Attach as publisher on `tx` and/or subscriber on `rx`.
-#[cfg(feature = "bench-iceoryx2")]
+#[cfg(feature = "iceoryx2")]
 pub fn open(case: &Case, tx: Option<&str>, rx: Option<&str>) -> Box<dyn Link> {
     imp::open(case, tx, rx)
 }
 
 /// Without the feature there is no iceoryx2 case to run.
-#[cfg(not(feature = "bench-iceoryx2"))]
+#[cfg(not(feature = "iceoryx2"))]
 pub fn open(_: &Case, _: Option<&str>, _: Option<&str>) -> Box<dyn Link> {
-    panic!("iceoryx2 cases need `--features bench-iceoryx2`")
+    panic!("iceoryx2 cases need `--features iceoryx2`")
 }
 
 /// Whether this build can run the iceoryx2 cases.
-pub const AVAILABLE: bool = cfg!(feature = "bench-iceoryx2");
+pub const AVAILABLE: bool = cfg!(feature = "iceoryx2");

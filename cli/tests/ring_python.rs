@@ -3,6 +3,7 @@
 //! probes participant liveness with `F_OFD_GETLK`. Frames are read through
 //! `np.load(mmap_mode="r")`.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use sharray::{Dtype, Ring};

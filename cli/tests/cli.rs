@@ -2,6 +2,7 @@
 //! modes), info (text and JSON), check, show, and the exit codes (0 success,
 //! 1 error, 2 usage, 3 timeout) with one line on stderr for errors.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::process::Output;

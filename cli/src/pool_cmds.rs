@@ -122,7 +122,6 @@ pub fn progress_json(p: &QueueProgress) -> Value {
 /// # Errors
 ///
 /// As [`WorkQueue::open_read_only`] (for example, the file is not a queue).
-#[allow(dead_code)] // for `info --json` (wired by the array commands)
 pub fn queue_info_json(path: &Path) -> sharray::Result<Value> {
     let q = WorkQueue::open_read_only(path)?;
     let mut v = progress_json(&q.progress());
@@ -136,7 +135,6 @@ pub fn queue_info_json(path: &Path) -> sharray::Result<Value> {
 /// # Errors
 ///
 /// As [`WorkQueue::open_read_only`].
-#[allow(dead_code)] // for `info` (wired by the array commands)
 pub fn queue_info_text(path: &Path) -> sharray::Result<String> {
     let q = WorkQueue::open_read_only(path)?;
     Ok(progress_text(path, &q, &q.progress()))

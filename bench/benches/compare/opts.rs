@@ -41,7 +41,7 @@ pub struct Opts {
 }
 
 pub const USAGE: &str =
-    "cargo bench --bench compare -- [--quick|--full] [--json FILE] [--plot FILE.svg] [--md FILE]
+    "cargo bench -p sharray-bench --bench compare -- [--quick|--full] [--json FILE] [--plot FILE.svg] [--md FILE]
     [--sizes 64,4k,64k,1m,8m,64m] [--runs N] [--slots K]
     [--only throughput,latency,python,attach,pool]";
 

@@ -5,7 +5,7 @@
 //! the latency of an uncontended claim + complete.
 //!
 //! ```text
-//! cargo bench --bench pool -- [--mib 256] [--workers 2] [--rounds 5]
+//! cargo bench -p sharray-bench --bench pool -- [--mib 256] [--workers 2] [--rounds 5]
 //!     [--chunk-kib 1024] [--claims 1000000] [--json]
 //! ```
 //!

@@ -115,7 +115,7 @@ fn sharray_hook(o: &Opts, dir: &Path, r: &mut Results) {
     let script = scripts().join("sharray_consumer.py");
     if !script.exists() {
         r.notes.push(
-            "Python sharray row skipped: benches/python/sharray_consumer.py does not exist yet."
+            "Python sharray row skipped: bench/benches/python/sharray_consumer.py does not exist yet."
                 .into(),
         );
         return;

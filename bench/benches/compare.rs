@@ -1,10 +1,10 @@
 //! Honest cross-process benchmarks of sharray against the alternatives.
 //!
 //! ```text
-//! cargo bench --bench compare -- [--quick|--full] [--json FILE] [--plot FILE.svg] [--md FILE]
+//! cargo bench -p sharray-bench --bench compare -- [--quick|--full] [--json FILE] [--plot FILE.svg] [--md FILE]
 //!     [--sizes 64,4k,64k,1m,8m,64m] [--runs N] [--slots K]
 //!     [--only throughput,latency,python,attach,pool]
-//! cargo bench --bench compare --features bench-iceoryx2 -- ...   # adds iceoryx2 rows
+//! cargo bench -p sharray-bench --bench compare --features iceoryx2 -- ...   # adds iceoryx2 rows
 //! ```
 //!
 //! Every case runs as two real processes, pinned to CPUs 0 and 1 (nice -20
@@ -24,7 +24,7 @@
 //!   (reused buffer); a minimal hand-written shared-memory ring with the same
 //!   slot count (the fair ceiling); busy-wait and bare futex ping-pongs (the
 //!   floors); a Unix domain socket; a pipe with 1 MiB buffers; iceoryx2
-//!   (feature `bench-iceoryx2`); Python `multiprocessing.Queue` and
+//!   (feature `iceoryx2`); Python `multiprocessing.Queue` and
 //!   `multiprocessing.shared_memory` (scripts in `benches/python/`); a Python
 //!   sharray consumer once the Python package is importable.
 //! - **Attach cost** against array size (1 MiB to 16 GiB sparse files on disk).
@@ -104,7 +104,7 @@ fn main() {
     }
     if !common::iceoryx::AVAILABLE && o.has(Part::Throughput) {
         r.notes
-            .push("iceoryx2 rows need `--features bench-iceoryx2` (not built by default).".into());
+            .push("iceoryx2 rows need `--features iceoryx2` (not built by default).".into());
     }
     r.notes.push(format!(
         "Wall time {:.0} s; load average at the end: {}.",
