@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Run every test of sharray, Rust and Python, on a fresh machine.
-# Installs what the tests need (numpy, pytest, maturin) from the registries.
+#
+# Needs: a Rust toolchain (cargo, rustfmt, clippy), python3 >= 3.8 with the
+# venv module and pip, and network access to crates.io and PyPI. numpy,
+# pytest and maturin are installed into a virtual environment of this
+# script's own, `.venv` in the repository (created if missing), never into
+# the system Python; `rm -rf .venv` starts it afresh.
 #
 # Environment knobs (all optional):
 #   SHARRAY_SOAK_ROUNDS / SHARRAY_SOAK_PROCS  bigger multi-process soak (tests/processes.rs)
@@ -11,28 +16,44 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== installing Python test dependencies (numpy, pytest, maturin)"
-python3 -m pip install --quiet --disable-pip-version-check numpy pytest maturin
+VENV="$PWD/.venv"
+echo "== Python test dependencies (numpy, pytest, maturin) in $VENV"
+if [ ! -x "$VENV/bin/python" ]; then
+    # Some distributions ship python3 without ensurepip (Debian: python3-venv);
+    # then make the venv without pip and let the system pip install pip into it.
+    python3 -m venv "$VENV" || { rm -rf "$VENV"; python3 -m venv --without-pip "$VENV"; }
+fi
+if ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
+    python3 -m pip --python "$VENV/bin/python" install --quiet --disable-pip-version-check pip
+fi
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check numpy pytest maturin
+# From here on `python3` is the venv's: the Rust tests that run
+# `python3 -c 'import numpy'` and the pytest suite find what was installed.
+export PATH="$VENV/bin:$PATH"
+export VIRTUAL_ENV="$VENV"
 
 echo "== lint: rustfmt and clippy"
-cargo fmt --check
-cargo clippy --all-targets -- -D warnings
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
 
 echo "== fuzz targets compile (running them needs nightly: cargo +nightly fuzz run <target>)"
 (cd fuzz && cargo check --quiet)
 
+echo "== the library crate packages and builds on its own (cargo package)"
+cargo package -p sharray --allow-dirty --quiet
+
 echo "== Rust: unit, integration and doc tests (real child processes)"
-cargo test --all-targets
+cargo test --workspace --all-targets
 cargo test --doc
 
-echo "== Python: build the extension (maturin), install it, run pytest"
-# `maturin build` + pip install works without a virtualenv (maturin develop
-# needs one). pip's "running as root" warning is harmless here.
+echo "== Python: build the extension (maturin), install it into the venv, run pytest"
 rm -f target/wheels/sharray-*.whl
-(cd python && python3 -m maturin build --release --quiet -o ../target/wheels)
-python3 -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps target/wheels/sharray-*.whl
-# The suite runs the Rust peer examples and the CLI; build them first.
-cargo build --quiet --example lock_counter --example ring_peer --example worker_pool --bin sharray
+(cd python && "$VENV/bin/maturin" build --release --quiet -o ../target/wheels)
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps target/wheels/sharray-*.whl
+# The suite runs the Rust peer examples and the `sharray` binary (of the
+# sharray-cli crate, still target/debug/sharray); build them first, with the
+# workspace's features so nothing is rebuilt.
+cargo build --quiet --workspace --example lock_counter --example ring_peer --example worker_pool --bin sharray
 # Exit code 5 ("no tests collected") must fail CI too, and it does: any
 # non-zero status stops this script.
-python3 -m pytest -q python/tests
+"$VENV/bin/python" -m pytest -q python/tests

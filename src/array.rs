@@ -6,6 +6,7 @@
 
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -47,7 +48,7 @@ pub enum FileKind {
     Array,
     /// A producer/consumer ring.
     Ring,
-    /// A worker-pool chunk queue.
+    /// A work queue: the file that coordinates a worker pool ([`crate::WorkQueue`]).
     Queue,
 }
 
@@ -103,6 +104,7 @@ pub struct Info {
 /// let a = sharray::OpenOptions::new().read_only(true).open::<f32>("data.npy")?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[must_use = "options do nothing until `open` or `open_untyped` is called"]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OpenOptions {
     read_only: bool,
@@ -158,7 +160,7 @@ impl OpenOptions {
         let path = path.as_ref();
         let map = Mapping::open(path, self.flags())?;
         match map.control().map(|c| c.kind) {
-            None | Some(Kind::Array) => Ok(UntypedArray { map }),
+            None | Some(Kind::Array) => Ok(UntypedArray { map: Arc::new(map) }),
             Some(k) => Err(Error::new(
                 ErrorKind::Unsupported,
                 format!(
@@ -210,6 +212,7 @@ pub(crate) fn info_of(map: &Mapping) -> Info {
 /// assert_eq!(a.nbytes(), 24);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[must_use = "a builder does nothing until `create` is called"]
 #[derive(Debug, Clone)]
 pub struct UntypedBuilder {
     dtype: Dtype,
@@ -292,7 +295,7 @@ impl UntypedBuilder {
             fill: self.fill.as_deref(),
         };
         Ok(UntypedArray {
-            map: Mapping::create(path, &spec, |_| {})?,
+            map: Arc::new(Mapping::create(path, &spec, |_| {})?),
         })
     }
 }
@@ -305,6 +308,7 @@ impl UntypedBuilder {
 /// assert!(a.read()?.iter().all(|&x| x == 1.5));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+#[must_use = "a builder does nothing until `create` is called"]
 #[derive(Debug, Clone)]
 pub struct ArrayBuilder<T: Element> {
     inner: UntypedBuilder,
@@ -353,8 +357,17 @@ impl<T: Element> ArrayBuilder<T> {
 /// Every fixed-size numpy dtype passes through, structured ones included.
 /// Handles are `Send + Sync`; share one between threads with `Arc`, or open the
 /// same path again (both handles then share one open file description).
+///
+/// # Safety
+///
+/// Guards hand out slices of memory that other processes map too. Among
+/// cooperating peers the guard's lock makes them sound; a process that ignores
+/// the locks and writes while a guard's slice lives causes undefined
+/// behaviour, and one that truncates the file kills us with SIGBUS. See the
+/// crate's [Safety model](crate#safety-model).
 pub struct UntypedArray {
-    map: Mapping,
+    /// Shared with the owned guards taken through this handle.
+    map: Arc<Mapping>,
 }
 
 impl UntypedArray {
@@ -514,6 +527,7 @@ impl UntypedArray {
         let wait = Wait::timeout(timeout);
         let mut nap = Duration::from_micros(50);
         loop {
+            self.map.shared_file().ensure_not_truncated()?;
             let s = seq.load(Ordering::Acquire);
             let g = generation.load(Ordering::Acquire);
             if g != since {
@@ -546,6 +560,14 @@ impl UntypedArray {
         &self.map
     }
 
+    /// A second handle on the same mapping (for owned guards and views,
+    /// which keep the mapping alive without borrowing this handle).
+    pub(crate) fn share(&self) -> UntypedArray {
+        UntypedArray {
+            map: Arc::clone(&self.map),
+        }
+    }
+
     pub(crate) fn bump_generation(&self) {
         if self.map.control().is_none() {
             return;
@@ -574,7 +596,7 @@ impl UntypedArray {
         self.map.flush()
     }
 
-    fn lock(&self, mode: LockMode, wait: Wait) -> Result<FileLock<'_>> {
+    fn lock(&self, mode: LockMode, wait: Wait) -> Result<FileLock> {
         if mode == LockMode::Exclusive && !self.map.writable() {
             return Err(Error::new(
                 ErrorKind::PermissionDenied,
@@ -614,8 +636,11 @@ impl UntypedArray {
     fn read_with(&self, wait: Wait) -> Result<UntypedReadGuard<'_>> {
         let lock = self.lock(LockMode::Shared, wait)?;
         Ok(UntypedReadGuard {
-            array: self,
-            _lock: lock,
+            owned: OwnedUntypedReadGuard {
+                array: self.share(),
+                _lock: lock,
+            },
+            _array: PhantomData,
         })
     }
 
@@ -641,9 +666,12 @@ impl UntypedArray {
     fn write_with(&self, wait: Wait) -> Result<UntypedWriteGuard<'_>> {
         let lock = self.lock(LockMode::Exclusive, wait)?;
         Ok(UntypedWriteGuard {
-            array: self,
-            _lock: lock,
-            dirty: false,
+            owned: OwnedUntypedWriteGuard {
+                array: self.share(),
+                _lock: lock,
+                dirty: false,
+            },
+            _array: PhantomData,
         })
     }
 }
@@ -680,12 +708,82 @@ impl std::fmt::Debug for UntypedArray {
 
 /// A shared lock on an [`UntypedArray`]: no writer in any process or thread
 /// until it is dropped.
+#[must_use = "dropping the guard releases the shared lock at once"]
 pub struct UntypedReadGuard<'a> {
-    array: &'a UntypedArray,
-    _lock: FileLock<'a>,
+    owned: OwnedUntypedReadGuard,
+    _array: PhantomData<&'a UntypedArray>,
 }
 
 impl UntypedReadGuard<'_> {
+    /// The data bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.owned.bytes()
+    }
+
+    /// Keep the lock without borrowing the handle: the owned guard holds a
+    /// reference to the handle's mapping, so it can be stored in a struct or
+    /// handed to another thread (front ends such as the Python package keep
+    /// one per guard object).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use sharray::{Dtype, UntypedArray};
+    /// let a = UntypedArray::builder(Dtype::parse_user("uint8")?)
+    ///     .shape(&[4])
+    ///     .create(dir.path().join("a.npy"))?;
+    /// let guard = a.read()?.into_owned();
+    /// drop(a);                                  // the guard keeps the mapping
+    /// assert_eq!(guard.bytes(), &[0, 0, 0, 0]);
+    /// assert_eq!(guard.array().shape(), &[4]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn into_owned(self) -> OwnedUntypedReadGuard {
+        self.owned
+    }
+}
+
+/// An exclusive lock on an [`UntypedArray`]. If the data was borrowed
+/// mutably, the generation is bumped when the guard is dropped.
+#[must_use = "dropping the guard releases the exclusive lock at once (and bumps the generation)"]
+pub struct UntypedWriteGuard<'a> {
+    owned: OwnedUntypedWriteGuard,
+    _array: PhantomData<&'a UntypedArray>,
+}
+
+impl UntypedWriteGuard<'_> {
+    /// The data bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.owned.bytes()
+    }
+
+    /// The data bytes, mutably (marks the guard as having changed data).
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        self.owned.bytes_mut()
+    }
+
+    /// Keep the lock without borrowing the handle (see
+    /// [`UntypedReadGuard::into_owned`]). A change already marked stays
+    /// marked: the generation is bumped when the owned guard is dropped.
+    pub fn into_owned(self) -> OwnedUntypedWriteGuard {
+        self.owned
+    }
+}
+
+/// A shared lock on an array that owns a reference to the array's mapping
+/// instead of borrowing its handle ([`UntypedReadGuard::into_owned`]).
+/// `Send + Sync`; the lock is released when it is dropped.
+#[must_use = "dropping the guard releases the shared lock at once"]
+pub struct OwnedUntypedReadGuard {
+    array: UntypedArray,
+    _lock: FileLock,
+}
+
+impl OwnedUntypedReadGuard {
+    /// A handle on the locked array (path, dtype, shape, order...).
+    pub fn array(&self) -> &UntypedArray {
+        &self.array
+    }
+
     /// The data bytes.
     pub fn bytes(&self) -> &[u8] {
         // SAFETY: we hold the shared lock: cooperating peers do not write.
@@ -693,15 +791,31 @@ impl UntypedReadGuard<'_> {
     }
 }
 
-/// An exclusive lock on an [`UntypedArray`]. If the data was borrowed
-/// mutably, the generation is bumped when the guard is dropped.
-pub struct UntypedWriteGuard<'a> {
-    array: &'a UntypedArray,
-    _lock: FileLock<'a>,
+impl std::fmt::Debug for OwnedUntypedReadGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnedUntypedReadGuard")
+            .field("path", &self.array.path())
+            .finish()
+    }
+}
+
+/// An exclusive lock on an array that owns a reference to the array's
+/// mapping instead of borrowing its handle
+/// ([`UntypedWriteGuard::into_owned`]). `Send + Sync`. If the data was
+/// borrowed mutably, the generation is bumped when it is dropped.
+#[must_use = "dropping the guard releases the exclusive lock at once (and bumps the generation)"]
+pub struct OwnedUntypedWriteGuard {
+    array: UntypedArray,
+    _lock: FileLock,
     dirty: bool,
 }
 
-impl UntypedWriteGuard<'_> {
+impl OwnedUntypedWriteGuard {
+    /// A handle on the locked array (path, dtype, shape, order...).
+    pub fn array(&self) -> &UntypedArray {
+        &self.array
+    }
+
     /// The data bytes.
     pub fn bytes(&self) -> &[u8] {
         // SAFETY: we hold the exclusive lock.
@@ -717,13 +831,23 @@ impl UntypedWriteGuard<'_> {
     }
 }
 
-impl Drop for UntypedWriteGuard<'_> {
+impl Drop for OwnedUntypedWriteGuard {
     fn drop(&mut self) {
         if self.dirty {
-            // Bump before the lock is released so a reader that sees the new
-            // generation and then locks sees the new data.
+            // Bump before the lock is released (the fields are dropped after
+            // this) so a reader that sees the new generation and then locks
+            // sees the new data.
             self.array.bump_generation();
         }
+    }
+}
+
+impl std::fmt::Debug for OwnedUntypedWriteGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnedUntypedWriteGuard")
+            .field("path", &self.array.path())
+            .field("dirty", &self.dirty)
+            .finish()
     }
 }
 
@@ -743,13 +867,39 @@ impl Drop for UntypedWriteGuard<'_> {
 /// assert_eq!(b.generation(), 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// # Safety
+///
+/// Guards hand out slices of memory that other processes map too. Among
+/// cooperating peers the guard's lock makes them sound; a process that ignores
+/// the locks and writes while a guard's slice lives causes undefined
+/// behaviour, and one that truncates the file kills us with SIGBUS. See the
+/// crate's [Safety model](crate#safety-model).
 pub struct SharedArray<T: Element> {
     raw: UntypedArray,
     _t: PhantomData<T>,
 }
 
 impl<T: Element> SharedArray<T> {
-    /// Start building a new array.
+    /// Start building a new array: set the shape (required), then optionally
+    /// the order, a fill value, the file mode; [`ArrayBuilder::create`]
+    /// publishes it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use sharray::{Order, SharedArray};
+    /// let a = SharedArray::<u16>::builder()
+    ///     .shape(&[3, 4])
+    ///     .order(Order::F)
+    ///     .fill(7)
+    ///     .mode(0o640)
+    ///     .create(dir.path().join("a.npy"))?; // or "shm:a" for /dev/shm/a
+    /// assert_eq!((a.shape(), a.order()), (&[3, 4][..], Order::F));
+    /// assert!(a.read()?.iter().all(|&x| x == 7));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder() -> ArrayBuilder<T> {
         ArrayBuilder {
             inner: UntypedArray::builder(
@@ -760,11 +910,45 @@ impl<T: Element> SharedArray<T> {
     }
 
     /// Create a zero-filled C-order array. Errors as [`UntypedBuilder::create`].
+    ///
+    /// The file appears complete or not at all, and an existing file is never
+    /// overwritten.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("zeros.npy");
+    /// use sharray::{ErrorKind, SharedArray};
+    /// let a = SharedArray::<f64>::create(&path, &[100, 3])?;
+    /// assert_eq!(a.len(), 300);
+    /// assert!(a.read()?.iter().all(|&x| x == 0.0));
+    /// let again = SharedArray::<f64>::create(&path, &[100, 3]);
+    /// assert_eq!(again.unwrap_err().kind(), ErrorKind::AlreadyExists);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn create(path: impl AsRef<Path>, shape: &[usize]) -> Result<SharedArray<T>> {
         Self::builder().shape(shape).create(path)
     }
 
     /// Open read-write. Errors as [`OpenOptions::open`].
+    ///
+    /// Opening reads only the header and control block: it costs the same for
+    /// any array size. The element type must match the file's dtype.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("a.npy");
+    /// use sharray::{ErrorKind, SharedArray};
+    /// SharedArray::<i32>::create(&path, &[4, 4])?;
+    /// let a = SharedArray::<i32>::open(&path)?;
+    /// assert_eq!(a.shape(), &[4, 4]);
+    /// let wrong = SharedArray::<f32>::open(&path);
+    /// assert_eq!(wrong.unwrap_err().kind(), ErrorKind::DtypeMismatch);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn open(path: impl AsRef<Path>) -> Result<SharedArray<T>> {
         OpenOptions::new().open(path)
     }
@@ -814,7 +998,34 @@ impl<T: Element> SharedArray<T> {
         self.raw.generation()
     }
 
-    /// See [`UntypedArray::wait_changed`].
+    /// Wait until the generation differs from `since`, at most `timeout`; see
+    /// [`UntypedArray::wait_changed`] (errors included).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("a.npy");
+    /// use sharray::{ErrorKind, SharedArray};
+    /// use std::time::Duration;
+    /// let a = SharedArray::<f32>::create(&path, &[8])?;
+    /// let seen = a.generation();
+    ///
+    /// // Another process (here a thread with its own handle) writes.
+    /// let writer = std::thread::spawn(move || -> sharray::Result<()> {
+    ///     let b = SharedArray::<f32>::open(&path)?;
+    ///     b.write()?[0] = 1.0;
+    ///     Ok(())
+    /// });
+    /// let now = a.wait_changed(seen, Duration::from_secs(10))?;
+    /// assert!(now > seen);
+    /// writer.join().unwrap()?;
+    ///
+    /// // Nothing changes any more: the wait times out.
+    /// let idle = a.wait_changed(a.generation(), Duration::from_millis(10));
+    /// assert_eq!(idle.unwrap_err().kind(), ErrorKind::Timeout);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn wait_changed(&self, since: u64, timeout: Duration) -> Result<u64> {
         self.raw.wait_changed(since, timeout)
     }
@@ -829,7 +1040,23 @@ impl<T: Element> SharedArray<T> {
         self.raw.info()
     }
 
-    /// Shared read guard. Errors as [`UntypedArray::read`].
+    /// Shared read guard: no writer in any process or thread until it is
+    /// dropped; other readers share it. Errors as [`UntypedArray::read`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use sharray::SharedArray;
+    /// let a = SharedArray::<f32>::builder().shape(&[2, 3]).fill(0.5).create(dir.path().join("a.npy"))?;
+    /// let r = a.read()?;                  // Deref<Target = [f32]>, memory order
+    /// let r2 = a.read()?;                 // readers share the lock
+    /// assert_eq!(r.iter().sum::<f32>(), 3.0);
+    /// # #[cfg(feature = "ndarray")]
+    /// assert_eq!(r2.view()[[1, 2]], 0.5); // or an ndarray view
+    /// # drop(r2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn read(&self) -> Result<ReadGuard<'_, T>> {
         Ok(ReadGuard {
             inner: self.raw.read()?,
@@ -853,7 +1080,26 @@ impl<T: Element> SharedArray<T> {
         })
     }
 
-    /// Exclusive write guard. Errors as [`UntypedArray::write`].
+    /// Exclusive write guard: nobody else reads or writes, in any process or
+    /// thread, until it is dropped. Dropping a guard through which data was
+    /// borrowed mutably bumps the generation and wakes
+    /// [`wait_changed`](SharedArray::wait_changed). Errors as
+    /// [`UntypedArray::write`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use sharray::SharedArray;
+    /// let a = SharedArray::<f32>::create(dir.path().join("a.npy"), &[2, 3])?;
+    /// {
+    ///     let mut w = a.write()?;          // DerefMut<Target = [f32]>
+    ///     w[0] = 1.0;                      // `view_mut()` gives an ndarray view
+    /// }                                    // dropped: lock released, generation bumped
+    /// assert_eq!(a.generation(), 1);
+    /// assert_eq!(a.try_read()?.map(|r| r[0]), Some(1.0));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn write(&self) -> Result<WriteGuard<'_, T>> {
         Ok(WriteGuard {
             inner: self.raw.write()?,
@@ -889,6 +1135,7 @@ impl<T: Element> std::fmt::Debug for SharedArray<T> {
 }
 
 /// A shared lock with a typed view: `Deref<Target = [T]>` in memory order.
+#[must_use = "dropping the guard releases the shared lock at once"]
 pub struct ReadGuard<'a, T: Element> {
     inner: UntypedReadGuard<'a>,
     _t: PhantomData<&'a [T]>,
@@ -903,6 +1150,7 @@ impl<T: Element> std::ops::Deref for ReadGuard<'_, T> {
 
 /// An exclusive lock with a typed mutable view. Any mutable borrow marks the
 /// data changed and bumps the generation on drop.
+#[must_use = "dropping the guard releases the exclusive lock at once (and bumps the generation)"]
 pub struct WriteGuard<'a, T: Element> {
     inner: UntypedWriteGuard<'a>,
     _t: PhantomData<&'a mut [T]>,
@@ -936,8 +1184,8 @@ mod views {
     impl<T: Element> ReadGuard<'_, T> {
         /// An n-d view with the file's shape and order.
         pub fn view(&self) -> ArrayViewD<'_, T> {
-            let order = self.inner.array.order();
-            ArrayViewD::from_shape(shape_of(self.inner.array.shape(), order), &self[..])
+            let array = &self.inner.owned.array;
+            ArrayViewD::from_shape(shape_of(array.shape(), array.order()), &self[..])
                 .expect("shape matches data length (validated at open)")
         }
     }
@@ -945,16 +1193,123 @@ mod views {
     impl<T: Element> WriteGuard<'_, T> {
         /// An n-d view with the file's shape and order.
         pub fn view(&self) -> ArrayViewD<'_, T> {
-            let order = self.inner.array.order();
-            ArrayViewD::from_shape(shape_of(self.inner.array.shape(), order), &self[..])
+            let array = &self.inner.owned.array;
+            ArrayViewD::from_shape(shape_of(array.shape(), array.order()), &self[..])
                 .expect("shape matches data length (validated at open)")
         }
 
         /// A mutable n-d view (marks the data changed).
         pub fn view_mut(&mut self) -> ArrayViewMutD<'_, T> {
-            let array = self.inner.array;
-            ArrayViewMutD::from_shape(shape_of(array.shape(), array.order()), &mut self[..])
+            let array = &self.inner.owned.array;
+            let shape = shape_of(array.shape(), array.order());
+            ArrayViewMutD::from_shape(shape, &mut self[..])
                 .expect("shape matches data length (validated at open)")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes_array(dir: &Path, len: usize) -> UntypedArray {
+        UntypedArray::builder(Dtype::parse_user("uint8").unwrap())
+            .shape(&[len])
+            .create(dir.join("a.npy"))
+            .unwrap()
+    }
+
+    #[test]
+    fn owned_guards_are_send_and_sync() {
+        fn check<T: Send + Sync + 'static>() {}
+        check::<OwnedUntypedReadGuard>();
+        check::<OwnedUntypedWriteGuard>();
+    }
+
+    #[test]
+    fn owned_guards_exclude_like_borrowed_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = bytes_array(dir.path(), 8);
+        let w = a.write().unwrap().into_owned();
+        assert!(a.try_read().unwrap().is_none());
+        assert!(a.try_write().unwrap().is_none());
+        drop(w);
+        let r1 = a.read().unwrap().into_owned();
+        let r2 = a.try_read().unwrap().expect("readers share");
+        assert!(a.try_write().unwrap().is_none());
+        drop(r2);
+        assert!(
+            a.try_write().unwrap().is_none(),
+            "the owned reader still holds it"
+        );
+        drop(r1);
+        assert!(a.try_write().unwrap().is_some(), "dropping releases");
+    }
+
+    #[test]
+    fn owned_guards_exclude_other_threads_and_handles() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = bytes_array(dir.path(), 8);
+        let other = UntypedArray::open(a.path()).unwrap();
+        let w = a.write().unwrap().into_owned();
+        let path = a.path().to_path_buf();
+        std::thread::spawn(move || {
+            let b = UntypedArray::open(&path).unwrap();
+            assert!(b.try_read().unwrap().is_none());
+            // The guard may be released on another thread.
+            drop(w);
+            assert!(b.try_write().unwrap().is_some());
+        })
+        .join()
+        .unwrap();
+        assert!(other.try_write().unwrap().is_some());
+    }
+
+    #[test]
+    fn owned_guards_outlive_their_handle_and_bump_the_generation() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = bytes_array(dir.path(), 4);
+        let path = a.path().to_path_buf();
+        let mut w = a.write().unwrap().into_owned();
+        drop(a);
+        w.bytes_mut().copy_from_slice(&[1, 2, 3, 4]);
+        assert_eq!(w.array().shape(), &[4]);
+        drop(w);
+        let b = UntypedArray::open(&path).unwrap();
+        assert_eq!(b.generation(), 1);
+        let r = b.read().unwrap().into_owned();
+        assert_eq!(r.bytes(), &[1, 2, 3, 4]);
+        assert_eq!(r.array().path(), b.path());
+        // An owned write guard that never borrowed mutably changes nothing.
+        drop(r);
+        drop(b.write().unwrap().into_owned());
+        assert_eq!(b.generation(), 1);
+    }
+
+    #[test]
+    fn a_write_marked_before_into_owned_stays_marked() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = bytes_array(dir.path(), 4);
+        let mut w = a.write().unwrap();
+        w.bytes_mut()[0] = 9;
+        drop(w.into_owned());
+        assert_eq!(a.generation(), 1);
+    }
+
+    #[test]
+    fn timed_waits_expire_and_wake_on_release() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Arc::new(bytes_array(dir.path(), 4));
+        let w = a.write().unwrap().into_owned();
+        let e = a
+            .read_timeout(Duration::from_millis(20))
+            .map(drop)
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::LockTimeout);
+        let a2 = Arc::clone(&a);
+        let t = std::thread::spawn(move || a2.read_timeout(Duration::from_secs(10)).map(drop));
+        std::thread::sleep(Duration::from_millis(20));
+        drop(w);
+        t.join().unwrap().unwrap();
     }
 }

@@ -30,6 +30,7 @@ fn copy_with_progress(src: &[u8], dst: &mut [u8], progress: &mut dyn FnMut(u64, 
 /// let opts = sharray::CopyOptions::new().mode(0o640).lock_timeout(Some(Duration::from_secs(5)));
 /// assert_eq!(opts.get_mode(), 0o640);
 /// ```
+#[must_use = "options do nothing until passed to `import_npy_with` or `export_npy_with`"]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CopyOptions {
     mode: u32,
@@ -80,6 +81,25 @@ impl CopyOptions {
 /// on `src` while copying. `progress(done, total)` is called every few MiB.
 /// Same as [`import_npy_with`] with `CopyOptions::new().mode(mode)`.
 ///
+/// # Examples
+///
+/// A plain `.npy` (written by numpy, or here by [`write_npy`]) becomes a
+/// sharray file with a generation counter and change waits.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let (plain, shared) = (dir.path().join("plain.npy"), dir.path().join("shared.npy"));
+/// use sharray::{Dtype, FileKind, Order, SharedArray};
+/// let data: Vec<u8> = [1.0f64, 2.0, 3.0, 4.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+/// sharray::write_npy(&plain, &Dtype::parse_user("<f8")?, &[2, 2], Order::C, &data, 0o600)?;
+///
+/// let mut seen = 0;
+/// let a = sharray::import_npy(&plain, &shared, 0o600, &mut |done, _total| seen = done)?;
+/// assert_eq!((a.kind(), a.shape(), seen), (FileKind::Array, &[2, 2][..], 32));
+/// assert_eq!(&*SharedArray::<f64>::open(&shared)?.read()?, &[1.0, 2.0, 3.0, 4.0]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// # Errors
 ///
 /// Errors of opening `src` and of creating `dst` (which is never left half
@@ -128,6 +148,24 @@ pub fn import_npy_with(
 /// exactly. Holds a shared lock on `src` while copying.
 ///
 /// Same as [`export_npy_with`] with `CopyOptions::new().mode(mode)`.
+///
+/// # Examples
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let (shared, plain) = (dir.path().join("shared.npy"), dir.path().join("plain.npy"));
+/// use sharray::{FileKind, SharedArray};
+/// let a = SharedArray::<i32>::builder().shape(&[3]).fill(-1).create(&shared)?;
+/// sharray::export_npy(&shared, &plain, 0o644, &mut |_, _| {})?;
+///
+/// // The copy is the file numpy.save would write: no control block.
+/// let info = sharray::inspect(&plain)?;
+/// assert_eq!((info.kind, info.shape.as_slice()), (FileKind::Npy, &[3][..]));
+/// assert_eq!(std::fs::metadata(&plain)?.len(), 128 + 12);
+/// assert_eq!(&*SharedArray::<i32>::open_read_only(&plain)?.read()?, &[-1; 3]);
+/// # drop(a);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 ///
 /// # Errors
 ///

@@ -168,21 +168,36 @@ impl std::error::Error for Error {
     }
 }
 
+/// An `io::Error` that keeps the sharray error as its source.
+///
+/// The result's [`io::Error::kind`] is the OS error's kind when an OS error
+/// caused this one (so `ENOSPC` stays `StorageFull`, `EACCES` stays
+/// `PermissionDenied`), and otherwise the io kind closest to [`Error::kind`].
+/// The sharray [`Error`] is the io error's payload: `get_ref()`,
+/// `into_inner()` and `downcast::<Error>()` return it, and its `Display` is
+/// the io error's. (`io::Error::source` forwards to the payload's source, so
+/// an error-chain printer shows the sharray message, then the OS error.)
 impl From<Error> for io::Error {
     fn from(e: Error) -> io::Error {
-        let kind = match e.kind {
-            ErrorKind::NotFound => io::ErrorKind::NotFound,
-            ErrorKind::AlreadyExists => io::ErrorKind::AlreadyExists,
-            ErrorKind::PermissionDenied => io::ErrorKind::PermissionDenied,
-            ErrorKind::InvalidInput | ErrorKind::DtypeMismatch | ErrorKind::ShapeMismatch => {
-                io::ErrorKind::InvalidInput
-            }
-            ErrorKind::Corrupt => io::ErrorKind::InvalidData,
-            ErrorKind::Unsupported => io::ErrorKind::Unsupported,
-            ErrorKind::LockTimeout | ErrorKind::Timeout => io::ErrorKind::TimedOut,
-            ErrorKind::NoSpace => io::ErrorKind::StorageFull,
-            ErrorKind::Disconnected => io::ErrorKind::BrokenPipe,
-            _ => io::ErrorKind::Other,
+        let kind = match &e.source {
+            Some(src) => src.kind(),
+            None => match e.kind {
+                ErrorKind::NotFound => io::ErrorKind::NotFound,
+                ErrorKind::AlreadyExists => io::ErrorKind::AlreadyExists,
+                ErrorKind::PermissionDenied => io::ErrorKind::PermissionDenied,
+                ErrorKind::InvalidInput | ErrorKind::DtypeMismatch | ErrorKind::ShapeMismatch => {
+                    io::ErrorKind::InvalidInput
+                }
+                ErrorKind::Corrupt => io::ErrorKind::InvalidData,
+                ErrorKind::Unsupported => io::ErrorKind::Unsupported,
+                ErrorKind::LockTimeout | ErrorKind::Timeout => io::ErrorKind::TimedOut,
+                ErrorKind::NoSpace => io::ErrorKind::StorageFull,
+                ErrorKind::Disconnected => io::ErrorKind::BrokenPipe,
+                ErrorKind::NotARegularFile => io::ErrorKind::InvalidInput,
+                ErrorKind::Full => io::ErrorKind::QuotaExceeded,
+                ErrorKind::Replaced => io::ErrorKind::StaleNetworkFileHandle,
+                ErrorKind::Io => io::ErrorKind::Other,
+            },
         };
         io::Error::new(kind, e)
     }
@@ -207,5 +222,71 @@ mod tests {
         assert!(e.to_string().contains("full"));
         let back: io::Error = e.into();
         assert_eq!(back.kind(), io::ErrorKind::StorageFull);
+    }
+
+    #[test]
+    fn into_io_error_keeps_the_os_kind_and_the_sharray_error() {
+        use std::error::Error as _;
+        // With an OS error underneath, its kind wins (EACCES stays
+        // PermissionDenied, EDQUOT stays QuotaExceeded although sharray
+        // calls both "no space"), and the sharray error stays reachable.
+        let e = Error::io("cannot create", io::Error::from_raw_os_error(libc::EDQUOT))
+            .at(Path::new("/tmp/x.npy"));
+        assert_eq!(e.kind(), ErrorKind::NoSpace);
+        let text = e.to_string();
+        let back: io::Error = e.into();
+        assert_eq!(back.kind(), io::ErrorKind::QuotaExceeded);
+        assert_eq!(back.to_string(), text);
+        let inner = back
+            .get_ref()
+            .and_then(|s| s.downcast_ref::<Error>())
+            .unwrap();
+        assert_eq!(inner.kind(), ErrorKind::NoSpace);
+        assert_eq!(inner.path(), Some(Path::new("/tmp/x.npy")));
+        // ... and the OS error is the next link of the chain.
+        let os = inner
+            .source()
+            .and_then(|s| s.downcast_ref::<io::Error>())
+            .unwrap();
+        assert_eq!(os.raw_os_error(), Some(libc::EDQUOT));
+        // io::Error::source forwards to the payload's source: the same OS error.
+        let os = back.source().and_then(|s| s.downcast_ref::<io::Error>());
+        assert_eq!(os.and_then(io::Error::raw_os_error), Some(libc::EDQUOT));
+
+        let e = Error::io("cannot lock", io::Error::from_raw_os_error(libc::EACCES));
+        let back: io::Error = e.into();
+        assert_eq!(back.kind(), io::ErrorKind::PermissionDenied);
+        assert_eq!(
+            back.downcast::<Error>().unwrap().kind(),
+            ErrorKind::PermissionDenied
+        );
+    }
+
+    #[test]
+    fn into_io_error_maps_kinds_without_an_os_error() {
+        let cases = [
+            (ErrorKind::NotFound, io::ErrorKind::NotFound),
+            (ErrorKind::AlreadyExists, io::ErrorKind::AlreadyExists),
+            (ErrorKind::PermissionDenied, io::ErrorKind::PermissionDenied),
+            (ErrorKind::InvalidInput, io::ErrorKind::InvalidInput),
+            (ErrorKind::DtypeMismatch, io::ErrorKind::InvalidInput),
+            (ErrorKind::ShapeMismatch, io::ErrorKind::InvalidInput),
+            (ErrorKind::Corrupt, io::ErrorKind::InvalidData),
+            (ErrorKind::Unsupported, io::ErrorKind::Unsupported),
+            (ErrorKind::NotARegularFile, io::ErrorKind::InvalidInput),
+            (ErrorKind::LockTimeout, io::ErrorKind::TimedOut),
+            (ErrorKind::Timeout, io::ErrorKind::TimedOut),
+            (ErrorKind::NoSpace, io::ErrorKind::StorageFull),
+            (ErrorKind::Disconnected, io::ErrorKind::BrokenPipe),
+            (ErrorKind::Full, io::ErrorKind::QuotaExceeded),
+            (ErrorKind::Replaced, io::ErrorKind::StaleNetworkFileHandle),
+            (ErrorKind::Io, io::ErrorKind::Other),
+        ];
+        for (kind, want) in cases {
+            let back: io::Error = Error::new(kind, "x").into();
+            assert_eq!(back.kind(), want, "{kind:?}");
+            let inner = back.into_inner().unwrap().downcast::<Error>().unwrap();
+            assert_eq!(inner.kind(), kind);
+        }
     }
 }

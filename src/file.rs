@@ -4,14 +4,14 @@
 //! (an in-process reader/writer lock).
 
 use std::collections::HashMap;
-use std::fs::{File, OpenOptions};
+use std::fs::{File, Metadata, OpenOptions};
 use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use crate::error::{Error, ErrorKind, Result};
 use crate::ranges::{RangeTable, Span};
@@ -59,12 +59,16 @@ pub(crate) struct SharedFile {
     path: PathBuf,
     dev: u64,
     ino: u64,
+    /// Length when opened: sharray and `.npy` files never shrink, so a
+    /// shorter file was truncated under us (and touching the lost pages of
+    /// the mapping would raise SIGBUS).
+    len: u64,
     writable: bool,
     /// The process that opened it: a child made by `fork()` inherits the
     /// registry but must not share its parent's description (the `flock`
     /// would then be shared by both processes and exclude neither).
     pid: u32,
-    threads: parking_lot::RwLock<()>,
+    threads: ThreadLock,
     /// Number of in-process readers; the first takes `LOCK_SH`, the last drops it.
     readers: Mutex<usize>,
     /// Byte of the file whose OFD lock is the writers' turnstile (set once
@@ -163,7 +167,9 @@ impl SharedFile {
             )
             .at(path));
         }
-        if !flags.allow_foreign_owner && meta.uid() != sys::euid() && sys::euid() != 0 {
+        // Root too: a root daemon opening a file that a user planted is the case
+        // this rule matters most for.
+        if !flags.allow_foreign_owner && meta.uid() != sys::euid() {
             return Err(Error::new(
                 ErrorKind::PermissionDenied,
                 format!(
@@ -190,12 +196,13 @@ impl SharedFile {
                 .at(path));
             }
         }
-        Ok(Self::register(file, path, meta.dev(), meta.ino(), writable))
+        Ok(Self::register(file, path, &meta, writable))
     }
 
     /// Put a freshly opened or created file into the registry, or reuse the
     /// description another handle in this process already has.
-    fn register(file: File, path: &Path, dev: u64, ino: u64, writable: bool) -> Arc<SharedFile> {
+    fn register(file: File, path: &Path, meta: &Metadata, writable: bool) -> Arc<SharedFile> {
+        let (dev, ino) = (meta.dev(), meta.ino());
         let mut reg = registry().lock();
         reg.retain(|_, w| w.strong_count() > 0);
         if let Some(existing) = reg.get(&(dev, ino)).and_then(Weak::upgrade)
@@ -209,9 +216,10 @@ impl SharedFile {
             path: path.to_path_buf(),
             dev,
             ino,
+            len: meta.len(),
             writable,
             pid: std::process::id(),
-            threads: parking_lot::RwLock::new(()),
+            threads: ThreadLock::default(),
             readers: Mutex::new(0),
             turnstile: OnceLock::new(),
             ranges: crate::ranges::table_for(dev, ino),
@@ -221,8 +229,9 @@ impl SharedFile {
     }
 
     /// Take the whole-file lock in `mode`, waiting as `wait` says. The lock is
-    /// held until the returned [`FileLock`] is dropped.
-    pub(crate) fn lock(&self, mode: LockMode, wait: Wait) -> Result<FileLock<'_>> {
+    /// held until the returned [`FileLock`] is dropped; it owns a reference
+    /// to this file, so it may outlive the handle it was taken through.
+    pub(crate) fn lock(self: &Arc<Self>, mode: LockMode, wait: Wait) -> Result<FileLock> {
         let timeout_err = || {
             Error::new(
                 ErrorKind::LockTimeout,
@@ -235,31 +244,20 @@ impl SharedFile {
         };
         match mode {
             LockMode::Exclusive => {
-                let guard = match wait {
-                    Wait::No => self.threads.try_write(),
-                    Wait::Until(t) => self.threads.try_write_until(t),
-                    Wait::Forever => Some(self.threads.write()),
-                }
-                .ok_or_else(timeout_err)?;
+                let threads = ThreadHold::acquire(self, true, wait).ok_or_else(timeout_err)?;
                 let span = self.take_span(true, wait, &timeout_err)?;
                 if !self.flock(LockMode::Exclusive, wait)? {
                     return Err(timeout_err());
                 }
                 Ok(FileLock {
-                    file: self,
-                    _threads: ThreadGuard::Write(guard),
                     _span: span,
+                    threads,
                 })
             }
             LockMode::Shared => {
                 // Recursive: a thread that already holds a read guard may take
                 // another even while a writer waits (no self-deadlock).
-                let guard = match wait {
-                    Wait::No => self.threads.try_read_recursive(),
-                    Wait::Until(t) => self.threads.try_read_recursive_until(t),
-                    Wait::Forever => Some(self.threads.read_recursive()),
-                }
-                .ok_or_else(timeout_err)?;
+                let threads = ThreadHold::acquire(self, false, wait).ok_or_else(timeout_err)?;
                 let span = self.take_span(false, wait, &timeout_err)?;
                 let mut readers = match wait {
                     Wait::No => self.readers.try_lock(),
@@ -271,10 +269,10 @@ impl SharedFile {
                     return Err(timeout_err());
                 }
                 *readers += 1;
+                drop(readers);
                 Ok(FileLock {
-                    file: self,
-                    _threads: ThreadGuard::Read(guard),
                     _span: span,
+                    threads,
                 })
             }
         }
@@ -317,13 +315,16 @@ impl SharedFile {
         exclusive: bool,
         wait: Wait,
         timeout_err: &dyn Fn() -> Error,
-    ) -> Result<SpanHold<'_>> {
+    ) -> Result<SpanHold> {
         let ids = self
             .ranges
             .acquire(&[Span::whole(exclusive)], None, wait)
             .map_err(|e| Error::io("cannot lock", e).at(&self.path))?
             .ok_or_else(timeout_err)?;
-        Ok(SpanHold { file: self, ids })
+        Ok(SpanHold {
+            ranges: Arc::clone(&self.ranges),
+            ids,
+        })
     }
 
     /// Take the `flock` in `mode` (through the turnstile). `Ok(false)` means
@@ -389,7 +390,7 @@ impl SharedFile {
     /// unlinked and recreated the file, our lock protects nothing.
     fn check_identity(&self) -> Result<()> {
         match std::fs::symlink_metadata(&self.path) {
-            Ok(m) if m.dev() == self.dev && m.ino() == self.ino => Ok(()),
+            Ok(m) if m.dev() == self.dev && m.ino() == self.ino => self.check_len(m.len()),
             Ok(_) => Err(Error::new(
                 ErrorKind::Replaced,
                 "the file was replaced by another file while open; locks on the old one protect nothing, reopen the path",
@@ -402,6 +403,32 @@ impl SharedFile {
             .at(&self.path)),
             Err(e) => Err(Error::io("cannot stat", e).at(&self.path)),
         }
+    }
+}
+
+impl SharedFile {
+    /// Is the file still as long as when we opened it? Call before touching
+    /// the mapping without a lock (a truncated file raises SIGBUS there).
+    pub(crate) fn ensure_not_truncated(&self) -> Result<()> {
+        let now = self
+            .file
+            .metadata()
+            .map_err(|e| Error::io("cannot stat", e).at(&self.path))?;
+        self.check_len(now.len())
+    }
+
+    fn check_len(&self, now: u64) -> Result<()> {
+        if now >= self.len {
+            return Ok(());
+        }
+        Err(Error::new(
+            ErrorKind::Corrupt,
+            format!(
+                "the file was truncated from {} to {now} bytes while open (by another program?); its data and control block are lost, restore it from a copy or recreate it",
+                self.len
+            ),
+        )
+        .at(&self.path))
     }
 }
 
@@ -422,47 +449,124 @@ fn poll_until(deadline: Instant, mut attempt: impl FnMut() -> Result<bool>) -> R
     }
 }
 
-enum ThreadGuard<'a> {
-    Read(#[allow(dead_code)] parking_lot::RwLockReadGuard<'a, ()>),
-    Write(#[allow(dead_code)] parking_lot::RwLockWriteGuard<'a, ()>),
+/// In-process reader/writer exclusion among the threads of this process.
+///
+/// Unlike a `RwLock` it hands out no guard that borrows it, so a
+/// [`FileLock`] owns its share and can live as long as its owner wants
+/// (the owned array guards). Readers wait only for a writer that holds the
+/// lock, never for one that waits: a thread that holds a read guard may
+/// always take another (no self-deadlock). Writers get priority over new
+/// readers across processes through the turnstile instead.
+#[derive(Default)]
+struct ThreadLock {
+    state: Mutex<ThreadState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct ThreadState {
+    /// Threads holding the lock shared.
+    readers: usize,
+    /// Does a thread hold it exclusively?
+    writer: bool,
+}
+
+impl ThreadLock {
+    /// Take the lock (exclusively if `write`), waiting as `wait` says;
+    /// `false` means the wait expired.
+    fn acquire(&self, write: bool, wait: Wait) -> bool {
+        let mut s = self.state.lock();
+        loop {
+            let free = !s.writer && (!write || s.readers == 0);
+            if free {
+                if write {
+                    s.writer = true;
+                } else {
+                    s.readers += 1;
+                }
+                return true;
+            }
+            match wait {
+                Wait::No => return false,
+                Wait::Forever => self.changed.wait(&mut s),
+                Wait::Until(t) => {
+                    if Instant::now() >= t {
+                        return false;
+                    }
+                    let _ = self.changed.wait_until(&mut s, t);
+                }
+            }
+        }
+    }
+
+    fn release(&self, write: bool) {
+        let mut s = self.state.lock();
+        if write {
+            s.writer = false;
+        } else {
+            s.readers = s.readers.saturating_sub(1);
+        }
+        drop(s);
+        self.changed.notify_all();
+    }
+}
+
+/// A held share of a file's [`ThreadLock`], released on drop.
+struct ThreadHold {
+    file: Arc<SharedFile>,
+    write: bool,
+}
+
+impl ThreadHold {
+    fn acquire(file: &Arc<SharedFile>, write: bool, wait: Wait) -> Option<ThreadHold> {
+        file.threads.acquire(write, wait).then(|| ThreadHold {
+            file: Arc::clone(file),
+            write,
+        })
+    }
+}
+
+impl Drop for ThreadHold {
+    fn drop(&mut self) {
+        self.file.threads.release(self.write);
+    }
 }
 
 /// A whole-file entry in the in-process range table, released on drop.
-struct SpanHold<'a> {
-    file: &'a SharedFile,
+struct SpanHold {
+    ranges: Arc<RangeTable>,
     ids: Vec<u64>,
 }
 
-impl Drop for SpanHold<'_> {
+impl Drop for SpanHold {
     fn drop(&mut self) {
-        self.file.ranges.release(&self.ids, None);
+        self.ranges.release(&self.ids, None);
     }
 }
 
 /// A held whole-file lock: `flock` for other processes plus the in-process
 /// locks for other threads. Dropping it releases them (the `flock` first).
-pub(crate) struct FileLock<'a> {
-    file: &'a SharedFile,
+/// It owns a reference to the file, so it borrows nothing.
+pub(crate) struct FileLock {
     // Field order is drop order: the range entry goes before the thread lock.
-    _span: SpanHold<'a>,
-    _threads: ThreadGuard<'a>,
+    _span: SpanHold,
+    /// The thread share, which also holds the file.
+    threads: ThreadHold,
 }
 
-impl Drop for FileLock<'_> {
+impl Drop for FileLock {
     fn drop(&mut self) {
-        match self._threads {
-            ThreadGuard::Write(_) => {
-                let _ = self.file.file.unlock();
-            }
-            ThreadGuard::Read(_) => {
-                let mut readers = self.file.readers.lock();
-                *readers = readers.saturating_sub(1);
-                if *readers == 0 {
-                    let _ = self.file.file.unlock();
-                }
+        let file = &self.threads.file;
+        if self.threads.write {
+            let _ = file.file.unlock();
+        } else {
+            let mut readers = file.readers.lock();
+            *readers = readers.saturating_sub(1);
+            if *readers == 0 {
+                let _ = file.file.unlock();
             }
         }
-        // The thread guard is dropped after this, releasing other threads.
+        // The thread share is dropped after this, releasing other threads.
     }
 }
 
@@ -555,10 +659,7 @@ pub(crate) fn create_file<R>(
             Error::io("cannot publish the new file", err).at(path)
         }
     })?;
-    Ok((
-        SharedFile::register(file, path, meta.dev(), meta.ino(), true),
-        made,
-    ))
+    Ok((SharedFile::register(file, path, &meta, true), made))
 }
 
 /// The path of a RAM-backed array called `name` (`/dev/shm/NAME`).

@@ -43,35 +43,81 @@
 //! - [`format`](mod@format): the `.npy` header and the control block (pure logic);
 //! - arrays: [`SharedArray`], [`UntypedArray`], guards and views;
 //! - coordination: [`Ring`]s (zero-copy producer/consumer pipelines, see
-//!   [`ring`]) and worker pools on top of the control block;
+//!   [`ring`]) and worker pools (coordinated by a [`WorkQueue`] file, see
+//!   [`pool`]) on top of the control block;
 //! - front ends: the `sharray` CLI and the Python package.
 //!
 //! ## Safety model
 //!
-//! The mapping is kept as a raw pointer and length. Slices (`&[T]`,
-//! `&mut [T]`) and ndarray views exist only inside a lock guard or a lease
-//! whose protocol gives the holder exclusive (or shared read-only) access among
-//! cooperating processes. Control words are touched only through atomics.
-//! Everything read from a file that decides offsets or sizes is copied and
-//! validated with checked arithmetic against the real file length. A process
-//! that ignores the protocol can cause wrong data, not memory unsafety in ours;
-//! a process that *truncates* the file makes the kernel raise SIGBUS in every
-//! process touching the lost pages, which no mapping-based tool can prevent.
+//! A sharray file is memory shared with every process that maps it, and
+//! Rust's rules for `&[T]` and `&mut [T]` assume nobody else changes those
+//! bytes while the reference lives. sharray keeps that true among
+//! *cooperating* peers (sharray itself in any language, or a peer that follows
+//! the locking protocol of `FORMAT.md`); it cannot keep it true against a
+//! process that ignores the protocol.
+//!
+//! What sharray guarantees among cooperating peers:
+//!
+//! - The mapping is kept as a raw pointer and length. Slices and ndarray
+//!   views exist only inside a lock guard ([`ReadGuard`], [`WriteGuard`],
+//!   [`RowsGuard`]), a ring [`WriteLoan`] or [`ReadLease`], or a pool
+//!   [`Claim`]'s [`RowsMut`], whose protocol gives the holder shared read-only
+//!   or exclusive access to those bytes; they end when it ends.
+//! - Control words (generation, ring and queue state) are touched only
+//!   through atomics, so concurrent access to them is always defined.
+//! - Everything read from a file that decides offsets or sizes is copied and
+//!   validated with checked arithmetic against the real file length: a
+//!   corrupt, truncated or hostile file gives an [`Error`], never an access out
+//!   of bounds.
+//! - Element types are [`Element`]s (`bytemuck::Pod`): every bit pattern is a
+//!   valid value, so any bytes a peer stored read back as some value.
+//!
+//! What is **undefined behaviour**, and sharray can neither prevent nor
+//! detect:
+//!
+//! - A process (or code in this one, through another mapping or a raw
+//!   pointer) that ignores the locks and writes the data while we hold a slice
+//!   over it. Our `&[T]` then observes concurrent mutation, and a `&mut [T]`
+//!   concurrent access: a data race, which is undefined behaviour in Rust's
+//!   memory model, not merely wrong data. The compiler may assume those bytes
+//!   do not change, and code optimised under that assumption can fail in ways
+//!   unrelated to the values read.
+//! - A process that *truncates* (or otherwise shrinks) the file while it is
+//!   mapped: the kernel raises SIGBUS in every process that touches the lost
+//!   pages, which kills it. No mapping-based tool can prevent this.
+//!
+//! memmap2 marks `Mmap::map` `unsafe` for exactly these reasons. sharray's
+//! constructors are safe functions because its trust model is cooperating
+//! processes of one user: files are created `0600`, symlinks are refused, and
+//! files of another user are refused unless you ask
+//! ([`OpenOptions::allow_other_owner`]). Do not give write access to a shared
+//! file to a program you do not trust to follow the protocol, and never
+//! truncate, extend or `np.load(..., mmap_mode="w+")` over a shared file.
+//! Each handle type's `# Safety` section points back here.
 //!
 //! ## Crate features
 //!
 //! - `ndarray` (default): `view()` / `view_mut()` on guards and leases.
-//! - `cli` (default): the `sharray` binary.
+//! - `failpoints` (tests only): arms the named fail points of the protocols
+//!   from `SHARRAY_FAILPOINTS`, so tests can stop or kill a process at an
+//!   exact step. The crate's own tests turn it on; never enable it in a
+//!   release build.
+//!
+//! The `sharray` command-line tool is the workspace crate `sharray-cli`
+//! (`cargo install --path cli`); the benchmark harness is `sharray-bench`.
 
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod array;
 mod check;
 mod convert;
 mod element;
 mod error;
+#[doc(hidden)]
+pub mod fail;
 mod file;
 pub mod format;
 mod mapping;
@@ -82,8 +128,9 @@ pub mod ring;
 pub mod sys;
 
 pub use array::{
-    ArrayBuilder, FileKind, Info, OpenOptions, Order, ReadGuard, SharedArray, UntypedArray,
-    UntypedBuilder, UntypedReadGuard, UntypedWriteGuard, WriteGuard, inspect,
+    ArrayBuilder, FileKind, Info, OpenOptions, Order, OwnedUntypedReadGuard,
+    OwnedUntypedWriteGuard, ReadGuard, SharedArray, UntypedArray, UntypedBuilder, UntypedReadGuard,
+    UntypedWriteGuard, WriteGuard, inspect,
 };
 pub use check::{Problem, check};
 pub use convert::{
@@ -92,14 +139,50 @@ pub use convert::{
 pub use element::{Bool, Element};
 pub use error::{Error, ErrorKind, Result};
 pub use file::{resolve_location, shm_path};
+/// # Examples
+///
+/// A `Dtype` names the element type of a file in numpy's terms. Parse what a
+/// user typed with [`Dtype::parse_user`]; it is held in numpy's canonical
+/// spelling, so equal dtypes compare equal however they were written.
+///
+/// ```
+/// use sharray::{Dtype, UntypedArray};
+/// let f = Dtype::parse_user("float32")?;
+/// assert_eq!(f, Dtype::parse_user("<f4")?);
+/// assert_eq!((f.descr(), f.itemsize(), f.kind()), ("<f4", 4, Some('f')));
+///
+/// // Big-endian, strings, structured records: any fixed-size numpy dtype.
+/// let rec = Dtype::parse_user("[('id', '<u4'), ('xyz', '<f8', (3,))]")?;
+/// assert_eq!((rec.itemsize(), rec.is_structured()), (28, true));
+/// assert!(!Dtype::parse_user(">i4")?.is_native_endian());
+///
+/// // Ambiguous or variable-size types are refused with a message saying why.
+/// assert!(Dtype::parse_user("u8").is_err()); // 1 byte in Rust, 8 in numpy: write uint64
+/// assert!(Dtype::parse_user("O").is_err());  // Python objects
+///
+/// // Untyped arrays take any dtype; typed ones check it against `T`.
+/// # let dir = tempfile::tempdir()?;
+/// let a = UntypedArray::builder(rec).shape(&[10]).create(dir.path().join("rec.npy"))?;
+/// assert_eq!(a.nbytes(), 280);
+/// assert!(a.typed::<f32>().is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[doc(inline)]
 pub use format::npy::Dtype;
 #[cfg(feature = "ndarray")]
 pub use ndarray;
 pub use num_complex::Complex;
 pub use pool::{
-    Claim, QueueProgress, RowMode, RowsGuard, RowsMut, UntypedRowsMut, WorkQueue, Worker,
+    Claim, OwnedUntypedRowsMut, QueueProgress, RowMode, RowsGuard, RowsMut, UntypedRowsMut,
+    WorkQueue, Worker,
 };
 pub use ring::{
     Consumer, ParticipantStats, Producer, ReadLease, Ring, RingBuilder, RingStats, TryLoanError,
     TryRecvError, WriteLoan,
 };
+
+/// The README's Rust examples, compiled and run by `cargo test --doc` (they
+/// show ndarray views, so they need the default `ndarray` feature).
+#[cfg(all(doctest, feature = "ndarray"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

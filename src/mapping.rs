@@ -14,9 +14,11 @@
 //!
 //! Everything read from the file that decides offsets or sizes was copied into
 //! private memory and validated with checked arithmetic against the real file
-//! length before the mapping is used. If a process outside the protocol
-//! truncates the file, touching the lost pages raises SIGBUS: the OS makes that
-//! unavoidable for any shared mapping (documented in the README).
+//! length before the mapping is used. What lies outside our control is
+//! spelled out in the crate's "Safety model": a process outside the protocol
+//! that writes data bytes while one of these slices lives is undefined
+//! behaviour no check here can prevent, and one that truncates the file makes
+//! touching the lost pages raise SIGBUS (unavoidable for any shared mapping).
 
 #![allow(unsafe_code)]
 
@@ -277,7 +279,7 @@ impl Mapping {
         })
     }
 
-    pub(crate) fn shared_file(&self) -> &SharedFile {
+    pub(crate) fn shared_file(&self) -> &Arc<SharedFile> {
         &self.file
     }
 

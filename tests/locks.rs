@@ -1,45 +1,18 @@
 //! Whole-array locks: `flock` interoperating with Python's `fcntl.flock` in
 //! both directions, handles in one process sharing one open file description
 //! (no self-deadlock), threads excluded like processes, locks of a process
-//! killed with SIGKILL released, `--lock-timeout` exiting 3, and a replaced
-//! file detected.
+//! killed with SIGKILL released, and a replaced file detected. The CLI's
+//! `--lock-timeout`: cli/tests/locks_cli.rs.
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdout, Command, Stdio};
+use std::io::Write;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
 use sharray::{ErrorKind, SharedArray};
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// Lines of a child's stdout, read on a thread so waits can time out.
-fn lines(stdout: ChildStdout) -> Receiver<String> {
-    let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-fn expect(rx: &Receiver<String>, want: &str) {
-    loop {
-        let line = rx
-            .recv_timeout(LIMIT)
-            .unwrap_or_else(|_| panic!("no {want:?} line from the child within {LIMIT:?}"));
-        if line.trim() == want {
-            return;
-        }
-    }
-}
 
 #[test]
 fn child_entry() {
@@ -62,29 +35,6 @@ fn child_entry() {
     });
 }
 
-/// A python3 process that takes `flock(LOCK_EX)` on `path`, says "locked",
-/// and releases when its stdin closes.
-fn python_holding_lock(path: &str) -> (Child, Receiver<String>) {
-    let script = r#"
-import fcntl, sys
-f = open(sys.argv[1], "rb")
-fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-print("locked", flush=True)
-sys.stdin.read()
-fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-print("released", flush=True)
-"#;
-    let mut child = Command::new("python3")
-        .args(["-c", script, path])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("python3");
-    let rx = lines(child.stdout.take().unwrap());
-    expect(&rx, "locked");
-    (child, rx)
-}
-
 #[test]
 fn python_lock_ex_blocks_us() {
     if !common::python_numpy() {
@@ -94,7 +44,7 @@ fn python_lock_ex_blocks_us() {
     let path = dir.path().join("a.npy");
     let p = path.to_str().unwrap();
     let a = SharedArray::<u32>::create(&path, &[16]).unwrap();
-    let (mut py, rx) = python_holding_lock(p);
+    let (mut py, mut rx) = common::python_holding_lock(p);
     common::with_watchdog(LIMIT, || {
         assert!(a.try_write().unwrap().is_none());
         assert!(a.try_read().unwrap().is_none());
@@ -104,45 +54,10 @@ fn python_lock_ex_blocks_us() {
         assert_eq!(e.kind(), ErrorKind::LockTimeout, "{e}");
         assert!(e.to_string().contains("timed out"), "{e}");
     });
-    // The CLI: reading commands with --lock-timeout exit 3 with one line.
-    let out_npy = dir.path().join("out.npy");
-    for args in [
-        vec!["show", p, "--lock-timeout", "0.2"],
-        vec!["check", p, "--lock-timeout", "0.2"],
-        vec![
-            "export",
-            p,
-            out_npy.to_str().unwrap(),
-            "--lock-timeout",
-            "0.2",
-        ],
-        vec![
-            "import",
-            p,
-            "shm:never-made-by-sharray-test",
-            "--lock-timeout",
-            "0.2",
-        ],
-    ] {
-        let out = common::cli().args(&args).output().unwrap();
-        assert_eq!(out.status.code(), Some(3), "{args:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(err.lines().count(), 1, "{err}");
-        assert!(err.contains("timed out"), "{err}");
-    }
-    assert!(!out_npy.exists());
-    assert!(!std::path::Path::new("/dev/shm/never-made-by-sharray-test").exists());
-    // Without a timeout the CLI waits, and finishes once python lets go.
-    let waiting = common::cli()
-        .args(["show", p])
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    // Once python lets go, we get the lock (the CLI waiting for it:
+    // cli/tests/locks_cli.rs).
     drop(py.stdin.take()); // python releases
-    expect(&rx, "released");
-    let out = common::finish(waiting, LIMIT);
-    assert!(out.starts_with("[0 0 0"), "{out}");
+    rx.wait_for("released", LIMIT);
     common::wait_with_watchdog(&mut py, LIMIT);
     // And now we get the lock.
     common::with_watchdog(LIMIT, || a.write().unwrap()[0] = 1);
@@ -283,8 +198,8 @@ fn a_lock_held_by_a_killed_process_is_released() {
     let a = SharedArray::<u32>::create(&path, &[4]).unwrap();
     for role in ["hold_write", "hold_read"] {
         let mut child = common::spawn_child("child_entry", role, p);
-        let rx = lines(child.stdout.take().unwrap());
-        expect(&rx, "locked");
+        let mut rx = common::Lines::of(&mut child);
+        rx.wait_for("locked", LIMIT);
         common::with_watchdog(LIMIT, || {
             assert!(a.try_write().unwrap().is_none(), "{role}");
             if role == "hold_write" {

@@ -5,11 +5,10 @@
 //! `SHARRAY_POOL_BARRIER_GENERATIONS` sets the generations (default 20).
 
 mod common;
-mod pool_support;
 
 use std::time::Duration;
 
-use pool_support::{Lines, env_or};
+use common::{Lines, env_or};
 use sharray::pool::Barrier;
 use sharray::{ErrorKind, WorkQueue};
 

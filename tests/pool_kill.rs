@@ -8,12 +8,11 @@
 //! per row). `SHARRAY_TEST_SEED` replays a run (the seed is printed).
 
 mod common;
-mod pool_support;
 
 use std::process::Child;
 use std::time::Duration;
 
-use pool_support::{Lines, Rng, env_or};
+use common::{Lines, Rng, env_or};
 use sharray::pool::ChunkState;
 use sharray::{SharedArray, WorkQueue};
 

@@ -6,7 +6,6 @@
 //! (default 3000).
 
 mod common;
-mod pool_support;
 
 use std::time::Duration;
 
@@ -66,7 +65,7 @@ fn child_entry() {
 
 #[test]
 fn every_task_is_processed_exactly_once_by_three_processes() {
-    let tasks = pool_support::env_or("SHARRAY_POOL_TASKS", 3000) as usize;
+    let tasks = common::env_or("SHARRAY_POOL_TASKS", 3000) as usize;
     let dir = tempfile::tempdir().unwrap();
     let qp = dir.path().join("q.npy");
     let sp = dir.path().join("side.npy");

@@ -8,13 +8,12 @@
 //! (default 300).
 
 mod common;
-mod pool_support;
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use pool_support::{Lines, Rng, env_or};
+use common::{Lines, Rng, env_or};
 use sharray::{ErrorKind, RowMode, SharedArray};
 
 const ROWS: usize = 64;

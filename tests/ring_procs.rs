@@ -6,11 +6,11 @@
 //! Sizes: `SHARRAY_RING_FRAMES` frames per delivery test (default 2000).
 
 mod common;
-mod ring_common;
 
 use std::time::{Duration, Instant};
 
-use ring_common::{check, cpu_time, expect_line, fill, lines};
+use common::Lines;
+use common::ring::{check, cpu_time, fill};
 use sharray::{Dtype, ErrorKind, Ring, TryRecvError};
 
 const WORDS: usize = 512; // 4 KiB frames
@@ -190,15 +190,15 @@ fn broadcast_delivers_every_frame_to_every_subscriber() {
     let mut subs: Vec<_> = (0..3)
         .map(|_| common::spawn_child("child_entry", "consume", &path))
         .collect();
-    let rxs: Vec<_> = subs.iter_mut().map(lines).collect();
-    for rx in &rxs {
-        expect_line(rx, "attached", LIMIT);
+    let mut rxs: Vec<_> = subs.iter_mut().map(Lines::of).collect();
+    for rx in &mut rxs {
+        rx.wait_for("attached", LIMIT);
     }
     assert_eq!(ring.stats().participants.len(), 3);
     let producer = common::spawn_child("child_entry", "produce", &format!("{path}|{n}"));
     common::finish(producer, LIMIT);
-    for (rx, mut s) in rxs.into_iter().zip(subs) {
-        let line = expect_line(&rx, "seqs", LIMIT);
+    for (mut rx, mut s) in rxs.into_iter().zip(subs) {
+        let line = rx.wait_for("seqs", LIMIT);
         assert!(common::wait_with_watchdog(&mut s, LIMIT).success());
         assert_eq!(parse_seqs(&line), (0..n).collect::<Vec<_>>());
     }
@@ -212,8 +212,8 @@ fn killed_producer_is_disconnected_and_its_half_frame_never_delivered() {
     let (ring, path) = new_ring(&dir, 4, false);
     let c = ring.consumer().unwrap();
     let mut child = common::spawn_child("child_entry", "stuck_producer", &path);
-    let rx = lines(&mut child);
-    expect_line(&rx, "loaned", LIMIT);
+    let mut rx = Lines::of(&mut child);
+    rx.wait_for("loaned", LIMIT);
     common::sigkill(&mut child);
     for i in 0..3 {
         let f = c.recv_timeout(Duration::from_secs(30)).unwrap();
@@ -250,8 +250,8 @@ fn killed_consumer_gives_its_leases_and_entry_back() {
         loan.commit().unwrap();
     }
     let mut child = common::spawn_child("child_entry", "hoarder", &path);
-    let rx = lines(&mut child);
-    expect_line(&rx, "holding 0 1", LIMIT);
+    let mut rx = Lines::of(&mut child);
+    rx.wait_for("holding 0 1", LIMIT);
     common::sigkill(&mut child);
     // Slots 0 and 1 are leased by a dead process; the producer gets them back.
     let got = common::with_watchdog(LIMIT, || {

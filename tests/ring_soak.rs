@@ -5,7 +5,6 @@
 //! 100,000 for the long soak).
 
 mod common;
-mod ring_common;
 
 use std::time::Duration;
 

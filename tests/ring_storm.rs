@@ -7,11 +7,11 @@
 //! `SHARRAY_STORM_ITERS` (default 200) for the full "hundreds of kills".
 
 mod common;
-mod ring_common;
 
 use std::time::{Duration, Instant};
 
-use ring_common::{Rng, STOP, check, expect_line, fill, lines};
+use common::ring::{STOP, check, fill};
+use common::{Lines, Rng};
 use sharray::{Dtype, ErrorKind, Ring};
 
 const LIMIT: Duration = Duration::from_secs(300);
@@ -37,7 +37,7 @@ fn create(dir: &tempfile::TempDir, words: usize, slots: u32, broadcast: bool) ->
 fn endless_producer(path: &str, seed: u64) {
     let ring = Ring::open(path).unwrap();
     let p = ring.producer().unwrap();
-    let mut rng = Rng(seed);
+    let mut rng = Rng::from_seed(seed);
     println!("producing");
     loop {
         let mut loan = p.loan().unwrap();
@@ -133,23 +133,23 @@ fn producer_storm(words: usize, broadcast: bool) {
     let mut checkers: Vec<_> = (0..2)
         .map(|_| common::spawn_child("child_entry", "checker", &path))
         .collect();
-    let rxs: Vec<_> = checkers.iter_mut().map(lines).collect();
-    for rx in &rxs {
-        expect_line(rx, "attached", LIMIT);
+    let mut rxs: Vec<_> = checkers.iter_mut().map(Lines::of).collect();
+    for rx in &mut rxs {
+        rx.wait_for("attached", LIMIT);
     }
-    let mut rng = Rng(words as u64 * 31 + broadcast as u64);
+    let mut rng = Rng::from_seed(words as u64 * 31 + broadcast as u64);
     let t0 = Instant::now();
     for i in 0..iters() {
         let mut p = common::spawn_child("child_entry", "producer", &format!("{path}|{i}"));
-        let rx = lines(&mut p);
-        expect_line(&rx, "producing", LIMIT);
+        let mut rx = Lines::of(&mut p);
+        rx.wait_for("producing", LIMIT);
         std::thread::sleep(Duration::from_micros(500 + rng.below(30_000)));
         common::sigkill(&mut p);
     }
     let committed = ring.stats().committed;
     stop_all(&ring, if broadcast { 1 } else { 2 });
-    for (rx, mut c) in rxs.into_iter().zip(checkers) {
-        expect_line(&rx, "checked", LIMIT);
+    for (mut rx, mut c) in rxs.into_iter().zip(checkers) {
+        rx.wait_for("checked", LIMIT);
         assert!(common::wait_with_watchdog(&mut c, LIMIT).success());
     }
     eprintln!(
@@ -180,8 +180,8 @@ fn consumer_storm(broadcast: bool) {
     let dir = tempfile::tempdir().unwrap();
     let (ring, path) = create(&dir, 1024, 4, broadcast);
     let mut checker = common::spawn_child("child_entry", "checker", &path);
-    let crx = lines(&mut checker);
-    expect_line(&crx, "attached", LIMIT);
+    let mut crx = Lines::of(&mut checker);
+    crx.wait_for("attached", LIMIT);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let producer = {
         let ring = ring.clone();
@@ -200,18 +200,18 @@ fn consumer_storm(broadcast: bool) {
             n
         })
     };
-    let mut rng = Rng(77 + broadcast as u64);
+    let mut rng = Rng::from_seed(77 + broadcast as u64);
     for _ in 0..iters() {
         let mut h = common::spawn_child("child_entry", "hoarder", &path);
-        let rx = lines(&mut h);
-        expect_line(&rx, "hoarding", LIMIT);
+        let mut rx = Lines::of(&mut h);
+        rx.wait_for("hoarding", LIMIT);
         std::thread::sleep(Duration::from_micros(1000 + rng.below(40_000)));
         common::sigkill(&mut h);
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let n = common::with_watchdog(LIMIT, || producer.join().unwrap());
     stop_all(&ring, 1);
-    expect_line(&crx, "checked", LIMIT);
+    crx.wait_for("checked", LIMIT);
     assert!(common::wait_with_watchdog(&mut checker, LIMIT).success());
     eprintln!(
         "consumer storm (broadcast={broadcast}): {} kills, {n} frames",

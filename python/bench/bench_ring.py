@@ -26,7 +26,7 @@ by 2x between rounds, so compare within a round (the per-round ratios). A final 
 a lease in one process: receive + release, with and without taking the view
 (the view costs a revocable window: two system calls at release).
 
-`benches/python/sharray_consumer.py` runs just the rust -> python case and
+`bench/benches/python/sharray_consumer.py` runs just the rust -> python case and
 prints one JSON line (for the cross-tool harness).
 """
 
@@ -419,7 +419,7 @@ def main():
 
 
 def harness_main(argv=None):
-    """benches/python/sharray_consumer.py: one rust -> python run, one JSON line."""
+    """bench/benches/python/sharray_consumer.py: one rust -> python run, one JSON line."""
     ap = argparse.ArgumentParser(description="Rust producer -> Python sharray consumer; prints one JSON line.")
     ap.add_argument("--size", type=int, default=8 << 20, help="frame bytes (multiple of 8; default 8 MiB)")
     ap.add_argument("--seconds", type=float, default=3.0, help="how long the producer runs (default 3)")

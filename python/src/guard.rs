@@ -1,16 +1,15 @@
 //! Read and write guards: a held whole-array lock plus, on demand, one numpy
 //! view of the data in a revocable window (see `window.rs`).
 
-#![allow(unsafe_code)] // one lifetime extension, see `try_acquire`
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use pyo3::prelude::*;
-use sharray::{ErrorKind, UntypedArray, UntypedReadGuard, UntypedWriteGuard};
+use sharray::{ErrorKind, OwnedUntypedReadGuard, OwnedUntypedWriteGuard};
 
 use crate::errors;
+use crate::fork::Origin;
 use crate::handle::Inner;
 use crate::view::{self, ViewSpec};
 use crate::window::Window;
@@ -45,32 +44,28 @@ pub(crate) fn next_slice(deadline: Option<Instant>) -> Duration {
 }
 
 enum Lock {
-    Read(#[allow(dead_code)] UntypedReadGuard<'static>),
-    Write(UntypedWriteGuard<'static>),
+    Read(#[allow(dead_code)] OwnedUntypedReadGuard),
+    Write(OwnedUntypedWriteGuard),
 }
 
-/// A lock guard together with the handle it borrows from.
+/// A lock guard together with the handle it was taken through.
 struct HeldLock {
-    // Field order matters: `lock` borrows `owner.array`, so it is declared
-    // (and therefore dropped) first.
     lock: Lock,
     owner: Arc<Inner>,
 }
 
 /// Take the lock, waiting at most `wait`.
 fn try_acquire(inner: &Arc<Inner>, write: bool, wait: Duration) -> sharray::Result<HeldLock> {
-    let owner = Arc::clone(inner);
-    // SAFETY: the array lives inside the `Arc` allocation, which `owner`
-    // keeps alive (and in place) for as long as the `HeldLock` exists; the
-    // guard borrowing it is dropped before `owner` (field order) and the
-    // `'static` reference never leaves this module's private fields.
-    let array: &'static UntypedArray = unsafe { &*(&owner.array as *const UntypedArray) };
+    let array = &inner.array;
     let lock = if write {
-        Lock::Write(array.write_timeout(wait)?)
+        Lock::Write(array.write_timeout(wait)?.into_owned())
     } else {
-        Lock::Read(array.read_timeout(wait)?)
+        Lock::Read(array.read_timeout(wait)?.into_owned())
     };
-    Ok(HeldLock { lock, owner })
+    Ok(HeldLock {
+        lock,
+        owner: Arc::clone(inner),
+    })
 }
 
 /// Take the lock with the GIL released, in slices of at most [`SLICE`],
@@ -102,7 +97,7 @@ struct Held {
     lock: HeldLock,
     window: Option<Arc<Window>>,
     view: Option<Py<PyAny>>,
-    pid: u32,
+    origin: Origin,
 }
 
 /// A held read or write lock on a shared array.
@@ -150,7 +145,7 @@ impl Guard {
                 lock,
                 window: None,
                 view: None,
-                pid: std::process::id(),
+                origin: Origin::here(),
             })),
         })
     }
@@ -243,7 +238,7 @@ fn release(py: Python<'_>, held: Held) {
         lock,
         window,
         view,
-        pid,
+        origin,
     } = held;
     if let Some(v) = &view {
         view::make_read_only(v);
@@ -251,14 +246,10 @@ fn release(py: Python<'_>, held: Held) {
     if let Some(w) = &window {
         w.revoke(&lock.owner.pool);
     }
-    if pid != std::process::id() {
-        // A child made by fork(): the lock belongs to the open file
-        // description the parent still uses; unlocking it here would
-        // release the parent's lock. Leave it alone.
-        std::mem::forget(lock);
-    } else {
-        drop(lock);
-    }
+    // In a child made by fork() the lock belongs to the open file
+    // description the parent still uses; unlocking it here would release
+    // the parent's lock: leave it alone.
+    origin.drop_or_leak(lock);
     let _ = py;
     drop(view);
 }

@@ -12,6 +12,7 @@ use pyo3::types::{IntoPyDict, PyDict, PyTuple};
 use sharray::{Dtype, ErrorKind, Info, OpenOptions, Order, UntypedArray};
 
 use crate::errors::{self, IntoPy};
+use crate::fork::{self, Origin};
 use crate::guard::{self, Guard};
 use crate::window::{Region, ShadowPool};
 
@@ -23,7 +24,7 @@ pub(crate) struct Inner {
     pub(crate) dtype: Py<PyArrayDescr>,
     pub(crate) fortran: bool,
     pub(crate) pool: ShadowPool,
-    pid: u32,
+    origin: Origin,
 }
 
 impl Inner {
@@ -36,21 +37,13 @@ impl Inner {
             pool: ShadowPool::new(region),
             dtype,
             array,
-            pid: std::process::id(),
+            origin: Origin::here(),
         }))
     }
 
     /// Refuse to lock or wait through a handle inherited by a forked child.
     pub(crate) fn check_pid(&self, py: Python<'_>) -> PyResult<()> {
-        if self.pid == std::process::id() {
-            return Ok(());
-        }
-        Err(errors::new(
-            py,
-            ErrorKind::Unsupported,
-            "this handle was inherited through fork(), so its locks would be shared with the parent process; open the path again in this process with sharray.open()",
-            Some(&self.path),
-        ))
+        self.origin.check(py, fork::HANDLE, &self.path)
     }
 }
 

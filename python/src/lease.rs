@@ -1,6 +1,6 @@
 //! The numpy view of a lease (a ring loan or lease, a claim's rows): made on
 //! first use in its own revocable [`Window`], revoked when the lease ends and
-//! before what it leases is given back. Shared by `ring.rs` and `pool.rs`;
+//! before what it leases is given back. Shared by `ring/` and `pool/`;
 //! array guards (`guard.rs`) follow the same steps.
 
 use std::any::Any;
@@ -162,27 +162,5 @@ pub(crate) fn sliced<T: Send>(
             }
             other => return Ok(other),
         }
-    }
-}
-
-/// Drop `value` (a loan, lease, claim or participant handle) in the process
-/// that created it (`owner_pid`); in a forked child, leak it instead:
-/// dropping there would give back a slot, chunk or registration that still
-/// belongs to the parent.
-pub(crate) fn drop_unless_forked<T>(owner_pid: u32, value: T) {
-    if owner_pid == std::process::id() {
-        drop(value);
-    } else {
-        std::mem::forget(value);
-    }
-}
-
-/// [`drop_unless_forked`] with the GIL released (detaching may wait for the
-/// ring or queue lock).
-pub(crate) fn detach_unless_forked<T: Send>(py: Python<'_>, owner_pid: u32, value: T) {
-    if owner_pid == std::process::id() {
-        py.detach(move || drop(value));
-    } else {
-        std::mem::forget(value);
     }
 }

@@ -8,8 +8,10 @@
 
 #![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod errors;
+mod fork;
 mod guard;
 mod handle;
 mod lease;

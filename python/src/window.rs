@@ -40,11 +40,12 @@
 #![allow(unsafe_code)]
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
+use sharray::sys;
 
 /// Shadows kept ready per array handle (more only while several guards of
 /// one handle are held at once). Ring slots keep one each (`for_leases`).
@@ -70,7 +71,7 @@ impl Region {
         if nbytes == 0 {
             return None;
         }
-        let page = page_size() as u64;
+        let page = sys::page_size() as u64;
         let file_off = data_offset - data_offset % page;
         let delta = (data_offset - file_off) as usize;
         let len = delta
@@ -83,20 +84,6 @@ impl Region {
             writable,
         })
     }
-
-    fn prot(&self) -> libc::c_int {
-        if self.writable {
-            libc::PROT_READ | libc::PROT_WRITE
-        } else {
-            libc::PROT_READ
-        }
-    }
-}
-
-fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if p > 0 { p as usize } else { 4096 }
 }
 
 /// An owned mapping, unmapped on drop.
@@ -111,22 +98,8 @@ unsafe impl Send for RawMap {}
 
 impl RawMap {
     fn map_file(fd: BorrowedFd<'_>, region: &Region) -> io::Result<RawMap> {
-        // SAFETY: a fresh mapping at a kernel-chosen address; fd is open.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                region.len,
-                region.prot(),
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                region.file_off as libc::off_t,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
         Ok(RawMap {
-            addr: NonNull::new(p.cast()).expect("mmap never returns null on success"),
+            addr: sys::map_shared(fd, region.file_off, region.len, region.writable)?,
             len: region.len,
         })
     }
@@ -137,16 +110,17 @@ impl RawMap {
     /// one system call instead of a fault per page on first touch. Best
     /// effort: older kernels refuse it and the pages fault in as usual.
     fn populate(&self, write: bool) {
-        const MADV_POPULATE_READ: libc::c_int = 22;
-        const MADV_POPULATE_WRITE: libc::c_int = 23;
-        let advice = if write {
-            MADV_POPULATE_WRITE
-        } else {
-            MADV_POPULATE_READ
+        let (addr, len) = (self.addr.as_ptr(), self.len);
+        // SAFETY: the range is our own live mapping (writable when `write`,
+        // which callers pass only for writable regions); populating never
+        // changes its contents. Errors (EINVAL on old kernels) are ignored.
+        let _ = unsafe {
+            if write {
+                sys::populate_write(addr, len)
+            } else {
+                sys::populate_read(addr, len)
+            }
         };
-        // SAFETY: advice on our own mapping; populating never changes its
-        // contents (errors, e.g. EINVAL on old kernels, are ignored).
-        unsafe { libc::madvise(self.addr.as_ptr().cast(), self.len, advice) };
     }
 }
 
@@ -154,7 +128,7 @@ impl Drop for RawMap {
     fn drop(&mut self) {
         // SAFETY: we own this range (from mmap/mremap) and nobody points
         // into it once its owner is dropped.
-        unsafe { libc::munmap(self.addr.as_ptr().cast(), self.len) };
+        let _ = unsafe { sys::munmap(self.addr, self.len) };
     }
 }
 
@@ -262,52 +236,30 @@ impl Window {
         if s.revoked {
             return;
         }
-        let (addr, len) = (s.map.addr.as_ptr(), s.map.len);
+        let (addr, len) = (s.map.addr, s.map.len);
         if !NO_DONTUNMAP.load(Ordering::Relaxed) {
             // SAFETY: moves our own mapping's pages to a new kernel-chosen
             // address; DONTUNMAP keeps the old range mapped (to the file, now
             // without page tables), so no hole appears under stale pointers.
-            // The fifth (variadic) argument must be given: with DONTUNMAP
-            // the kernel reads it as an address hint and refuses an
-            // unaligned one, whatever happened to be in the register.
-            let moved = unsafe {
-                libc::mremap(
-                    addr.cast(),
-                    len,
-                    len,
-                    libc::MREMAP_MAYMOVE | libc::MREMAP_DONTUNMAP,
-                    std::ptr::null_mut::<libc::c_void>(),
-                )
-            };
-            if moved == libc::MAP_FAILED {
-                if io::Error::last_os_error().raw_os_error() == Some(libc::EINVAL) {
+            match unsafe { sys::mremap_dontunmap(addr, len) } {
+                Ok(moved) => pool.put(RawMap { addr: moved, len }),
+                Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
                     NO_DONTUNMAP.store(true, Ordering::Relaxed);
                 }
-            } else {
-                pool.put(RawMap {
-                    addr: NonNull::new(moved.cast()).expect("mremap never returns null"),
-                    len,
-                });
+                Err(_) => {}
             }
         }
-        let prot = self.region.prot();
+        let mut last_err = None;
         for _attempt in 0..3 {
             // SAFETY: replaces our own range in one step (MAP_FIXED), so no
             // other mapping can appear in it; views pointing here then see
             // private zero pages with the same protection as before.
-            let p = unsafe {
-                libc::mmap(
-                    addr.cast(),
-                    len,
-                    prot,
-                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
-                    -1,
-                    0,
-                )
-            };
-            if p == addr.cast() {
-                s.revoked = true;
-                return;
+            match unsafe { sys::map_zero_fixed(addr, len, self.region.writable) } {
+                Ok(()) => {
+                    s.revoked = true;
+                    return;
+                }
+                Err(e) => last_err = Some(e),
             }
         }
         // The kernel could not give us a few page-table entries. Carrying on
@@ -315,7 +267,7 @@ impl Window {
         // owns, or a hole a later mapping could fill: stop instead.
         eprintln!(
             "sharray: cannot revoke a view window ({}); aborting to stay memory-safe",
-            io::Error::last_os_error()
+            last_err.expect("three failed attempts")
         );
         std::process::abort();
     }

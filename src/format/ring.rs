@@ -26,7 +26,7 @@ use super::le;
 use super::sink::Sink;
 
 /// Section format version of rings written by this crate.
-pub const RING_VERSION: u32 = 1;
+pub const RING_VERSION: u32 = 2;
 /// Bytes per line (two 64-byte cache lines: adjacent-line prefetch pairs them).
 pub const LINE: u64 = 128;
 /// Most participants a ring can have (a subscriber set is a `u64` bitmask).
@@ -65,7 +65,9 @@ pub const FLAG_OVERWRITE: u32 = 2;
 
 /// Lock line (offset 128).
 pub mod lock {
-    /// u32 futex word: 0 free, else the holder's participant index + 1.
+    /// u32 futex word: 0 free, else the holder's
+    /// [`lock_word`](super::lock_word): its participant index + 1 in the low
+    /// byte, the low 24 bits of its entry's attach epoch above it.
     pub const LOCK: u64 = 128;
     /// u32: processes parked on `LOCK`.
     pub const LOCK_WAITERS: u64 = 132;
@@ -145,6 +147,26 @@ pub mod part {
     pub const COUNT: u64 = 40;
     /// u64: `CLOCK_MONOTONIC` ns at attach.
     pub const ATTACHED_NS: u64 = 48;
+    /// u64: attach epoch of the entry: `+1` (wrapping) every time a process
+    /// takes the entry's liveness lock, written only by that process. Its
+    /// low [`super::EPOCH_BITS`] bits name the holder in the lock word.
+    pub const EPOCH: u64 = 56;
+}
+
+/// Bits of the entry epoch carried in the lock word (above the index byte).
+pub const EPOCH_BITS: u32 = 24;
+
+/// The lock word of participant `index` in attach epoch `epoch`:
+/// `(epoch mod 2^24) << 8 | (index + 1)`. Never 0.
+pub fn lock_word(index: u32, epoch: u64) -> u32 {
+    debug_assert!(index < MAX_PARTICIPANTS);
+    ((epoch as u32 & ((1 << EPOCH_BITS) - 1)) << 8) | (index + 1)
+}
+
+/// Split a non-zero lock word into (participant index, epoch bits). The
+/// index may be out of range in a corrupt file; callers check it.
+pub fn split_lock_word(w: u32) -> (u32, u32) {
+    ((w & 0xFF).wrapping_sub(1), w >> 8)
 }
 
 /// Slot states (low byte of the slot state word).
@@ -290,7 +312,7 @@ const _: () = assert!(lock::LOCK == LINE && lock::DROPPED + 8 <= 2 * LINE);
 const _: () = assert!(JOURNAL == 2 * LINE && JOURNAL + JOURNAL_CAP * 16 == commit::SEQ);
 const _: () = assert!(commit::SEQ.is_multiple_of(LINE) && free::SEQ == commit::SEQ + LINE);
 const _: () = assert!(SLOTS_OFF == free::SEQ + LINE);
-const _: () = assert!(slot::LOANS + 8 <= LINE && part::ATTACHED_NS + 8 <= LINE);
+const _: () = assert!(slot::LOANS + 8 <= LINE && part::EPOCH + 8 <= LINE);
 const _: () = assert!(lock::JOURNAL_LEN.is_multiple_of(8) && lock::HEAD.is_multiple_of(8));
 
 /// Can a journal entry write the word at `off`? Only the state words after
@@ -423,7 +445,9 @@ impl Config {
 /// or after a holder died mid-transaction (an unfinished journal is replayed
 /// first, as the next lock holder would), is not reported.
 ///
-/// The rules: the lock word is 0 or a participant index + 1; the journal
+/// The rules: the lock word is 0 or names a participant index (its low
+/// byte is an index + 1; the epoch above it is anything: a dead holder's
+/// word is legal, the next waiter takes it over); the journal
 /// length is at most [`JOURNAL_CAP`] and its live entries name state words;
 /// every slot state word has a known state and (loaned or leased) an owner
 /// whose entry holds the matching role; `HEAD <= TAIL`, `COMMITTED == TAIL`;
@@ -440,11 +464,11 @@ pub fn validate_state(sec: &[u8], cfg: &Config, base: u64, sink: &mut dyn Sink) 
     let at = |o: u64| Some(base.saturating_add(o));
     let mut sec = sec.to_vec();
     let lock_word = le::u32_or0(&sec, lock::LOCK);
-    if lock_word > geo.max_participants {
+    if lock_word != 0 && split_lock_word(lock_word).0 >= geo.max_participants {
         sink.problem(
             at(lock::LOCK),
             format!(
-                "the ring lock word is {lock_word}, but only 0 (free) or a participant index + 1 (at most {}) is valid",
+                "the ring lock word is {lock_word:#x}, whose low byte is not a participant index + 1 (1 to {})",
                 geo.max_participants
             ),
         )?;
@@ -784,6 +808,17 @@ mod tests {
             Geometry::new(4, 64).used_len,
             768 + 4 * 128 + 128 + 64 * 128
         );
+    }
+
+    #[test]
+    fn lock_words_name_index_and_epoch() {
+        for (i, e) in [(0, 1u64), (63, 5), (7, (1 << 24) + 3), (1, u64::MAX)] {
+            let w = lock_word(i, e);
+            assert_ne!(w, 0);
+            assert_eq!(split_lock_word(w), (i, (e & 0xFF_FFFF) as u32));
+        }
+        assert_ne!(lock_word(3, 1), lock_word(3, 2));
+        assert_eq!(split_lock_word(0x100).0, u32::MAX);
     }
 
     #[test]

@@ -1,5 +1,10 @@
-//! Worker pools over shared arrays: a chunk queue, row-region locks and a
+//! Worker pools over shared arrays: a work queue, row-region locks and a
 //! barrier, all of which survive a worker being killed.
+//!
+//! Terms: a *worker pool* is the pattern (a parent and N worker processes
+//! sharing one job); a *work queue* is the file that coordinates it
+//! ([`WorkQueue`], file kind `queue`, `sharray queue ...` on the command line).
+//! (A ring's *queue mode* is unrelated: see [`crate::ring`].)
 //!
 //! The everyday job: a parent holds a big input array and wants N worker
 //! processes to turn it into an output array, with no copies and no
@@ -77,7 +82,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 pub use barrier::{Barrier, BarrierResult};
-pub use queue::{Claim, RowsMut, UntypedRowsMut, Worker};
+pub use queue::{Claim, OwnedUntypedRowsMut, RowsMut, UntypedRowsMut, Worker};
 pub use region::{RowMode, RowsGuard};
 
 use crate::error::{Error, ErrorKind, Result};
@@ -164,6 +169,7 @@ pub struct ChunkInfo {
 }
 
 /// Builder for a new queue file.
+#[must_use = "a builder does nothing until `create` is called"]
 #[derive(Debug, Clone)]
 pub struct QueueBuilder {
     rows: Option<u64>,
@@ -248,8 +254,50 @@ impl QueueBuilder {
     }
 }
 
-/// A handle to a queue file: create it, open it, join it as a worker, read
-/// its progress, wait for it. Cheap to clone (`Arc` inside), `Send + Sync`.
+/// A handle to a work queue, the file that coordinates a worker pool: create
+/// it, open it, join it as a worker, read its progress, wait for it. Cheap to
+/// clone (`Arc` inside), `Send + Sync`.
+///
+/// # Examples
+///
+/// A task queue (no array: `n` numbered tasks) shared by two workers, here
+/// two threads; normally each is a process that opened the file itself.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let path = dir.path().join("jobs.npy");
+/// use sharray::WorkQueue;
+/// use std::time::Duration;
+///
+/// let q = WorkQueue::builder().tasks(20).create(&path)?; // or "shm:jobs"
+/// let workers: Vec<_> = (0..2)
+///     .map(|_| {
+///         let path = path.clone();
+///         std::thread::spawn(move || -> sharray::Result<usize> {
+///             let me = WorkQueue::open(&path)?.join()?;
+///             let mut sum = 0;
+///             while let Some(task) = me.claim()? {
+///                 sum += task.index();   // the work of task `index`
+///                 task.complete()?;
+///             }
+///             Ok(sum)
+///         })
+///     })
+///     .collect();
+///
+/// let progress = q.wait_all(Duration::from_secs(60))?;
+/// assert_eq!((progress.done, progress.chunks), (20, 20));
+/// let total: usize = workers.into_iter().map(|w| w.join().unwrap()).sum::<sharray::Result<_>>()?;
+/// assert_eq!(total, (0..20).sum());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Safety
+///
+/// A [`Claim`] makes its chunk's rows exclusive among cooperating workers
+/// only: a process that writes those rows without holding the claim (or a row
+/// lock) while a [`RowsMut`] lives causes undefined behaviour. See the
+/// crate's [Safety model](crate#safety-model).
 #[derive(Clone)]
 pub struct WorkQueue {
     shared: Arc<QueueShared>,

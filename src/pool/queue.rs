@@ -132,6 +132,27 @@ impl Worker {
     /// re-queues the chunks of dead workers (checking every 50 ms), so a
     /// crashed worker's chunk comes back here.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use sharray::WorkQueue;
+    /// let q = WorkQueue::builder().rows(10).chunk_rows(4).create(dir.path().join("q.npy"))?;
+    /// let w = q.join()?;
+    /// let first = w.claim()?.expect("chunks are pending");
+    /// assert_eq!((first.index(), first.rows()), (0, 0..4));
+    /// drop(first);                     // not completed: the chunk goes back
+    /// let mut seen = Vec::new();
+    /// while let Some(c) = w.claim()? {
+    ///     seen.push(c.rows());
+    ///     c.complete()?;
+    /// }
+    /// seen.sort_by_key(|r| r.start);   // the given-back chunk may come last
+    /// assert_eq!(seen, [0..4, 4..8, 8..10]);
+    /// assert!(w.claim()?.is_none());   // every chunk is done
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// I/O errors from the liveness locks (not expected on a local file).
@@ -196,6 +217,7 @@ impl Worker {
 /// Owned (`'static`, `Send + Sync`), so it can be stored in a struct or handed
 /// to another thread. Finish it with [`Claim::complete`]; dropping it
 /// otherwise gives the chunk back to the queue ([`Claim::abandon`]).
+#[must_use = "dropping the claim gives the chunk back to the queue without completing it"]
 pub struct Claim {
     worker: Arc<WorkerInner>,
     index: usize,
@@ -241,15 +263,9 @@ impl Claim {
     /// another thread of this process holds a guard or region lock
     /// overlapping these rows.
     pub fn rows_mut<'a, T: Element>(&'a self, out: &'a SharedArray<T>) -> Result<RowsMut<'a, T>> {
-        let (off, len, ids) = self.lock_rows_of(out.untyped())?;
         Ok(RowsMut {
-            array: out,
-            off,
-            len,
-            rows: self.rows.clone(),
-            ids,
-            dirty: false,
-            _claim: PhantomData,
+            inner: self.rows_mut_untyped(out.untyped())?,
+            _t: PhantomData,
         })
     }
 
@@ -276,21 +292,50 @@ impl Claim {
     ///
     /// As [`Claim::rows_mut`].
     pub fn rows_mut_untyped<'a>(&'a self, out: &'a UntypedArray) -> Result<UntypedRowsMut<'a>> {
-        let (off, len, ids) = self.lock_rows_of(out)?;
         Ok(UntypedRowsMut {
-            array: out,
-            off,
-            len,
-            rows: self.rows.clone(),
-            ids,
-            dirty: false,
+            lock: self.lock_rows_of(out)?,
             _claim: PhantomData,
         })
     }
 
+    /// [`Claim::rows_mut_untyped`] for a claim shared through an `Arc`: the
+    /// view borrows neither the claim nor `out` (it holds a reference to
+    /// each), so it can be stored next to them, as front ends that hand
+    /// views to a garbage-collected language do. The claim cannot be
+    /// completed or given back while such a view exists: both need the
+    /// `Claim` itself ([`Arc::try_unwrap`] succeeds once every view is gone).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use std::sync::Arc;
+    /// use sharray::{Dtype, UntypedArray, WorkQueue};
+    /// let out = UntypedArray::builder(Dtype::parse_user("uint8")?)
+    ///     .shape(&[10, 3])
+    ///     .create(dir.path().join("out.npy"))?;
+    /// let q = WorkQueue::builder().rows(10).chunk_rows(4).create(dir.path().join("q.npy"))?;
+    /// let w = q.join()?;
+    /// let claim = Arc::new(w.claim()?.expect("a chunk"));
+    /// let mut rows = claim.rows_mut_owned(&out)?;
+    /// rows.bytes_mut().fill(7);
+    /// assert!(Arc::try_unwrap(claim.clone()).is_err()); // the view holds it
+    /// drop(rows);
+    /// Arc::try_unwrap(claim).expect("no view left").complete()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Claim::rows_mut`].
+    pub fn rows_mut_owned(self: &Arc<Self>, out: &UntypedArray) -> Result<OwnedUntypedRowsMut> {
+        Ok(OwnedUntypedRowsMut {
+            lock: self.lock_rows_of(out)?,
+            _claim: Arc::clone(self),
+        })
+    }
+
     /// Check `out` and register this claim's rows of it in the in-process
-    /// range table: (byte offset from the data start, byte length, ids).
-    fn lock_rows_of(&self, out: &UntypedArray) -> Result<(usize, usize, Vec<u64>)> {
+    /// range table.
+    fn lock_rows_of(&self, out: &UntypedArray) -> Result<RowsLock> {
         let q = &self.worker.q;
         let (off, len) = row_bytes_untyped(out, q.hdr.rows, self.rows.clone())?;
         if !out.is_writable() {
@@ -321,7 +366,14 @@ impl Claim {
                 )
                 .at(out.path())
             })?;
-        Ok((off, len, ids))
+        Ok(RowsLock {
+            array: out.share(),
+            off,
+            len,
+            rows: self.rows.clone(),
+            ids,
+            dirty: false,
+        })
     }
 
     /// Mark the chunk done.
@@ -427,127 +479,39 @@ pub(crate) fn row_bytes_untyped(
     Ok((rows.start * row, (rows.end - rows.start) * row))
 }
 
-/// Mutable view of a claim's rows of an output array (`Deref<Target = [T]>`,
-/// rows in C order). Borrowing mutably marks the array changed: its
-/// generation is bumped when the view is dropped.
-pub struct RowsMut<'a, T: Element> {
-    array: &'a SharedArray<T>,
+/// A claim's rows of one array, registered in the array's in-process range
+/// table: what the borrowed and owned row views share. Releases the rows
+/// (and bumps the generation if they were borrowed mutably) on drop.
+struct RowsLock {
+    /// A handle on the array's mapping (kept alive while the rows are held).
+    array: UntypedArray,
+    /// Byte offset of the rows from the start of the data.
     off: usize,
+    /// Byte length of the rows.
     len: usize,
     rows: Range<usize>,
+    /// Range-table entries to release.
     ids: Vec<u64>,
     dirty: bool,
-    _claim: PhantomData<&'a Claim>,
 }
 
-impl<T: Element> std::fmt::Debug for RowsMut<'_, T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RowsMut")
-            .field("path", &self.array.path())
-            .field("rows", &self.rows)
-            .finish()
-    }
-}
-
-impl<T: Element> RowsMut<'_, T> {
-    /// The rows this view covers.
-    pub fn rows(&self) -> Range<usize> {
-        self.rows.clone()
-    }
-}
-
-impl<T: Element> std::ops::Deref for RowsMut<'_, T> {
-    type Target = [T];
-    fn deref(&self) -> &[T] {
-        // SAFETY: the claim makes these rows exclusive among cooperating
-        // workers, and the in-process range entry excludes our other threads.
-        let b = unsafe {
-            self.array
-                .untyped()
-                .mapping()
-                .data_bytes(self.off, self.len)
-        };
-        bytemuck::cast_slice(b)
-    }
-}
-
-impl<T: Element> std::ops::DerefMut for RowsMut<'_, T> {
-    fn deref_mut(&mut self) -> &mut [T] {
-        self.dirty = true;
-        // SAFETY: as in `deref`; `&mut self` keeps this the only slice of the
-        // view, and the mapping is writable (checked in `rows_mut`).
-        let b = unsafe {
-            self.array
-                .untyped()
-                .mapping()
-                .data_bytes_mut(self.off, self.len)
-        };
-        bytemuck::cast_slice_mut(b)
-    }
-}
-
-impl<T: Element> Drop for RowsMut<'_, T> {
-    fn drop(&mut self) {
-        if self.dirty {
-            self.array.untyped().bump_generation();
-        }
-        let map = self.array.untyped().mapping();
-        map.shared_file().ranges().release(&self.ids, None);
-    }
-}
-
-/// A claim's rows of an output array as bytes (see
-/// [`Claim::rows_mut_untyped`]): the untyped counterpart of [`RowsMut`].
-/// Borrowing mutably marks the array changed: its generation is bumped when
-/// the view is dropped.
-pub struct UntypedRowsMut<'a> {
-    array: &'a UntypedArray,
-    off: usize,
-    len: usize,
-    rows: Range<usize>,
-    ids: Vec<u64>,
-    dirty: bool,
-    _claim: PhantomData<&'a Claim>,
-}
-
-impl std::fmt::Debug for UntypedRowsMut<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UntypedRowsMut")
-            .field("path", &self.array.path())
-            .field("rows", &self.rows)
-            .finish()
-    }
-}
-
-impl UntypedRowsMut<'_> {
-    /// The rows this view covers.
-    pub fn rows(&self) -> Range<usize> {
-        self.rows.clone()
-    }
-
-    /// Offset of the first byte of these rows from the start of the array's
-    /// data (add [`UntypedArray::data_offset`] for the file offset).
-    pub fn byte_offset(&self) -> usize {
-        self.off
-    }
-
-    /// The rows' bytes.
-    pub fn bytes(&self) -> &[u8] {
-        // SAFETY: the claim (borrowed for 'a) makes these rows exclusive
-        // among cooperating workers, and the in-process range table
-        // excludes every other guard or view of this process.
+impl RowsLock {
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: the claim (borrowed or held by the view) makes these rows
+        // exclusive among cooperating workers, and the in-process range
+        // table excludes every other guard or view of this process.
         unsafe { self.array.mapping().data_bytes(self.off, self.len) }
     }
 
-    /// The rows' bytes, to write in place.
-    pub fn bytes_mut(&mut self) -> &mut [u8] {
+    fn bytes_mut(&mut self) -> &mut [u8] {
         self.dirty = true;
-        // SAFETY: as `bytes`; `&mut self` makes this the only slice.
+        // SAFETY: as `bytes`; `&mut self` makes this the only slice, and the
+        // mapping is writable (checked in `Claim::lock_rows_of`).
         unsafe { self.array.mapping().data_bytes_mut(self.off, self.len) }
     }
 }
 
-impl Drop for UntypedRowsMut<'_> {
+impl Drop for RowsLock {
     fn drop(&mut self) {
         if self.dirty {
             self.array.bump_generation();
@@ -560,14 +524,141 @@ impl Drop for UntypedRowsMut<'_> {
     }
 }
 
+/// Mutable view of a claim's rows of an output array (`Deref<Target = [T]>`,
+/// rows in C order): [`UntypedRowsMut`] with an element type. Borrowing
+/// mutably marks the array changed: its generation is bumped when the view
+/// is dropped.
+#[must_use = "dropping the view releases the claim's rows at once"]
+pub struct RowsMut<'a, T: Element> {
+    inner: UntypedRowsMut<'a>,
+    _t: PhantomData<&'a mut [T]>,
+}
+
+impl<T: Element> std::fmt::Debug for RowsMut<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowsMut")
+            .field("path", &self.inner.lock.array.path())
+            .field("rows", &self.inner.lock.rows)
+            .finish()
+    }
+}
+
+impl<T: Element> RowsMut<'_, T> {
+    /// The rows this view covers.
+    pub fn rows(&self) -> Range<usize> {
+        self.inner.rows()
+    }
+}
+
+impl<T: Element> std::ops::Deref for RowsMut<'_, T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        // Aligned: the typed handle checked the data offset, and rows start
+        // at a multiple of the row size.
+        bytemuck::cast_slice(self.inner.bytes())
+    }
+}
+
+impl<T: Element> std::ops::DerefMut for RowsMut<'_, T> {
+    fn deref_mut(&mut self) -> &mut [T] {
+        bytemuck::cast_slice_mut(self.inner.bytes_mut())
+    }
+}
+
+/// A claim's rows of an output array as bytes (see
+/// [`Claim::rows_mut_untyped`]): the untyped counterpart of [`RowsMut`].
+/// Borrowing mutably marks the array changed: its generation is bumped when
+/// the view is dropped.
+#[must_use = "dropping the view releases the claim's rows at once"]
+pub struct UntypedRowsMut<'a> {
+    lock: RowsLock,
+    _claim: PhantomData<&'a Claim>,
+}
+
+impl std::fmt::Debug for UntypedRowsMut<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UntypedRowsMut")
+            .field("path", &self.lock.array.path())
+            .field("rows", &self.lock.rows)
+            .finish()
+    }
+}
+
+impl UntypedRowsMut<'_> {
+    /// The rows this view covers.
+    pub fn rows(&self) -> Range<usize> {
+        self.lock.rows.clone()
+    }
+
+    /// Offset of the first byte of these rows from the start of the array's
+    /// data (add [`UntypedArray::data_offset`] for the file offset).
+    pub fn byte_offset(&self) -> usize {
+        self.lock.off
+    }
+
+    /// The rows' bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.lock.bytes()
+    }
+
+    /// The rows' bytes, to write in place.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        self.lock.bytes_mut()
+    }
+}
+
+/// A claim's rows of an output array that borrow nothing
+/// ([`Claim::rows_mut_owned`]): [`UntypedRowsMut`] holding a reference to
+/// its claim and to the array's mapping. `Send + Sync`. Borrowing mutably
+/// marks the array changed: its generation is bumped when it is dropped.
+#[must_use = "dropping the view releases the claim's rows at once"]
+pub struct OwnedUntypedRowsMut {
+    // Field order is drop order: the rows are released before the claim
+    // reference (the last one gives the chunk back if it was not finished).
+    lock: RowsLock,
+    _claim: Arc<Claim>,
+}
+
+impl std::fmt::Debug for OwnedUntypedRowsMut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OwnedUntypedRowsMut")
+            .field("path", &self.lock.array.path())
+            .field("rows", &self.lock.rows)
+            .finish()
+    }
+}
+
+impl OwnedUntypedRowsMut {
+    /// The rows this view covers.
+    pub fn rows(&self) -> Range<usize> {
+        self.lock.rows.clone()
+    }
+
+    /// Offset of the first byte of these rows from the start of the array's
+    /// data (add [`UntypedArray::data_offset`] for the file offset).
+    pub fn byte_offset(&self) -> usize {
+        self.lock.off
+    }
+
+    /// The rows' bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.lock.bytes()
+    }
+
+    /// The rows' bytes, to write in place.
+    pub fn bytes_mut(&mut self) -> &mut [u8] {
+        self.lock.bytes_mut()
+    }
+}
+
 #[cfg(feature = "ndarray")]
 mod views {
     use super::*;
     use ndarray::{ArrayViewD, ArrayViewMutD, IxDyn};
 
     fn shape<T: Element>(v: &RowsMut<'_, T>) -> Vec<usize> {
-        let mut s = v.array.shape().to_vec();
-        s[0] = v.rows.len();
+        let mut s = v.inner.lock.array.shape().to_vec();
+        s[0] = v.inner.lock.rows.len();
         s
     }
 
@@ -584,5 +675,76 @@ mod views {
             ArrayViewMutD::from_shape(IxDyn(&s), &mut self[..])
                 .expect("row shape matches the slice length")
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Dtype;
+
+    #[test]
+    fn owned_rows_are_send_and_sync() {
+        fn check<T: Send + Sync + 'static>() {}
+        check::<OwnedUntypedRowsMut>();
+    }
+
+    #[test]
+    fn owned_rows_exclude_and_hold_the_claim() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = UntypedArray::builder(Dtype::parse_user("uint8").unwrap())
+            .shape(&[8, 2])
+            .create(dir.path().join("out.npy"))
+            .unwrap();
+        let q = WorkQueue::builder()
+            .rows(8)
+            .chunk_rows(4)
+            .create(dir.path().join("q.npy"))
+            .unwrap();
+        let w = q.join().unwrap();
+        let claim = Arc::new(w.claim().unwrap().expect("a chunk"));
+        let mut rows = claim.rows_mut_owned(&out).unwrap();
+        assert_eq!((rows.rows(), rows.byte_offset()), (0..4, 0));
+        rows.bytes_mut().fill(5);
+        // The rows exclude other views of them and whole-array guards.
+        let e = claim.rows_mut_untyped(&out).map(drop).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::LockTimeout);
+        assert!(out.try_read().unwrap().is_none());
+        // The view holds the claim: it cannot be finished meanwhile.
+        let claim = Arc::try_unwrap(claim).expect_err("the view holds a reference");
+        drop(rows);
+        assert_eq!(out.generation(), 1);
+        assert_eq!(
+            &out.read().unwrap().bytes()[..9],
+            &[5, 5, 5, 5, 5, 5, 5, 5, 0]
+        );
+        Arc::try_unwrap(claim)
+            .expect("no view left")
+            .complete()
+            .unwrap();
+        assert_eq!(q.progress().done, 1);
+    }
+
+    #[test]
+    fn a_claim_dropped_under_owned_rows_is_given_back_when_they_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = UntypedArray::builder(Dtype::parse_user("uint8").unwrap())
+            .shape(&[4])
+            .create(dir.path().join("out.npy"))
+            .unwrap();
+        let q = WorkQueue::builder()
+            .rows(4)
+            .chunk_rows(4)
+            .create(dir.path().join("q.npy"))
+            .unwrap();
+        let w = q.join().unwrap();
+        let claim = Arc::new(w.claim().unwrap().expect("a chunk"));
+        let rows = claim.rows_mut_owned(&out).unwrap();
+        drop(claim);
+        assert_eq!(q.progress().in_flight, 1, "the rows keep the claim");
+        drop(rows);
+        let p = q.progress();
+        assert_eq!((p.in_flight, p.done), (0, 0), "given back");
+        assert!(w.try_claim().unwrap().is_some());
     }
 }

@@ -51,6 +51,7 @@ struct Region {
 /// the request with [`RowsGuard::get`] / [`RowsGuard::get_mut`]. Dropping the
 /// guard releases every region (and bumps the array's generation if any
 /// region was borrowed mutably).
+#[must_use = "dropping the guard releases the row locks at once"]
 pub struct RowsGuard<'a, T: Element> {
     array: &'a SharedArray<T>,
     regions: Vec<Region>,

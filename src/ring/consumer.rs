@@ -48,6 +48,27 @@ impl Consumer {
 
     /// Receive the next frame without waiting.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let ring = sharray::Ring::builder(sharray::Dtype::parse_user("u1")?, &[4]).slots(2).create(dir.path().join("r.npy"))?;
+    /// use sharray::TryRecvError;
+    /// let consumer = ring.consumer()?;
+    /// let producer = ring.producer()?;
+    /// assert!(matches!(consumer.try_recv(), Err(TryRecvError::Empty)));
+    ///
+    /// producer.loan()?.commit()?;
+    /// let frame = consumer.try_recv()?;
+    /// assert_eq!(frame.seq(), 0);
+    /// drop(frame);
+    ///
+    /// // Every producer gone and nothing left: the stream has ended.
+    /// drop(producer);
+    /// assert!(matches!(consumer.try_recv(), Err(TryRecvError::Disconnected)));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`TryRecvError::Empty`] if no frame is there now;
@@ -94,6 +115,40 @@ impl Consumer {
 
     /// Receive the next frame, waiting as long as it takes.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("r.npy");
+    /// use sharray::{Dtype, ErrorKind, Ring};
+    /// let ring = Ring::builder(Dtype::parse_user("u1")?, &[4]).slots(4).create(&path)?;
+    /// let consumer = ring.consumer()?;
+    ///
+    /// // A producer process (here a thread with its own handle) sends 3 frames.
+    /// let producer = std::thread::spawn(move || -> sharray::Result<()> {
+    ///     let p = Ring::open(&path)?.producer()?;
+    ///     for i in 0..3u8 {
+    ///         let mut loan = p.loan()?;
+    ///         loan.bytes_mut().fill(i);
+    ///         loan.commit()?;
+    ///     }
+    ///     Ok(())
+    /// });
+    ///
+    /// // Receive until every producer has gone and the frames are drained.
+    /// let mut sum = 0;
+    /// loop {
+    ///     match consumer.recv() {
+    ///         Ok(frame) => sum += frame.bytes()[0] as u32, // the lease drops here
+    ///         Err(e) if e.kind() == ErrorKind::Disconnected => break,
+    ///         Err(e) => return Err(e.into()),
+    ///     }
+    /// }
+    /// producer.join().unwrap()?;
+    /// assert_eq!(sum, 0 + 1 + 2);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`ErrorKind::Disconnected`] once every producer has gone (noticed
@@ -103,6 +158,24 @@ impl Consumer {
     }
 
     /// Receive the next frame, waiting at most `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let ring = sharray::Ring::builder(sharray::Dtype::parse_user("u1")?, &[4]).slots(2).create(dir.path().join("r.npy"))?;
+    /// use sharray::ErrorKind;
+    /// use std::time::Duration;
+    /// let consumer = ring.consumer()?;
+    /// let producer = ring.producer()?;
+    /// let idle = consumer.recv_timeout(Duration::from_millis(10));
+    /// assert_eq!(idle.unwrap_err().kind(), ErrorKind::Timeout);
+    ///
+    /// producer.loan()?.commit()?;
+    /// let frame = consumer.recv_timeout(Duration::from_secs(1))?;
+    /// assert_eq!(frame.valid_len(), 4);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -143,6 +216,7 @@ impl std::fmt::Debug for Consumer {
 ///
 /// The lease owns a reference to its consumer's registration, so it can be
 /// stored anywhere and outlive the [`Consumer`] handle.
+#[must_use = "dropping the lease releases the slot: the frame is gone unread"]
 pub struct ReadLease {
     p: Arc<Participant>,
     f: Frame,

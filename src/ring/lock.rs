@@ -9,10 +9,16 @@
 //! A process can die at any instruction, including inside a critical section.
 //! Two mechanisms make that harmless:
 //!
-//! - the lock word holds the holder's participant index; every participant
-//!   holds an OFD lock on its entry's byte, which the kernel drops when the
-//!   process dies, so a waiter can prove the holder dead and take the lock
-//!   over;
+//! - the lock word names the holder: its participant index and the attach
+//!   epoch of its entry (a counter the entry's owner bumps at every attach).
+//!   Every participant holds an OFD lock on its entry's byte, which the
+//!   kernel drops when the process dies, so a waiter can prove the holder
+//!   dead (its entry is not alive, or it has been re-attached under a new
+//!   epoch) and take the lock over. A takeover is one compare-and-swap from
+//!   the dead holder's word to the new holder's word, so of two processes
+//!   that both proved the same holder dead exactly one wins; a process that
+//!   re-attaches the dead holder's entry gets a new epoch and takes over the
+//!   same way, never by recognising "its own" index in the word;
 //! - a critical section that changes more than one word first writes all its
 //!   new values into a redo journal, then sets the journal length, then
 //!   applies them, then clears the length. Whoever takes the lock and finds a
@@ -27,6 +33,7 @@ use parking_lot::Mutex;
 
 use super::shared::{Reclaimed, RingInner, reclaim_entry, wake_after_reclaim};
 use crate::error::{Error, ErrorKind, Result};
+use crate::fail;
 use crate::format::ring as l;
 use crate::sys;
 
@@ -35,6 +42,8 @@ use crate::sys;
 pub(crate) struct Participant {
     pub ring: Arc<RingInner>,
     pub index: u32,
+    /// Our value of the lock word: index and attach epoch.
+    word: u32,
     held: Mutex<()>,
 }
 
@@ -125,8 +134,16 @@ impl<'a> Txn<'a> {
 }
 
 impl Participant {
+    /// A participant for entry `index`, whose liveness lock this process
+    /// has just taken: starts a new attach epoch of the entry, so a lock
+    /// word left by a dead earlier owner of the entry is not ours.
     pub fn new(ring: Arc<RingInner>, index: u32) -> Participant {
+        let epoch = ring.u64(ring.cfg.geo.entry(index) + l::part::EPOCH);
+        // Only the holder of the entry's liveness lock writes its epoch.
+        let next = epoch.load(Ordering::Acquire).wrapping_add(1);
+        epoch.store(next, Ordering::Release);
         Participant {
+            word: l::lock_word(index, next),
             ring,
             index,
             held: Mutex::new(()),
@@ -144,11 +161,10 @@ impl Participant {
         if let Some(g) = self.held.try_lock() {
             let word = self.ring.u32(l::lock::LOCK);
             if word
-                .compare_exchange(0, self.index + 1, Ordering::Acquire, Ordering::Relaxed)
+                .compare_exchange(0, self.word, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
             {
-                self.ring.recover_journal();
-                return Ok(RingLock { p: self, _g: g });
+                return Ok(self.acquired(g));
             }
         }
         self.lock(deadline())
@@ -164,23 +180,15 @@ impl Participant {
         .ok_or_else(|| self.lock_timeout())?;
         let r = &self.ring;
         let word = r.u32(l::lock::LOCK);
-        let me = self.index + 1;
-        let take = |g| {
-            r.recover_journal();
-            Ok(RingLock { p: self, _g: g })
-        };
+        let me = self.word;
         let mut spins = 0u32;
         let mut last_probe = Instant::now();
         loop {
-            match word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed) {
-                Ok(_) => return take(g),
-                // Our own index, while no thread of ours holds it: left by a
-                // dead earlier owner of this entry.
-                Err(v) if v == me => {
-                    std::sync::atomic::fence(Ordering::Acquire);
-                    return take(g);
-                }
-                Err(_) => {}
+            if word
+                .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Ok(self.acquired(g));
             }
             spins += 1;
             if spins < 256 {
@@ -209,26 +217,47 @@ impl Participant {
             if last_probe.elapsed() >= Duration::from_millis(20) {
                 last_probe = Instant::now();
                 let v = word.load(Ordering::Acquire);
-                if v != 0
-                    && v != me
-                    && v <= r.cfg.geo.max_participants
-                    && !r.alive(v - 1)
-                    && word
+                if v != 0 && self.holder_dead(v) {
+                    fail::point("ring.lock.probed");
+                    // One atomic step decides the new owner: the word still
+                    // names the holder we proved dead, or someone else
+                    // (another waiter, a re-attached entry) took over first.
+                    if word
                         .compare_exchange(v, me, Ordering::Acquire, Ordering::Relaxed)
                         .is_ok()
-                {
-                    return take(g);
-                }
-                if v > r.cfg.geo.max_participants
-                    && word
-                        .compare_exchange(v, me, Ordering::Acquire, Ordering::Relaxed)
-                        .is_ok()
-                {
-                    // Garbage in the lock word: nobody can own it.
-                    return take(g);
+                    {
+                        return Ok(self.acquired(g));
+                    }
                 }
             }
         }
+    }
+
+    /// The lock is ours: replay what a dead holder left half-done.
+    fn acquired<'a>(&'a self, g: parking_lot::MutexGuard<'a, ()>) -> RingLock<'a> {
+        self.ring.recover_journal();
+        fail::point("ring.lock.acquired");
+        RingLock { p: self, _g: g }
+    }
+
+    /// Is the holder named by lock word `v` (non-zero, not ours) dead? True
+    /// if the word is garbage (no such participant), if the entry it names
+    /// has been re-attached since (another epoch), or if nobody holds the
+    /// entry's liveness lock.
+    fn holder_dead(&self, v: u32) -> bool {
+        let r = &self.ring;
+        let (i, epoch) = l::split_lock_word(v);
+        if i >= r.cfg.geo.max_participants {
+            return true;
+        }
+        if v == self.word {
+            // Our own word while no thread of ours holds the lock (they are
+            // serialised by `held`): only a corrupt file writes it. It names
+            // us, live, so nobody else can take it over: it is ours.
+            return true;
+        }
+        let current = r.get(r.cfg.geo.entry(i) + l::part::EPOCH);
+        l::split_lock_word(l::lock_word(i, current)).1 != epoch || !r.alive(i)
     }
 
     fn lock_timeout(&self) -> Error {

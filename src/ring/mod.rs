@@ -120,8 +120,26 @@ impl fmt::Display for TryRecvError {
     }
 }
 
-impl std::error::Error for TryLoanError {}
-impl std::error::Error for TryRecvError {}
+impl std::error::Error for TryLoanError {
+    /// The underlying [`Error`] for [`TryLoanError::Error`]; `None` for `Full`.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TryLoanError::Full => None,
+            TryLoanError::Error(e) => Some(e),
+        }
+    }
+}
+
+impl std::error::Error for TryRecvError {
+    /// The underlying [`Error`] for [`TryRecvError::Error`]; `None` for
+    /// `Empty` and `Disconnected`.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TryRecvError::Empty | TryRecvError::Disconnected => None,
+            TryRecvError::Error(e) => Some(e),
+        }
+    }
+}
 
 pub(crate) fn typed_check<T: Element>(r: &RingInner) -> Result<()> {
     let d = &r.map.header().dtype;
@@ -141,6 +159,7 @@ pub(crate) fn typed_check<T: Element>(r: &RingInner) -> Result<()> {
 }
 
 /// Builder for a new ring file. See [`Ring::builder`].
+#[must_use = "a builder does nothing until `create` is called"]
 #[derive(Debug, Clone)]
 pub struct RingBuilder {
     dtype: Dtype,
@@ -195,6 +214,25 @@ impl RingBuilder {
     }
 
     /// Create and publish the ring at `path` (never overwrites).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("latest.npy");
+    /// use sharray::{Dtype, ErrorKind, Ring};
+    /// // Latest-value stream: every subscriber sees every frame, and a slow
+    /// // one loses the oldest frames instead of holding the producer back.
+    /// let ring = Ring::builder(Dtype::parse_user("float64")?, &[3])
+    ///     .slots(4)
+    ///     .broadcast(true)
+    ///     .overwrite(true)
+    ///     .create(&path)?; // or "shm:latest" for /dev/shm/latest
+    /// assert_eq!((ring.slots(), ring.is_broadcast(), ring.is_overwrite()), (4, true, true));
+    /// let again = Ring::builder(Dtype::parse_user("float64")?, &[3]).create(&path);
+    /// assert_eq!(again.unwrap_err().kind(), ErrorKind::AlreadyExists);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -265,6 +303,15 @@ impl RingBuilder {
 /// [`Ring::consumer`]; read live statistics with [`Ring::stats`].
 ///
 /// Cloning is cheap (the mapping is shared).
+///
+/// # Safety
+///
+/// Loans and leases hand out slices of a slot that other processes map too;
+/// the ring protocol gives a loan's holder the only access to its slot and a
+/// lease's holder a slot that nobody writes. A process that writes slots
+/// outside the protocol causes undefined behaviour, and one that truncates the
+/// file kills us with SIGBUS. See the crate's
+/// [Safety model](crate#safety-model).
 #[derive(Clone)]
 pub struct Ring {
     inner: Arc<RingInner>,
@@ -272,7 +319,23 @@ pub struct Ring {
 }
 
 impl Ring {
-    /// Start building a ring of frames of `dtype` and `frame_shape`.
+    /// Start building a ring of frames of `dtype` and `frame_shape`; set
+    /// options on the [`RingBuilder`], then [`create`](RingBuilder::create) it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use sharray::{Dtype, Ring};
+    /// // 8 slots of 480x640 RGB frames; queue mode and backpressure (the defaults).
+    /// let ring = Ring::builder(Dtype::parse_user("uint8")?, &[480, 640, 3])
+    ///     .slots(8)
+    ///     .create(dir.path().join("cam.npy"))?;
+    /// assert_eq!(ring.slot_bytes(), 480 * 640 * 3);
+    /// // The file is also a (slots, *frame_shape) .npy array.
+    /// assert_eq!(sharray::inspect(ring.path())?.shape, [8, 480, 640, 3]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn builder(dtype: Dtype, frame_shape: &[usize]) -> RingBuilder {
         RingBuilder {
             dtype,
@@ -287,6 +350,25 @@ impl Ring {
     }
 
     /// Open an existing ring read-write.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("cam.npy");
+    /// use sharray::{Dtype, ErrorKind, Ring, SharedArray};
+    /// Ring::builder(Dtype::parse_user("uint8")?, &[480, 640]).slots(4).create(&path)?;
+    ///
+    /// // Another process:
+    /// let ring = Ring::open(&path)?;
+    /// assert_eq!((ring.frame_shape(), ring.slots()), (&[480, 640][..], 4));
+    ///
+    /// // An array is not a ring.
+    /// SharedArray::<u8>::create(dir.path().join("a.npy"), &[4])?;
+    /// let not_a_ring = Ring::open(dir.path().join("a.npy"));
+    /// assert_eq!(not_a_ring.unwrap_err().kind(), ErrorKind::Unsupported);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -345,7 +427,22 @@ impl Ring {
         Ok(Arc::new(p))
     }
 
-    /// Attach a producer.
+    /// Attach a producer. Several producers may share a ring; consumers see
+    /// [`ErrorKind::Disconnected`] once all of them are gone and the frames
+    /// are drained.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let ring = sharray::Ring::builder(sharray::Dtype::parse_user("u1")?, &[4]).slots(2).create(dir.path().join("r.npy"))?;
+    /// let producer = ring.producer()?;
+    /// let mut loan = producer.loan()?;
+    /// loan.bytes_mut().copy_from_slice(b"abcd");
+    /// assert_eq!(loan.commit()?, 0); // the first sequence number
+    /// assert_eq!(ring.stats().committed, 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -357,6 +454,22 @@ impl Ring {
 
     /// Attach a consumer: a queue consumer, or a subscriber in broadcast mode
     /// (which gets every frame committed from now on).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use sharray::{Dtype, Ring};
+    /// let ring = Ring::builder(Dtype::parse_user("u1")?, &[4]).slots(4).broadcast(true)
+    ///     .create(dir.path().join("r.npy"))?;
+    /// let (a, b) = (ring.consumer()?, ring.consumer()?); // two subscribers
+    /// let producer = ring.producer()?;
+    /// producer.loan()?.commit()?;
+    /// // Broadcast: each subscriber gets the frame (in queue mode, one would).
+    /// assert_eq!(a.try_recv()?.seq(), 0);
+    /// assert_eq!(b.try_recv()?.seq(), 0);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -616,5 +729,27 @@ mod tests {
         // Two loans at once still get two different free slots.
         let (a, b) = (p.try_loan().unwrap(), p.try_loan().unwrap());
         assert_eq!((a.slot(), b.slot()), (1, 2));
+    }
+
+    #[test]
+    fn try_errors_expose_the_inner_error_as_source() {
+        use std::error::Error as _;
+        let inner = || Error::new(ErrorKind::LockTimeout, "ring lock busy");
+        let e = TryLoanError::Error(inner());
+        let src = e.source().expect("the Error variant has a source");
+        let src = src
+            .downcast_ref::<Error>()
+            .expect("the source is sharray::Error");
+        assert_eq!(src.kind(), ErrorKind::LockTimeout);
+        assert!(TryLoanError::Full.source().is_none());
+
+        let e = TryRecvError::Error(inner());
+        let src = e.source().expect("the Error variant has a source");
+        assert_eq!(
+            src.downcast_ref::<Error>().unwrap().kind(),
+            ErrorKind::LockTimeout
+        );
+        assert!(TryRecvError::Empty.source().is_none());
+        assert!(TryRecvError::Disconnected.source().is_none());
     }
 }

@@ -75,6 +75,25 @@ impl Producer {
 
     /// Loan a free slot, waiting as long as it takes (backpressure).
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use sharray::{Dtype, Ring};
+    /// let ring = Ring::builder(Dtype::parse_user("float32")?, &[2, 3]).slots(4)
+    ///     .create(dir.path().join("r.npy"))?;
+    /// let producer = ring.producer()?;
+    /// let mut loan = producer.loan()?;             // the slot itself, no copy
+    /// loan.as_mut_slice::<f32>()?.fill(0.25);      // or view_mut::<f32>() for ndarray
+    /// loan.set_tag(9);                             // any u64 the consumers see
+    /// let seq = loan.commit()?;
+    ///
+    /// let frame = ring.consumer()?.recv()?;
+    /// assert_eq!((frame.seq(), frame.tag()), (seq, 9));
+    /// assert_eq!(frame.as_slice::<f32>()?, &[0.25; 6]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// Only if the ring lock fails (see [`Producer::try_loan`]).
@@ -124,6 +143,7 @@ impl std::fmt::Debug for Producer {
 ///
 /// The loan owns a reference to its producer's registration, so it can be
 /// stored anywhere (no lifetime ties it to the [`Producer`]).
+#[must_use = "dropping the loan gives the slot back without committing"]
 pub struct WriteLoan {
     p: Arc<Participant>,
     slot: u32,
@@ -218,6 +238,27 @@ impl WriteLoan {
     /// Publish the frame: stamp it with the next sequence number and the
     /// commit time, and make it visible to consumers. Returns the sequence
     /// number.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let ring = sharray::Ring::builder(sharray::Dtype::parse_user("u1")?, &[4]).slots(2).create(dir.path().join("r.npy"))?;
+    /// let (producer, consumer) = (ring.producer()?, ring.consumer()?);
+    ///
+    /// // A loan dropped without commit gives its slot back: nothing is delivered.
+    /// let mut loan = producer.loan()?;
+    /// loan.bytes_mut().fill(1);
+    /// drop(loan);
+    /// assert!(consumer.try_recv().is_err());
+    ///
+    /// // Committed frames are numbered in order.
+    /// let first = producer.loan()?.commit()?;
+    /// let second = producer.loan()?.commit()?;
+    /// assert_eq!(second, first + 1);
+    /// assert_eq!(consumer.recv()?.seq(), first);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     ///
     /// # Errors
     ///

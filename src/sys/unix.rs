@@ -10,6 +10,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd};
+use std::ptr::NonNull;
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
@@ -176,14 +177,39 @@ pub fn futex_wake(word: &AtomicU32, n: i32) {
 }
 
 /// Fault in (and allocate) the pages of `[ptr, ptr+len)` for writing, without
-/// changing their contents (`MADV_POPULATE_WRITE`, Linux 5.14). Errors are
-/// returned, never signalled; callers treat this as a hint.
+/// changing their contents (`MADV_POPULATE_WRITE`, Linux 5.14; see
+/// `madvise(2)`). Errors are returned, never signalled; callers treat this as
+/// a hint.
 ///
 /// # Safety
 ///
 /// `ptr..ptr+len` must lie inside one live writable mapping.
 pub unsafe fn populate_write(ptr: *mut u8, len: usize) -> io::Result<()> {
-    const MADV_POPULATE_WRITE: libc::c_int = 23;
+    // SAFETY: forwarded: the caller guarantees the range is inside a live
+    // writable mapping.
+    unsafe { populate(ptr, len, libc::MADV_POPULATE_WRITE) }
+}
+
+/// Fault in the pages of `[ptr, ptr+len)` for reading, without changing
+/// their contents (`MADV_POPULATE_READ`, Linux 5.14; see `madvise(2)`).
+/// Errors are returned, never signalled; callers treat this as a hint.
+///
+/// # Safety
+///
+/// `ptr..ptr+len` must lie inside one live mapping.
+pub unsafe fn populate_read(ptr: *mut u8, len: usize) -> io::Result<()> {
+    // SAFETY: forwarded: the caller guarantees the range is inside a live
+    // mapping.
+    unsafe { populate(ptr, len, libc::MADV_POPULATE_READ) }
+}
+
+/// `madvise(advice)` over the pages covering `[ptr, ptr+len)`, for one of
+/// the two populate advices (which never change contents).
+///
+/// # Safety
+///
+/// As [`populate_read`] / [`populate_write`].
+unsafe fn populate(ptr: *mut u8, len: usize, advice: libc::c_int) -> io::Result<()> {
     if len == 0 {
         return Ok(());
     }
@@ -192,36 +218,131 @@ pub unsafe fn populate_write(ptr: *mut u8, len: usize) -> io::Result<()> {
     let len = len + (ptr as usize - start);
     // SAFETY: the caller guarantees the range is inside a live mapping; the
     // rounded-down start is in the same mapping because mappings are page
-    // aligned. POPULATE_WRITE never changes contents.
-    cvt(unsafe { libc::madvise(start as *mut libc::c_void, len, MADV_POPULATE_WRITE) })?;
+    // aligned. Populating never changes contents.
+    cvt(unsafe { libc::madvise(start as *mut libc::c_void, len, advice) })?;
     Ok(())
 }
 
-/// Fault in the pages of `[ptr, ptr+len)` for reading, without changing
-/// their contents (`MADV_POPULATE_READ`, Linux 5.14). Errors are returned,
-/// never signalled; callers treat this as a hint.
-///
-/// # Safety
-///
-/// `ptr..ptr+len` must lie inside one live mapping.
-pub unsafe fn populate_read(ptr: *mut u8, len: usize) -> io::Result<()> {
-    const MADV_POPULATE_READ: libc::c_int = 22;
-    if len == 0 {
-        return Ok(());
-    }
-    let page = page_size();
-    let start = (ptr as usize) & !(page - 1);
-    let len = len + (ptr as usize - start);
-    // SAFETY: as in `populate_write`; POPULATE_READ never changes contents.
-    cvt(unsafe { libc::madvise(start as *mut libc::c_void, len, MADV_POPULATE_READ) })?;
-    Ok(())
-}
-
-/// The system page size.
+/// The system page size (`sysconf(_SC_PAGESIZE)`, see `sysconf(3)`).
 pub fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
     let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     if v <= 0 { 4096 } else { v as usize }
+}
+
+fn prot(writable: bool) -> libc::c_int {
+    if writable {
+        libc::PROT_READ | libc::PROT_WRITE
+    } else {
+        libc::PROT_READ
+    }
+}
+
+/// Map `len` bytes of `fd` from `offset` (a multiple of [`page_size`]),
+/// `MAP_SHARED`, readable and writable if `writable`, at an address the
+/// kernel picks (`mmap(2)`). The caller owns the new range and unmaps it
+/// with [`munmap`].
+pub fn map_shared(
+    fd: impl AsFd,
+    offset: u64,
+    len: usize,
+    writable: bool,
+) -> io::Result<NonNull<u8>> {
+    let off =
+        libc::off_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: a fresh mapping at a kernel-chosen address replaces nothing;
+    // the fd is open for the duration of the call.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            prot(writable),
+            libc::MAP_SHARED,
+            fd.as_fd().as_raw_fd(),
+            off,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(NonNull::new(p.cast()).expect("mmap never returns null on success"))
+}
+
+/// Move the page tables of the mapping `[addr, addr+len)` to a new address
+/// the kernel picks, and return it, leaving the old range mapped to the same
+/// file without page tables (`mremap(MREMAP_MAYMOVE | MREMAP_DONTUNMAP)`,
+/// Linux 5.7, for shared mappings 5.13; see `mremap(2)`). Kernels that refuse
+/// it for this mapping return `EINVAL` ([`io::ErrorKind::InvalidInput`]).
+/// The caller owns the returned range too and unmaps it with [`munmap`].
+///
+/// # Safety
+///
+/// `[addr, addr+len)` must be exactly one whole mapping that the caller
+/// owns (from [`map_shared`] or this function).
+pub unsafe fn mremap_dontunmap(addr: NonNull<u8>, len: usize) -> io::Result<NonNull<u8>> {
+    // SAFETY: the caller owns this mapping; DONTUNMAP keeps the old range
+    // mapped, so no hole appears under pointers into it. The fifth
+    // (variadic) argument must be given: with DONTUNMAP the kernel reads it
+    // as an address hint and refuses an unaligned one, whatever happened to
+    // be in the register.
+    let moved = unsafe {
+        libc::mremap(
+            addr.as_ptr().cast(),
+            len,
+            len,
+            libc::MREMAP_MAYMOVE | libc::MREMAP_DONTUNMAP,
+            std::ptr::null_mut::<libc::c_void>(),
+        )
+    };
+    if moved == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(NonNull::new(moved.cast()).expect("mremap never returns null on success"))
+}
+
+/// Replace `[addr, addr+len)` in one step with private zero pages, readable
+/// and writable if `writable`, reserving no swap
+/// (`mmap(MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE)`, see
+/// `mmap(2)`). Because the replacement is atomic, no other mapping can
+/// appear in the range meanwhile. Errors (`ENOMEM`) leave the old mapping
+/// in place.
+///
+/// # Safety
+///
+/// The caller must own `[addr, addr+len)` (page aligned): whatever was
+/// mapped there is gone, and every pointer into it now sees zero pages.
+pub unsafe fn map_zero_fixed(addr: NonNull<u8>, len: usize, writable: bool) -> io::Result<()> {
+    // SAFETY: the caller owns the range; MAP_FIXED replaces exactly it.
+    let p = unsafe {
+        libc::mmap(
+            addr.as_ptr().cast(),
+            len,
+            prot(writable),
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED | libc::MAP_NORESERVE,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    if p != addr.as_ptr().cast() {
+        // MAP_FIXED never places elsewhere; treat it as a failure anyway.
+        return Err(io::Error::other("mmap(MAP_FIXED) returned another address"));
+    }
+    Ok(())
+}
+
+/// Unmap `[addr, addr+len)` (`munmap(2)`).
+///
+/// # Safety
+///
+/// The caller must own the range (a mapping from [`map_shared`] or
+/// [`mremap_dontunmap`]), and nothing may access it afterwards.
+pub unsafe fn munmap(addr: NonNull<u8>, len: usize) -> io::Result<()> {
+    // SAFETY: the caller owns the range and gives it up.
+    cvt(unsafe { libc::munmap(addr.as_ptr().cast(), len) })?;
+    Ok(())
 }
 
 /// Filesystem magic number of the filesystem holding `fd` (`fstatfs(2)`).
@@ -263,4 +384,18 @@ pub fn resident_bytes() -> io::Result<u64> {
         .and_then(|v| v.parse().ok())
         .ok_or_else(|| io::Error::other("unexpected /proc/self/statm format"))?;
     Ok(rss_pages * page_size() as u64)
+}
+
+/// Send `sig` to the calling thread (`raise(3)`): `SIGKILL` kills the
+/// process and `SIGSTOP` stops every thread of it (until `SIGCONT`) before
+/// this call returns. (A process-directed `kill(getpid(), ..)` may be taken
+/// by another thread, so the caller could run on for a moment.)
+pub fn raise(sig: i32) -> io::Result<()> {
+    // SAFETY: raise has no memory preconditions; an invalid signal number
+    // is reported as an error.
+    if unsafe { libc::raise(sig) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }

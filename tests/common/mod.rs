@@ -1,5 +1,12 @@
-//! Helpers shared by the integration tests: run this very test binary again
-//! as a child process in a named role, with a watchdog so nothing can hang.
+//! The one helper module of the integration tests, of the library
+//! (`tests/*.rs`: `mod common;`) and of the CLI crate (`cli/tests/*.rs`:
+//! `#[path = "../../tests/common/mod.rs"] mod common;`).
+//!
+//! - here: run this very test binary again as a child process in a named
+//!   role, with a watchdog so nothing can hang; read a child's stdout line by
+//!   line; a seeded random generator; `python3` and the `sharray` binary;
+//! - [`ring`]: self-checking frame payloads for ring tests;
+//! - [`corrupt`]: hand-corrupted array files.
 //!
 //! A test file declares its child roles with [`child_main!`]-style dispatch:
 //!
@@ -11,9 +18,16 @@
 //!
 //! and spawns children with `common::spawn_child("child_entry", "writer", "some arg")`.
 
+// Each test file is its own crate and uses a different part of this module;
+// what one of them leaves unused is not dead code.
 #![allow(dead_code)]
 
+pub mod corrupt;
+pub mod ring;
+
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 const ROLE_VAR: &str = "SHARRAY_TEST_CHILD_ROLE";
@@ -33,7 +47,14 @@ pub fn child_entry(f: impl FnOnce(&str, &str)) {
 /// test function that calls [`child_entry`]) in `role` with `arg`.
 /// stdout is piped (children report with println!), stderr inherited.
 pub fn spawn_child(entry_test: &str, role: &str, arg: &str) -> Child {
+    spawn_child_env(entry_test, role, arg, &[])
+}
+
+/// [`spawn_child`] with extra environment variables (e.g. armed fail points:
+/// `("SHARRAY_FAILPOINTS", "ring.lock.probed=stop")`).
+pub fn spawn_child_env(entry_test: &str, role: &str, arg: &str, env: &[(&str, &str)]) -> Child {
     Command::new(std::env::current_exe().expect("current exe"))
+        .envs(env.iter().copied())
         .args([
             entry_test,
             "--exact",
@@ -143,14 +164,191 @@ pub fn python(script: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// A python3 process that takes `fcntl.flock(LOCK_EX)` on `path`, says
+/// "locked", and releases (saying "released") when its stdin closes.
+pub fn python_holding_lock(path: &str) -> (Child, Lines) {
+    let script = r#"
+import fcntl, sys
+f = open(sys.argv[1], "rb")
+fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+print("locked", flush=True)
+sys.stdin.read()
+fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+print("released", flush=True)
+"#;
+    let mut child = Command::new("python3")
+        .args(["-c", script, path])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut lines = Lines::of(&mut child);
+    lines.wait_for("locked", Duration::from_secs(60));
+    (child, lines)
+}
+
 /// A `Command` for the `sharray` binary that cargo built for these tests.
-#[cfg(feature = "cli")]
+/// Only the tests of the CLI crate (`cli/tests/`) have it.
 pub fn cli() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sharray"))
+    // Cargo sets CARGO_BIN_EXE_sharray when it compiles the tests of the
+    // package with that binary; the library's own tests never call this.
+    let Some(exe) = option_env!("CARGO_BIN_EXE_sharray") else {
+        panic!("the sharray binary exists for the tests of sharray-cli (cli/tests/) only")
+    };
+    Command::new(exe)
 }
 
 /// Run the `sharray` binary with `args` and collect its output.
-#[cfg(feature = "cli")]
 pub fn cli_run(args: &[&str]) -> std::process::Output {
     cli().args(args).output().expect("run the sharray binary")
+}
+
+/// Lines of a child's stdout, read by a background thread.
+pub struct Lines {
+    rx: Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Lines {
+    /// Take over the child's piped stdout.
+    pub fn of(child: &mut Child) -> Lines {
+        let out = child.stdout.take().expect("child stdout is piped");
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines {
+            rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Wait for a line starting with `prefix`; panic after `limit`.
+    pub fn wait_for(&mut self, prefix: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.rx.recv_timeout(left) {
+                Ok(l) => {
+                    self.seen.push(l.clone());
+                    if l.starts_with(prefix) {
+                        return l;
+                    }
+                }
+                Err(_) => panic!(
+                    "no line starting with {prefix:?} within {limit:?}; saw {:?}",
+                    self.seen
+                ),
+            }
+        }
+    }
+
+    /// Panic if a line starting with `prefix` arrives within `d` (a step
+    /// that must not happen yet).
+    pub fn assert_none_within(&mut self, prefix: &str, d: Duration) {
+        let deadline = Instant::now() + d;
+        while let Ok(l) = self
+            .rx
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            self.seen.push(l.clone());
+            assert!(
+                !l.starts_with(prefix),
+                "{prefix:?} arrived too early; saw {:?}",
+                self.seen
+            );
+        }
+    }
+
+    /// Every remaining line (call after the child exited).
+    pub fn rest(&mut self) -> Vec<String> {
+        while let Ok(l) = self.rx.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push(l);
+        }
+        self.seen.clone()
+    }
+}
+
+/// A small pseudo-random generator for tests (xorshift64*, no extra crates).
+pub struct Rng(u64);
+
+impl Rng {
+    /// The same sequence for the same seed (any seed, 0 included).
+    pub fn from_seed(seed: u64) -> Rng {
+        // splitmix64's finaliser spreads nearby seeds; xorshift needs a
+        // non-zero state.
+        let mut x = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        Rng((x ^ (x >> 31)) | 1)
+    }
+
+    /// Seeded from SHARRAY_TEST_SEED or the clock; the seed is printed so a
+    /// failing run can be replayed.
+    pub fn new(name: &str) -> Rng {
+        let seed = std::env::var("SHARRAY_TEST_SEED")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            });
+        eprintln!("{name}: SHARRAY_TEST_SEED={seed}");
+        Rng::from_seed(seed)
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// An env var as a number, or a default.
+pub fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Wait until process `pid` is stopped (SIGSTOP: state `T` in
+/// `/proc/PID/stat`), at most `limit`; panic if it exits or never stops.
+pub fn wait_stopped(pid: u32, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // The state follows the parenthesised command name.
+        match stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next()) {
+            Some('T') | Some('t') => return,
+            Some('Z') | Some('X') | None => panic!("process {pid} exited instead of stopping"),
+            _ => {}
+        }
+        assert!(
+            Instant::now() < deadline,
+            "process {pid} did not stop within {limit:?}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Send `sig` to process `pid` (SIGCONT to resume a stopped child).
+pub fn signal(pid: u32, sig: &str) {
+    let st = Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(st.success(), "kill -{sig} {pid} failed");
 }

@@ -1,0 +1,168 @@
+//! The ring commands of the `sharray` CLI, end to end, with numpy making and
+//! reading the frames.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+fn sharray(args: &[&str]) -> Output {
+    common::cli_run(args)
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = sharray(args);
+    assert!(
+        o.status.success(),
+        "sharray {args:?} failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn fails(args: &[&str], code: i32) -> String {
+    let o = sharray(args);
+    assert_eq!(o.status.code(), Some(code), "sharray {args:?}: {o:?}");
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line on stderr: {err}"
+    );
+    err
+}
+
+#[test]
+fn push_pop_round_trip_with_numpy() {
+    common::python_numpy();
+    let dir = tempfile::tempdir().unwrap();
+    let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let ring = d("r.npy");
+    ok(&[
+        "ring",
+        "create",
+        &ring,
+        "--dtype",
+        "float32",
+        "--frame-shape",
+        "2,3",
+        "--slots",
+        "3",
+    ]);
+    common::python(
+        "import numpy as np, sys; np.save(sys.argv[1], np.arange(6, dtype=np.float32).reshape(2, 3)); np.save(sys.argv[2], np.zeros((3, 3)))",
+        &[&d("f.npy"), &d("bad.npy")],
+    );
+    assert_eq!(ok(&["push", &ring, &d("f.npy"), "--tag", "9"]).trim(), "0");
+    let err = fails(&["push", &ring, &d("bad.npy")], 1);
+    assert!(
+        err.contains("<f8 [3, 3]") && err.contains("<f4 [2, 3]"),
+        "{err}"
+    );
+    let meta = ok(&["pop", &ring, &d("out.npy"), "--timeout", "5"]);
+    assert!(meta.contains("seq=0 tag=9"), "{meta}");
+    let got = common::python(
+        "import numpy as np, sys; a = np.load(sys.argv[1]); print(a.dtype, a.shape, a.sum())",
+        &[&d("out.npy")],
+    );
+    assert_eq!(got.trim(), "float32 (2, 3) 15.0");
+    // No clobbering, and numpy sees the ring itself as a (K, 2, 3) array.
+    ok(&["push", &ring, &d("f.npy")]);
+    fails(&["pop", &ring, &d("out.npy"), "--timeout", "1"], 1);
+    let shape = common::python(
+        "import numpy as np, sys; print(np.load(sys.argv[1], mmap_mode='r').shape)",
+        &[&ring],
+    );
+    assert_eq!(shape.trim(), "(3, 2, 3)");
+}
+
+#[test]
+fn pop_timeout_exits_3_in_about_the_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let ring = dir.path().join("r.npy");
+    let ring = ring.to_str().unwrap();
+    ok(&[
+        "ring",
+        "create",
+        ring,
+        "--dtype",
+        "uint8",
+        "--frame-shape",
+        "16",
+    ]);
+    let out = dir.path().join("o.npy");
+    let t0 = Instant::now();
+    let err = fails(&["pop", ring, out.to_str().unwrap(), "--timeout", "0.5"], 3);
+    let el = t0.elapsed();
+    assert!(
+        el >= Duration::from_millis(500) && el < Duration::from_secs(10),
+        "{el:?}"
+    );
+    assert!(
+        err.contains("timeout") || err.contains("timed out"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn subscribe_writes_numbered_frames_and_watch_reports_json() {
+    common::python_numpy();
+    let dir = tempfile::tempdir().unwrap();
+    let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let ring = d("b.npy");
+    ok(&[
+        "ring",
+        "create",
+        &ring,
+        "--dtype",
+        "uint16",
+        "--frame-shape",
+        "4",
+        "--broadcast",
+        "--slots",
+        "4",
+    ]);
+    common::python(
+        "import numpy as np, sys; np.save(sys.argv[1], np.arange(4, dtype=np.uint16))",
+        &[&d("u.npy")],
+    );
+    let mut sub = common::cli()
+        .args([
+            "subscribe",
+            &ring,
+            "--count",
+            "3",
+            "--out-dir",
+            &d("frames"),
+            "--timeout",
+            "60",
+        ])
+        .spawn()
+        .unwrap();
+    // Wait until the subscriber is registered, then push three frames.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let js = ok(&["watch", &ring, "--json"]);
+        if js.contains("\"role\":\"subscriber\"") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "subscriber never attached: {js}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for i in 0..3 {
+        ok(&["push", &ring, &d("u.npy"), "--tag", &i.to_string()]);
+    }
+    assert!(common::wait_with_watchdog(&mut sub, Duration::from_secs(120)).success());
+    for i in 0..3 {
+        assert!(dir.path().join(format!("frames/frame_{i:06}.npy")).exists());
+    }
+    let js = ok(&["watch", &ring, "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&js).unwrap();
+    assert_eq!(v["kind"], "ring");
+    assert_eq!(v["ring"]["committed"], 3);
+    assert_eq!(v["ring"]["received"], 3);
+    assert_eq!(v["ring"]["mode"], "broadcast");
+    assert_eq!(v["ring"]["slots_free"], 4);
+}

@@ -1,0 +1,341 @@
+//! The consumer side from Python: `Consumer` and its `ReadLease`.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+use sharray::ErrorKind;
+
+use crate::errors::{self, IntoPy};
+use crate::lease::{self, HasViewSlot, ViewSlot};
+
+use super::{RingShared, closed_error};
+
+/// A registered consumer of a ring (a subscriber in broadcast mode).
+///
+/// `with consumer.recv() as frame:` reads one frame in place;
+/// `for lease in consumer:` yields `ReadLease`s until every producer has
+/// gone and the ring is drained (each lease is released when the loop asks
+/// for the next one). `close()` (or leaving a `with` block) detaches.
+#[pyclass(module = "sharray", name = "Consumer", frozen)]
+pub(crate) struct Consumer {
+    shared: Arc<RingShared>,
+    inner: Mutex<Option<Arc<sharray::Consumer>>>,
+    /// The lease last yielded by iteration (released by the next step).
+    current: Mutex<Option<Py<ReadLease>>>,
+}
+
+impl Consumer {
+    pub(super) fn new(shared: &Arc<RingShared>, c: sharray::Consumer) -> Consumer {
+        Consumer {
+            shared: shared.clone(),
+            inner: Mutex::new(Some(Arc::new(c))),
+            current: Mutex::new(None),
+        }
+    }
+
+    fn get(&self, py: Python<'_>) -> PyResult<Arc<sharray::Consumer>> {
+        self.shared.check_pid(py)?;
+        self.inner
+            .lock()
+            .clone()
+            .ok_or_else(|| closed_error(py, "consumer", &self.shared.path))
+    }
+
+    fn recv_inner(
+        &self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+    ) -> PyResult<sharray::Result<sharray::ReadLease>> {
+        let c = self.get(py)?;
+        lease::sliced(py, timeout, ErrorKind::Timeout, |slice| {
+            c.recv_timeout(slice)
+        })
+    }
+
+    fn end_current(&self, py: Python<'_>) {
+        let current = self.current.lock().take();
+        if let Some(l) = current {
+            l.get().end();
+            drop(l);
+        }
+        let _ = py;
+    }
+}
+
+impl Drop for Consumer {
+    fn drop(&mut self) {
+        if self.shared.origin.is_forked() {
+            std::mem::forget(self.inner.get_mut().take());
+        }
+    }
+}
+
+#[pymethods]
+impl Consumer {
+    /// Receive the next frame, waiting at most `timeout` seconds (None: as
+    /// long as it takes). Raises `sharray.Timeout` (a `TimeoutError`), or
+    /// `sharray.Disconnected` (a `BrokenPipeError`) once every producer has
+    /// gone and the frames are drained.
+    #[pyo3(signature = (timeout=None))]
+    fn recv(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<ReadLease> {
+        let lease = self.recv_inner(py, timeout)?.py_err(py)?;
+        Ok(ReadLease::wrap(&self.shared, lease))
+    }
+
+    /// Receive a frame if one is ready now; `None` if not. Raises
+    /// `sharray.Disconnected` as `recv()` does.
+    fn try_recv(&self, py: Python<'_>) -> PyResult<Option<ReadLease>> {
+        let c = self.get(py)?;
+        match c.try_recv() {
+            Ok(l) => Ok(Some(ReadLease::wrap(&self.shared, l))),
+            Err(sharray::TryRecvError::Empty) => Ok(None),
+            Err(sharray::TryRecvError::Disconnected) => Err(errors::new(
+                py,
+                ErrorKind::Disconnected,
+                "every producer of the ring has gone and its frames are drained; start a producer or stop consuming",
+                Some(&self.shared.path),
+            )),
+            Err(sharray::TryRecvError::Error(e)) => Err(errors::to_py(py, &e)),
+        }
+    }
+
+    fn __iter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// Release the lease yielded last, then wait for the next frame. Ends
+    /// (StopIteration) when the ring is disconnected.
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<ReadLease>>> {
+        self.end_current(py);
+        match self.recv_inner(py, None)? {
+            Ok(l) => {
+                let lease = Py::new(py, ReadLease::wrap(&self.shared, l))?;
+                *self.current.lock() = Some(lease.clone_ref(py));
+                Ok(Some(lease))
+            }
+            Err(e) if e.kind() == ErrorKind::Disconnected => Ok(None),
+            Err(e) => Err(errors::to_py(py, &e)),
+        }
+    }
+
+    /// This consumer's index in the ring's participant table.
+    #[getter]
+    fn index(&self, py: Python<'_>) -> PyResult<u32> {
+        Ok(self.get(py)?.index())
+    }
+
+    /// Has `close()` been called?
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.lock().is_none()
+    }
+
+    /// Release the lease yielded by iteration (if any) and detach
+    /// (idempotent). Leases from `recv()` still open keep the registration
+    /// until they end.
+    fn close(&self, py: Python<'_>) {
+        self.end_current(py);
+        let c = self.inner.lock().take();
+        if let Some(c) = c {
+            self.shared.origin.detach_drop_or_leak(py, c);
+        }
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> bool {
+        self.close(py);
+        false
+    }
+
+    fn __repr__(&self) -> String {
+        let state = if self.closed() { " closed" } else { "" };
+        format!("<sharray.Consumer of {:?}{state}>", self.shared.path)
+    }
+}
+
+struct LeaseHeld {
+    lease: sharray::ReadLease,
+    view: ViewSlot,
+}
+
+impl HasViewSlot for LeaseHeld {
+    fn slot(&mut self) -> &mut ViewSlot {
+        &mut self.view
+    }
+}
+
+/// A received frame: read it in place, then release it.
+///
+/// `with consumer.recv() as frame:` gives the read-only numpy view of the
+/// frame (the frame shape and dtype); leaving the block releases the slot.
+/// The metadata stay readable after release: `seq`, `timestamp_ns`, `tag`,
+/// `valid_len` (bytes), `lost`, `slot`. When the lease ends (`release()`,
+/// `__exit__`, the next iteration step, garbage collection) the view and
+/// every view derived from it are revoked first: they read zeros.
+#[pyclass(module = "sharray", name = "ReadLease", frozen)]
+pub(crate) struct ReadLease {
+    state: Mutex<Option<LeaseHeld>>,
+    shared: Arc<RingShared>,
+    /// The frame's sequence number (commit order, from 0).
+    #[pyo3(get)]
+    seq: u64,
+    /// `CLOCK_MONOTONIC` nanoseconds at commit (`time.monotonic_ns()`
+    /// clock, comparable across processes).
+    #[pyo3(get)]
+    timestamp_ns: u64,
+    /// The producer's tag.
+    #[pyo3(get)]
+    tag: u64,
+    /// Valid bytes of the frame (the whole frame unless the producer said
+    /// less); the view always covers the whole frame.
+    #[pyo3(get)]
+    valid_len: usize,
+    /// Frames lost since this consumer's previous receive (overwrite mode).
+    #[pyo3(get)]
+    lost: u64,
+    /// Index of the slot.
+    #[pyo3(get)]
+    slot: usize,
+}
+
+impl ReadLease {
+    fn wrap(shared: &Arc<RingShared>, lease: sharray::ReadLease) -> ReadLease {
+        ReadLease {
+            seq: lease.seq(),
+            timestamp_ns: lease.timestamp_ns(),
+            tag: lease.tag(),
+            valid_len: lease.valid_len(),
+            lost: lease.lost(),
+            slot: lease.slot(),
+            state: Mutex::new(Some(LeaseHeld {
+                view: shared.view_slot(lease.slot(), false),
+                lease,
+            })),
+            shared: shared.clone(),
+        }
+    }
+
+    fn ended_error(&self, py: Python<'_>) -> PyErr {
+        errors::new(
+            py,
+            ErrorKind::InvalidInput,
+            "this lease was released; receive a new frame with consumer.recv()",
+            Some(&self.shared.path),
+        )
+    }
+
+    /// Revoke the view, then release the slot (idempotent).
+    fn end(&self) {
+        let held = self.state.lock().take();
+        if let Some(mut h) = held {
+            let view = h.view.revoke();
+            self.shared.origin.drop_or_leak(h.lease);
+            drop(view);
+        }
+    }
+}
+
+impl Drop for ReadLease {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+#[pymethods]
+impl ReadLease {
+    /// The read-only numpy view of the frame.
+    fn __enter__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        lease::view_of(py, &self.state, |py| self.ended_error(py))
+    }
+
+    /// Release the slot (the view is revoked first). Never suppresses
+    /// exceptions.
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, _args: &Bound<'_, PyTuple>) -> bool {
+        self.end();
+        false
+    }
+
+    /// The read-only numpy view of the frame (made on first use, then the
+    /// same object).
+    #[getter]
+    fn view(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        lease::view_of(py, &self.state, |py| self.ended_error(py))
+    }
+
+    /// Release the slot now (idempotent); the view is revoked first.
+    fn release(&self) {
+        self.end();
+    }
+
+    /// Is the slot still leased?
+    #[getter]
+    fn active(&self) -> bool {
+        self.state.lock().is_some()
+    }
+
+    /// The frame's sequence number (commit order, from 0).
+    #[getter]
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    /// `CLOCK_MONOTONIC` nanoseconds at commit (`time.monotonic_ns()`
+    /// clock, comparable across processes).
+    #[getter]
+    fn timestamp_ns(&self) -> u64 {
+        self.timestamp_ns
+    }
+
+    /// The producer's tag.
+    #[getter]
+    fn tag(&self) -> u64 {
+        self.tag
+    }
+
+    /// Valid bytes of the frame (the whole frame unless the producer said
+    /// less); the view always covers the whole frame.
+    #[getter]
+    fn valid_len(&self) -> usize {
+        self.valid_len
+    }
+
+    /// Frames lost since this consumer's previous receive (overwrite mode).
+    #[getter]
+    fn lost(&self) -> u64 {
+        self.lost
+    }
+
+    /// Index of the slot.
+    #[getter]
+    fn slot(&self) -> usize {
+        self.slot
+    }
+
+    /// Debug: `(address, length)` of the mapping the view lives in.
+    #[getter]
+    fn _window(&self) -> Option<(usize, usize)> {
+        self.state
+            .lock()
+            .as_ref()
+            .and_then(|h| h.view.window.as_ref())
+            .map(|w| w.range())
+    }
+
+    fn __repr__(&self) -> String {
+        format!(
+            "<sharray.ReadLease seq={} tag={} slot={}{} of {:?}>",
+            self.seq,
+            self.tag,
+            self.slot,
+            if self.active() { "" } else { " released" },
+            self.shared.path
+        )
+    }
+}

@@ -1,0 +1,422 @@
+//! The producer side from Python: `Producer` and its `WriteLoan`.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+use sharray::ErrorKind;
+
+use crate::errors::{self, IntoPy};
+use crate::lease::{self, HasViewSlot, ViewSlot};
+
+use super::{RingShared, closed_error};
+
+/// A registered producer of a ring. Loan slots with `loan()`, or copy an
+/// array in with `send()`. `close()` (or leaving a `with` block) detaches
+/// it; consumers see the ring disconnected once every producer is gone and
+/// the frames are drained.
+#[pyclass(module = "sharray", name = "Producer", frozen)]
+pub(crate) struct Producer {
+    shared: Arc<RingShared>,
+    inner: Mutex<Option<Arc<sharray::Producer>>>,
+}
+
+impl Producer {
+    pub(super) fn new(shared: &Arc<RingShared>, p: sharray::Producer) -> Producer {
+        Producer {
+            shared: shared.clone(),
+            inner: Mutex::new(Some(Arc::new(p))),
+        }
+    }
+
+    fn get(&self, py: Python<'_>) -> PyResult<Arc<sharray::Producer>> {
+        self.shared.check_pid(py)?;
+        self.inner
+            .lock()
+            .clone()
+            .ok_or_else(|| closed_error(py, "producer", &self.shared.path))
+    }
+
+    fn loan_inner(
+        &self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        tag: u64,
+        valid_len: Option<usize>,
+    ) -> PyResult<WriteLoan> {
+        let p = self.get(py)?;
+        let loan = lease::sliced(py, timeout, ErrorKind::Timeout, |slice| {
+            p.loan_timeout(slice)
+        })?
+        .py_err(py)?;
+        WriteLoan::wrap(py, &self.shared, loan, tag, valid_len)
+    }
+}
+
+impl Drop for Producer {
+    fn drop(&mut self) {
+        if self.shared.origin.is_forked() {
+            // Forked child: detaching would release the parent's lock.
+            std::mem::forget(self.inner.get_mut().take());
+        }
+    }
+}
+
+#[pymethods]
+impl Producer {
+    /// Loan a free slot, waiting at most `timeout` seconds (None: as long
+    /// as it takes; raises `sharray.Timeout`). `tag` and `valid_len` (bytes)
+    /// are delivered with the frame; both can also be set on the loan.
+    #[pyo3(signature = (timeout=None, tag=0, valid_len=None))]
+    fn loan(
+        &self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        tag: u64,
+        valid_len: Option<usize>,
+    ) -> PyResult<WriteLoan> {
+        self.loan_inner(py, timeout, tag, valid_len)
+    }
+
+    /// Loan a free slot if one is free now; `None` if every slot is busy.
+    #[pyo3(signature = (tag=0, valid_len=None))]
+    fn try_loan(
+        &self,
+        py: Python<'_>,
+        tag: u64,
+        valid_len: Option<usize>,
+    ) -> PyResult<Option<WriteLoan>> {
+        let p = self.get(py)?;
+        match p.try_loan() {
+            Ok(loan) => Ok(Some(WriteLoan::wrap(
+                py,
+                &self.shared,
+                loan,
+                tag,
+                valid_len,
+            )?)),
+            Err(sharray::TryLoanError::Full) => Ok(None),
+            Err(sharray::TryLoanError::Error(e)) => Err(errors::to_py(py, &e)),
+        }
+    }
+
+    /// Copy `data` (anything numpy can broadcast to the frame shape) into a
+    /// loaned slot and commit it; returns the sequence number.
+    #[pyo3(signature = (data, timeout=None, tag=0))]
+    fn send(
+        &self,
+        py: Python<'_>,
+        data: &Bound<'_, PyAny>,
+        timeout: Option<f64>,
+        tag: u64,
+    ) -> PyResult<u64> {
+        let loan = self.loan_inner(py, timeout, tag, None)?;
+        let view = loan.view(py)?;
+        if let Err(e) = py
+            .import("numpy")?
+            .call_method1("copyto", (view.bind(py), data))
+        {
+            loan.end(py);
+            return Err(e);
+        }
+        loan.commit(py)
+    }
+
+    /// This producer's index in the ring's participant table.
+    #[getter]
+    fn index(&self, py: Python<'_>) -> PyResult<u32> {
+        Ok(self.get(py)?.index())
+    }
+
+    /// Has `close()` been called?
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.lock().is_none()
+    }
+
+    /// Detach (idempotent). Loans still open keep the registration until
+    /// they end.
+    fn close(&self, py: Python<'_>) {
+        let p = self.inner.lock().take();
+        if let Some(p) = p {
+            self.shared.origin.detach_drop_or_leak(py, p);
+        }
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> bool {
+        self.close(py);
+        false
+    }
+
+    fn __repr__(&self) -> String {
+        let state = if self.closed() { " closed" } else { "" };
+        format!("<sharray.Producer of {:?}{state}>", self.shared.path)
+    }
+}
+
+struct LoanHeld {
+    loan: sharray::WriteLoan,
+    view: ViewSlot,
+    tag: u64,
+    valid_len: usize,
+}
+
+impl HasViewSlot for LoanHeld {
+    fn slot(&mut self) -> &mut ViewSlot {
+        &mut self.view
+    }
+}
+
+/// A loaned ring slot: fill the frame in place, then commit it.
+///
+/// `with producer.loan() as frame:` gives the writable numpy view of the
+/// slot; leaving the block normally commits the frame, leaving it with an
+/// exception gives the slot back (nothing is delivered). `commit()` and
+/// `abandon()` do the same explicitly. Either way the view is revoked first:
+/// it becomes read-only and, with every view derived from it, is cut off
+/// from the slot (reads zeros; writes through derived views go to private
+/// memory).
+#[pyclass(module = "sharray", name = "WriteLoan", frozen)]
+pub(crate) struct WriteLoan {
+    state: Mutex<Option<LoanHeld>>,
+    shared: Arc<RingShared>,
+    slot: usize,
+    dropped_oldest: bool,
+    seq: Mutex<Option<u64>>,
+}
+
+impl WriteLoan {
+    fn wrap(
+        py: Python<'_>,
+        shared: &Arc<RingShared>,
+        loan: sharray::WriteLoan,
+        tag: u64,
+        valid_len: Option<usize>,
+    ) -> PyResult<WriteLoan> {
+        let slot = loan.slot();
+        let len = loan.len();
+        let valid_len = match valid_len {
+            Some(v) if v > len => {
+                return Err(errors::new(
+                    py,
+                    ErrorKind::InvalidInput,
+                    &format!("valid_len {v} is larger than the frame ({len} bytes)"),
+                    Some(&shared.path),
+                ));
+            }
+            Some(v) => v,
+            None => len,
+        };
+        Ok(WriteLoan {
+            slot,
+            dropped_oldest: loan.dropped_oldest(),
+            state: Mutex::new(Some(LoanHeld {
+                view: shared.view_slot(slot, true),
+                loan,
+                tag,
+                valid_len,
+            })),
+            shared: shared.clone(),
+            seq: Mutex::new(None),
+        })
+    }
+
+    fn ended_error(&self, py: Python<'_>) -> PyErr {
+        errors::new(
+            py,
+            ErrorKind::InvalidInput,
+            "this loan has ended (committed or given back); take a new one with producer.loan()",
+            Some(&self.shared.path),
+        )
+    }
+
+    fn view(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        lease::view_of(py, &self.state, |py| self.ended_error(py))
+    }
+
+    /// Take the loan out of its state with its view revoked.
+    fn take(&self) -> Option<(sharray::WriteLoan, u64, usize, Option<Py<PyAny>>)> {
+        let mut held = self.state.lock().take()?;
+        let view = held.view.revoke();
+        Some((held.loan, held.tag, held.valid_len, view))
+    }
+
+    /// Give the slot back (idempotent).
+    fn end(&self, _py: Python<'_>) {
+        if let Some((loan, _, _, view)) = self.take() {
+            self.shared.origin.drop_or_leak(loan);
+            drop(view);
+        }
+    }
+
+    fn commit(&self, py: Python<'_>) -> PyResult<u64> {
+        self.shared.check_pid(py)?;
+        let Some((mut loan, tag, valid_len, view)) = self.take() else {
+            return Err(self.ended_error(py));
+        };
+        drop(view);
+        loan.set_tag(tag);
+        loan.set_valid_len(valid_len).py_err(py)?;
+        let seq = loan.commit().py_err(py)?;
+        *self.seq.lock() = Some(seq);
+        Ok(seq)
+    }
+}
+
+impl Drop for WriteLoan {
+    fn drop(&mut self) {
+        if let Some(mut held) = self.state.get_mut().take() {
+            let view = held.view.revoke();
+            self.shared.origin.drop_or_leak(held.loan);
+            drop(view);
+        }
+    }
+}
+
+#[pymethods]
+impl WriteLoan {
+    /// The writable numpy view of the slot (the frame shape and dtype).
+    fn __enter__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.view(py)
+    }
+
+    /// Commit on a normal exit, give the slot back on an exception. Never
+    /// suppresses exceptions.
+    #[pyo3(signature = (exc_type=None, _exc=None, _tb=None))]
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        exc_type: Option<&Bound<'_, PyAny>>,
+        _exc: Option<&Bound<'_, PyAny>>,
+        _tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        let failed = exc_type.is_some_and(|t| !t.is_none());
+        if failed || !self.active() {
+            self.end(py);
+        } else {
+            self.commit(py)?;
+        }
+        Ok(false)
+    }
+
+    /// The writable numpy view of the slot (made on first use, then the
+    /// same object).
+    #[getter(view)]
+    fn view_getter(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.view(py)
+    }
+
+    /// Publish the frame; returns its sequence number. The view is revoked
+    /// first.
+    #[pyo3(name = "commit")]
+    fn commit_py(&self, py: Python<'_>) -> PyResult<u64> {
+        self.commit(py)
+    }
+
+    /// Give the slot back without publishing (idempotent; nothing is
+    /// delivered). The view is revoked first.
+    fn abandon(&self, py: Python<'_>) {
+        self.end(py);
+    }
+
+    /// The user tag delivered with the frame (default 0).
+    #[getter]
+    fn tag(&self, py: Python<'_>) -> PyResult<u64> {
+        match self.state.lock().as_ref() {
+            Some(h) => Ok(h.tag),
+            None => Err(self.ended_error(py)),
+        }
+    }
+
+    #[setter]
+    fn set_tag(&self, py: Python<'_>, tag: u64) -> PyResult<()> {
+        match self.state.lock().as_mut() {
+            Some(h) => {
+                h.tag = tag;
+                Ok(())
+            }
+            None => Err(self.ended_error(py)),
+        }
+    }
+
+    /// Bytes of the frame delivered as valid (default: all of it).
+    #[getter]
+    fn valid_len(&self, py: Python<'_>) -> PyResult<usize> {
+        match self.state.lock().as_ref() {
+            Some(h) => Ok(h.valid_len),
+            None => Err(self.ended_error(py)),
+        }
+    }
+
+    #[setter]
+    fn set_valid_len(&self, py: Python<'_>, len: usize) -> PyResult<()> {
+        let max = self.shared.ring.slot_bytes();
+        if len > max {
+            return Err(errors::new(
+                py,
+                ErrorKind::InvalidInput,
+                &format!("valid_len {len} is larger than the frame ({max} bytes)"),
+                Some(&self.shared.path),
+            ));
+        }
+        match self.state.lock().as_mut() {
+            Some(h) => {
+                h.valid_len = len;
+                Ok(())
+            }
+            None => Err(self.ended_error(py)),
+        }
+    }
+
+    /// Index of the slot (row of `np.load(ring.path, mmap_mode="r")`).
+    #[getter]
+    fn slot(&self) -> usize {
+        self.slot
+    }
+
+    /// Did taking this slot drop the oldest unread frame (overwrite mode)?
+    #[getter]
+    fn dropped_oldest(&self) -> bool {
+        self.dropped_oldest
+    }
+
+    /// The sequence number once committed, else None.
+    #[getter]
+    fn seq(&self) -> Option<u64> {
+        *self.seq.lock()
+    }
+
+    /// Is the slot still loaned (not committed or given back)?
+    #[getter]
+    fn active(&self) -> bool {
+        self.state.lock().is_some()
+    }
+
+    /// Debug: `(address, length)` of the mapping the view lives in.
+    #[getter]
+    fn _window(&self) -> Option<(usize, usize)> {
+        self.state
+            .lock()
+            .as_ref()
+            .and_then(|h| h.view.window.as_ref())
+            .map(|w| w.range())
+    }
+
+    fn __repr__(&self) -> String {
+        let state = match (self.active(), *self.seq.lock()) {
+            (true, _) => "loaned".to_string(),
+            (false, Some(s)) => format!("committed seq={s}"),
+            (false, None) => "given back".to_string(),
+        };
+        format!(
+            "<sharray.WriteLoan slot={} {state} of {:?}>",
+            self.slot, self.shared.path
+        )
+    }
+}

@@ -1,0 +1,145 @@
+//! Named fail points: where a test makes a process stop or die on purpose.
+//!
+//! Every multi-step change of shared state calls [`point`] with a name
+//! between its steps. Without the `failpoints` feature a point compiles to
+//! nothing. With it, the environment variable `SHARRAY_FAILPOINTS` arms
+//! points for this process, read once at the first point reached:
+//!
+//! ```text
+//! SHARRAY_FAILPOINTS="ring.lock.probed=stop;ring.commit.applied=kill@3"
+//! ```
+//!
+//! Each entry is `NAME=ACTION[@N]`: the action runs at the `N`-th time the
+//! point is reached (default 1) and only then. Actions:
+//!
+//! - `kill`: SIGKILL this process (a crash at exactly this step);
+//! - `stop`: SIGSTOP this process; the test resumes it with SIGCONT (a
+//!   process preempted at exactly this step, for as long as the test likes);
+//! - `sleep(MS)`: sleep this thread for `MS` milliseconds.
+//!
+//! [`NAMES`] lists every point, so a harness can try each one.
+
+/// Every fail point of the crate, in the order of the protocols.
+pub const NAMES: &[&str] = &[
+    // ring lock: after proving a holder dead, before swapping the lock word
+    "ring.lock.probed",
+    // ring lock: just acquired (journal replayed)
+    "ring.lock.acquired",
+];
+
+/// Reach fail point `name` (see the module docs).
+#[inline(always)]
+pub(crate) fn point(name: &'static str) {
+    #[cfg(feature = "failpoints")]
+    armed::reach(name);
+    #[cfg(not(feature = "failpoints"))]
+    let _ = name;
+}
+
+#[cfg(feature = "failpoints")]
+mod armed {
+    use std::collections::HashMap;
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum Action {
+        Kill,
+        Stop,
+        Sleep(u64),
+    }
+
+    struct Armed {
+        action: Action,
+        at: u64,
+        hits: AtomicU64,
+    }
+
+    fn table() -> &'static HashMap<&'static str, Armed> {
+        static TABLE: OnceLock<HashMap<&'static str, Armed>> = OnceLock::new();
+        TABLE.get_or_init(|| {
+            let spec = std::env::var("SHARRAY_FAILPOINTS").unwrap_or_default();
+            parse(&spec).unwrap_or_else(|e| {
+                eprintln!("sharray: ignoring SHARRAY_FAILPOINTS: {e}");
+                HashMap::new()
+            })
+        })
+    }
+
+    fn parse(spec: &str) -> Result<HashMap<&'static str, Armed>, String> {
+        let mut out = HashMap::new();
+        for item in spec.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            let (name, rest) = item
+                .split_once('=')
+                .ok_or_else(|| format!("`{item}` is not NAME=ACTION"))?;
+            let name = super::NAMES
+                .iter()
+                .copied()
+                .find(|n| *n == name.trim())
+                .ok_or_else(|| format!("no fail point named `{name}`"))?;
+            let (action, at) = match rest.split_once('@') {
+                Some((a, n)) => (
+                    a,
+                    n.parse::<u64>()
+                        .ok()
+                        .filter(|&n| n > 0)
+                        .ok_or_else(|| format!("`{n}` is not a positive count"))?,
+                ),
+                None => (rest, 1),
+            };
+            let action = match action.trim() {
+                "kill" => Action::Kill,
+                "stop" => Action::Stop,
+                a => a
+                    .strip_prefix("sleep(")
+                    .and_then(|a| a.strip_suffix(')'))
+                    .and_then(|ms| ms.parse().ok())
+                    .map(Action::Sleep)
+                    .ok_or_else(|| format!("unknown action `{a}`"))?,
+            };
+            out.insert(
+                name,
+                Armed {
+                    action,
+                    at,
+                    hits: AtomicU64::new(0),
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    pub(super) fn reach(name: &'static str) {
+        let Some(a) = table().get(name) else { return };
+        if a.hits.fetch_add(1, Ordering::Relaxed) + 1 != a.at {
+            return;
+        }
+        match a.action {
+            Action::Kill => {
+                let _ = crate::sys::raise(libc::SIGKILL);
+            }
+            Action::Stop => {
+                let _ = crate::sys::raise(libc::SIGSTOP);
+            }
+            Action::Sleep(ms) => std::thread::sleep(Duration::from_millis(ms)),
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn parses_actions_and_counts() {
+            let t = parse("ring.lock.probed=stop; ring.lock.acquired=sleep(5)@3").unwrap();
+            assert_eq!(t["ring.lock.probed"].action, Action::Stop);
+            assert_eq!(t["ring.lock.probed"].at, 1);
+            assert_eq!(t["ring.lock.acquired"].action, Action::Sleep(5));
+            assert_eq!(t["ring.lock.acquired"].at, 3);
+            assert!(parse("nope=kill").is_err());
+            assert!(parse("ring.lock.probed=explode").is_err());
+            assert!(parse("ring.lock.probed=kill@0").is_err());
+        }
+    }
+}
