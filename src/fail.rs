@@ -25,6 +25,15 @@ pub const NAMES: &[&str] = &[
     "ring.lock.probed",
     // ring lock: just acquired (journal replayed)
     "ring.lock.acquired",
+    // pool claim: candidate named in a held slot, cursor moved past it,
+    // chunk not taken yet
+    "pool.claim.cursor_moved",
+    // pool complete: completion announced in the entry, chunk still CLAIMED
+    "pool.complete.announced",
+    // pool complete: chunk DONE, not yet counted in the entry
+    "pool.complete.chunk_done",
+    // pool abandon/re-queue: chunk PENDING again, scan mark not lowered yet
+    "pool.requeue.pending",
 ];
 
 /// Reach fail point `name` (see the module docs).

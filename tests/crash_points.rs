@@ -9,7 +9,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{Lines, child_entry, signal, spawn_child_env, wait_stopped, wait_with_watchdog};
-use sharray::{Dtype, Ring};
+use sharray::pool::ChunkState;
+use sharray::{Dtype, Ring, WorkQueue};
 
 const LIMIT: Duration = Duration::from_secs(60);
 const SIGKILL: i32 = 9;
@@ -17,6 +18,9 @@ const SIGKILL: i32 = 9;
 #[test]
 fn child() {
     child_entry(|role, arg| {
+        if role == "pool_worker" {
+            return pool_worker(arg);
+        }
         let ring = Ring::open(arg).unwrap();
         match role {
             // Attaches as a producer; armed to die while holding the lock.
@@ -123,4 +127,91 @@ fn lock_takeover_has_exactly_one_winner() {
     let prod = ring.producer().unwrap();
     prod.loan().unwrap().commit().unwrap();
     assert!(c.try_recv().is_ok());
+}
+
+/// Claims three chunks, completes two, gives one back, then works until
+/// the queue is empty: every step of claim, complete and re-queue runs, so
+/// a fail point armed at any of them fires.
+fn pool_worker(path: &str) {
+    let q = WorkQueue::open(path).unwrap();
+    let w = q.join().unwrap();
+    let a = w.try_claim().unwrap().unwrap();
+    let b = w.try_claim().unwrap().unwrap();
+    let c = w.try_claim().unwrap().unwrap();
+    b.complete().unwrap();
+    c.complete().unwrap();
+    a.abandon().unwrap();
+    while let Some(c) = w.claim_timeout(LIMIT).unwrap() {
+        c.complete().unwrap();
+    }
+    println!("finished");
+}
+
+/// Defects of queue format 1 and the steps of format 2: a worker SIGKILLed
+/// at each step of claim, complete and re-queue. Format 1 lost a completion
+/// killed between "chunk DONE" and "done += 1" forever: `wait_all`, `claim`
+/// and `sharray queue wait` then waited for ever, and `check` called the
+/// queue fine. Now the queue is consistent (`check` clean) right after the
+/// kill, and another worker finishes the job: every chunk done exactly once,
+/// the exact done count equals the chunk count, `wait_all` returns.
+#[test]
+fn a_worker_killed_at_any_step_leaves_a_queue_that_finishes() {
+    const TASKS: usize = 12;
+    for (point, nth) in [
+        ("pool.claim.cursor_moved", 2),
+        ("pool.claim.cursor_moved", 5),
+        ("pool.complete.announced", 1),
+        ("pool.complete.announced", 3),
+        ("pool.complete.chunk_done", 1),
+        ("pool.complete.chunk_done", 3),
+        ("pool.requeue.pending", 1),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.npy");
+        let q = WorkQueue::builder()
+            .tasks(TASKS)
+            .max_workers(4)
+            .create(&path)
+            .unwrap();
+        let spec = format!("{point}=kill@{nth}");
+        let mut child = spawn_child_env(
+            "child",
+            "pool_worker",
+            path.to_str().unwrap(),
+            &[("SHARRAY_FAILPOINTS", spec.as_str())],
+        );
+        let st = wait_with_watchdog(&mut child, LIMIT);
+        assert_eq!(
+            st.signal(),
+            Some(SIGKILL),
+            "{spec}: the worker must die there"
+        );
+
+        let problems = sharray::check(&path, Some(Duration::from_secs(5))).unwrap();
+        assert!(
+            problems.is_empty(),
+            "{spec}: right after the kill: {problems:?}"
+        );
+
+        let w = q.join().unwrap();
+        while let Some(c) = w.claim_timeout(LIMIT).unwrap() {
+            c.complete().unwrap();
+        }
+        let p = q.wait_all(LIMIT).unwrap();
+        assert_eq!(
+            (p.done, p.in_flight, p.pending),
+            (TASKS as u64, 0, 0),
+            "{spec}"
+        );
+        for i in 0..TASKS {
+            assert!(
+                matches!(q.chunk(i).state, ChunkState::Done(_)),
+                "{spec}: chunk {i} is {:?}",
+                q.chunk(i).state
+            );
+        }
+        drop(w);
+        let problems = sharray::check(&path, Some(Duration::from_secs(5))).unwrap();
+        assert!(problems.is_empty(), "{spec}: after the job: {problems:?}");
+    }
 }

@@ -324,7 +324,7 @@ impl QueueShared {
                 .compare_exchange(i, i + 1, Ordering::AcqRel, Ordering::Relaxed)
                 .is_ok()
             {
-                // FAILPOINT "pool.claim.cursor_moved"
+                crate::fail::point("pool.claim.cursor_moved");
                 if self.cas_claim(i, id, slot) {
                     return Some(i);
                 }
@@ -388,14 +388,14 @@ impl QueueShared {
         self.e64(slot, entry::COMPLETING)
             .store(i + 1, Ordering::Release);
         done_word.store(layout::done_word(count, true), Ordering::Release);
-        // FAILPOINT "pool.complete.announced"
+        crate::fail::point("pool.complete.announced");
         let swapped = self.chunk(i).compare_exchange(
             layout::word(layout::CLAIMED, id),
             layout::word(layout::DONE, id),
             Ordering::AcqRel,
             Ordering::Acquire,
         );
-        // FAILPOINT "pool.complete.chunk_done"
+        crate::fail::point("pool.complete.chunk_done");
         let counted = count.wrapping_add(u64::from(swapped.is_ok()));
         done_word.store(layout::done_word(counted, false), Ordering::Release);
         drop(serial);
@@ -450,7 +450,7 @@ impl QueueShared {
             )
             .is_ok();
         if ok {
-            // FAILPOINT "pool.requeue.pending"
+            crate::fail::point("pool.requeue.pending");
             self.lower_mark(i);
             self.chunk_u32(i, layout::RECORD_REQUEUES)
                 .fetch_add(1, Ordering::Relaxed);
@@ -500,6 +500,7 @@ impl QueueShared {
     /// slots name, make an interrupted claim's chunk findable. Each step is
     /// idempotent, so a reaper that dies half-way leaves the rest to the
     /// next one. O(held slots), or O(chunks) if the worker overflowed.
+    /// Returns the chunks it made claimable.
     fn settle_dead_entry(&self, i: u32, id: u32, flags: u32) -> u64 {
         let done_word = self.e64(i, entry::DONE_WORD);
         let (count, completing) = layout::split_done_word(done_word.load(Ordering::Acquire));
@@ -539,8 +540,10 @@ impl QueueShared {
                         n += 1;
                     }
                 } else if c < end && layout::split(w).0 == layout::PENDING {
-                    // Named, cursor moved past it, never taken.
+                    // Named, cursor moved past it, never taken (or re-queued
+                    // by an abandon that died before lowering the mark).
                     self.lower_mark(c);
+                    n += 1;
                 }
             }
             h.store(0, Ordering::Release);
