@@ -268,8 +268,21 @@ fn write_npy(out: &Path, dtype: &Dtype, shape: &[usize], data: &[u8]) -> sharray
     sharray::write_npy(out, dtype, shape, sharray::Order::C, data, 0o600)
 }
 
-fn save(ring: &Ring, f: &ReadLease, out: &Path) -> sharray::Result<()> {
-    write_npy(out, ring.dtype(), ring.frame_shape(), f.slot_bytes())
+/// Save the frame while its lease is held; if that fails (full disk, a path
+/// that appeared meanwhile...), give the frame back unconsumed so the next
+/// consumer gets it, and report the write error. Consumes the lease either
+/// way (released only after the file is published).
+fn save(ring: &Ring, f: ReadLease, out: &Path) -> sharray::Result<()> {
+    match write_npy(out, ring.dtype(), ring.frame_shape(), f.slot_bytes()) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let what = match f.give_back() {
+                Ok(()) => "the frame stays in the ring for the next consumer".to_string(),
+                Err(back) => format!("and the frame is lost: {}", back.message()),
+            };
+            Err(Error::new(e.kind(), format!("{e}; {what}")))
+        }
+    }
 }
 
 fn pop(path: &str, out: &Path, timeout: Option<Duration>) -> sharray::Result<()> {
@@ -281,8 +294,7 @@ fn pop(path: &str, out: &Path, timeout: Option<Duration>) -> sharray::Result<()>
     let c = ring.consumer()?;
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     let f = next_frame(&c, deadline, &p)?;
-    save(&ring, &f, out)?;
-    println!(
+    let line = format!(
         "seq={} tag={} timestamp_ns={} valid_len={} lost={}",
         f.seq(),
         f.tag(),
@@ -290,6 +302,8 @@ fn pop(path: &str, out: &Path, timeout: Option<Duration>) -> sharray::Result<()>
         f.valid_len(),
         f.lost()
     );
+    save(&ring, f, out)?;
+    println!("{line}");
     Ok(())
 }
 
@@ -307,10 +321,10 @@ fn subscribe(path: &str, count: u64, dir: &Path, timeout: Option<Duration>) -> s
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     for i in 0..count {
         let f = next_frame(&c, deadline, &p)?;
-        save(&ring, &f, &dir.join(format!("frame_{i:06}.npy")))?;
         if f.lost() > 0 {
             eprintln!("sharray: lost {} frames before seq {}", f.lost(), f.seq());
         }
+        save(&ring, f, &dir.join(format!("frame_{i:06}.npy")))?;
     }
     Ok(())
 }

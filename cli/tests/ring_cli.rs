@@ -166,3 +166,72 @@ fn subscribe_writes_numbered_frames_and_watch_reports_json() {
     assert_eq!(v["ring"]["mode"], "broadcast");
     assert_eq!(v["ring"]["slots_free"], 4);
 }
+
+/// `pop` saves the frame while holding its lease; when saving fails (a
+/// missing directory, a full filesystem) the frame goes back to the ring and
+/// the next `pop` gets it: nothing is lost.
+#[test]
+fn pop_that_cannot_save_leaves_the_frame_for_the_next_consumer() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let ring = d("r.npy");
+    ok(&[
+        "ring",
+        "create",
+        &ring,
+        "--dtype",
+        "uint8",
+        "--frame-shape",
+        "4096",
+        "--slots",
+        "2",
+    ]);
+    common::python_numpy();
+    common::python(
+        "import numpy as np, sys; np.save(sys.argv[1], np.full(4096, 7, dtype=np.uint8))",
+        &[&d("f.npy")],
+    );
+    ok(&["push", &ring, &d("f.npy"), "--tag", "5"]);
+    let err = fails(
+        &["pop", &ring, &d("no/such/dir/out.npy"), "--timeout", "5"],
+        1,
+    );
+    assert!(err.contains("stays in the ring"), "{err}");
+
+    // A full filesystem, where the kernel lets us make one (root).
+    let mnt = dir.path().join("tiny");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            "size=4k",
+            "tmpfs",
+            mnt.to_str().unwrap(),
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if mounted {
+        std::fs::write(mnt.join("filler"), vec![0u8; 4096]).ok();
+        let out = mnt.join("out.npy");
+        let err = fails(&["pop", &ring, out.to_str().unwrap(), "--timeout", "5"], 1);
+        let _ = std::process::Command::new("umount").arg(&mnt).status();
+        assert!(
+            err.contains("full") && err.contains("stays in the ring"),
+            "{err}"
+        );
+    } else {
+        println!(
+            "note: cannot mount a tiny tmpfs here (needs root); the full-disk case is skipped"
+        );
+    }
+
+    let meta = ok(&["pop", &ring, &d("out.npy"), "--timeout", "5"]);
+    assert!(meta.contains("seq=0 tag=5"), "{meta}");
+    let got = common::python(
+        "import numpy as np, sys; a = np.load(sys.argv[1]); print(a.shape, int(a.sum()))",
+        &[&d("out.npy")],
+    );
+    assert_eq!(got.trim(), "(4096,) 28672");
+}

@@ -98,6 +98,7 @@ impl Consumer {
                 Ok(Some(ReadLease {
                     p: self.p.clone(),
                     f,
+                    settled: false,
                 }))
             }
             None if gone => Err(self.disconnected()),
@@ -220,6 +221,8 @@ impl std::fmt::Debug for Consumer {
 pub struct ReadLease {
     p: Arc<Participant>,
     f: Frame,
+    /// Given back: nothing left to release on drop.
+    settled: bool,
 }
 
 impl ReadLease {
@@ -293,8 +296,62 @@ impl ReadLease {
     }
 }
 
+impl ReadLease {
+    /// Give the frame back unconsumed, instead of releasing it: in queue
+    /// mode it becomes the next frame the ring hands out (to any consumer);
+    /// in broadcast mode this subscriber receives it again. For a consumer
+    /// that could not use the frame (a full disk while saving it, say) and
+    /// must not lose it.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// use sharray::{Dtype, Ring};
+    /// let ring = Ring::builder(Dtype::parse_user("uint8")?, &[4]).create(dir.path().join("r.npy"))?;
+    /// let (p, c) = (ring.producer()?, ring.consumer()?);
+    /// p.loan()?.commit()?;
+    /// let lease = c.try_recv()?;
+    /// assert_eq!(lease.seq(), 0);
+    /// lease.give_back()?;                   // could not save it: keep it
+    /// assert_eq!(c.try_recv()?.seq(), 0);    // the same frame, again
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Unsupported`] if the frame cannot go back in order (in
+    /// queue mode another consumer has received a later frame since); the
+    /// frame is released then. [`ErrorKind::LockTimeout`] if the ring lock
+    /// stays held (by a stopped process); the lease is released as on drop.
+    pub fn give_back(mut self) -> Result<()> {
+        let deadline = || Some(Instant::now() + Duration::from_secs(10));
+        let lock = self.p.lock_or_wait(deadline)?;
+        let back = slot::give_back(&lock, self.p.index, self.f.slot, self.f.seq);
+        drop(lock);
+        if !back {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "frame {} cannot go back: another consumer has received a later frame since; it is released",
+                    self.f.seq
+                ),
+            )
+            .at(self.p.ring.map.path()));
+        }
+        self.settled = true;
+        self.p.ring.notify(
+            l::commit::SEQ,
+            l::commit::WAITERS,
+            self.p.ring.cfg.broadcast(),
+        );
+        Ok(())
+    }
+}
+
 impl Drop for ReadLease {
     fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
         let deadline = || Some(Instant::now() + Duration::from_secs(10));
         if let Ok(lock) = self.p.lock_or_wait(deadline) {
             let freed = slot::release(&lock, self.p.index, self.f.slot, self.f.seq);

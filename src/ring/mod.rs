@@ -697,6 +697,47 @@ mod tests {
     fn send_sync<T: Send + Sync>() {}
 
     #[test]
+    fn give_back_returns_the_frame_in_order_or_says_it_cannot() {
+        let dir = tempfile::tempdir().unwrap();
+        let dt = Dtype::parse_user("uint8").unwrap();
+        // Queue mode, two consumers: a frame goes back only if nobody has
+        // received a later one.
+        let q = Ring::builder(dt.clone(), &[1])
+            .slots(4)
+            .create(dir.path().join("q.npy"))
+            .unwrap();
+        let (p, c1, c2) = (
+            q.producer().unwrap(),
+            q.consumer().unwrap(),
+            q.consumer().unwrap(),
+        );
+        for _ in 0..2 {
+            p.loan().unwrap().commit().unwrap();
+        }
+        let a = c1.try_recv().unwrap();
+        let b = c2.try_recv().unwrap();
+        let err = a.give_back().unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+        b.give_back().unwrap();
+        assert_eq!(c1.try_recv().unwrap().seq(), 1);
+        assert_eq!(q.stats().free, 4);
+        // Broadcast: the subscriber that gives a frame back gets it again;
+        // the other one is not affected.
+        let b = Ring::builder(dt, &[1])
+            .slots(4)
+            .broadcast(true)
+            .create(dir.path().join("b.npy"))
+            .unwrap();
+        let (s1, s2) = (b.consumer().unwrap(), b.consumer().unwrap());
+        let p = b.producer().unwrap();
+        p.loan().unwrap().commit().unwrap();
+        s1.try_recv().unwrap().give_back().unwrap();
+        assert_eq!(s1.try_recv().unwrap().seq(), 0);
+        assert_eq!(s2.try_recv().unwrap().seq(), 0);
+        assert!(matches!(s1.try_recv(), Err(TryRecvError::Empty)));
+    }
+
+    #[test]
     fn handles_and_leases_are_send_and_sync() {
         // Front ends (the Python binding) keep these in objects shared
         // between threads.

@@ -296,6 +296,45 @@ pub(crate) fn release(lock: &RingLock<'_>, me: u32, k: u32, seq: u64) -> bool {
     freed
 }
 
+/// Give a received frame back unconsumed (FORMAT.md 7.4, "Give back"):
+/// queue mode, it becomes the next frame again if nobody received a later
+/// one; broadcast, this subscriber receives it again. False if it cannot go
+/// back in order (the caller then releases it).
+pub(crate) fn give_back(lock: &RingLock<'_>, me: u32, k: u32, seq: u64) -> bool {
+    let r = lock.ring();
+    let geo = r.cfg.geo;
+    let s = geo.slot(k);
+    let mut t = Txn::new(lock);
+    let Some(next) = seq.checked_add(1) else {
+        return false;
+    };
+    if !r.cfg.broadcast() {
+        let cell = geo.cell((seq % u64::from(geo.slots)) as u32);
+        if r.get(s + l::slot::STATE) != l::state_word(SlotState::Reading, me)
+            || r.get(l::lock::HEAD) != next
+            || r.get(cell) != u64::from(k)
+        {
+            return false;
+        }
+        t.set(l::lock::HEAD, seq);
+        t.set(s + l::slot::STATE, l::state_word(SlotState::Ready, 0));
+        t.apply();
+        return true;
+    }
+    let bit = 1u64 << me;
+    let e = geo.entry(me);
+    if r.get(s + l::slot::SEQ) != seq
+        || r.get(s + l::slot::LEASED) & bit == 0
+        || r.get(e + l::part::CURSOR) != next
+    {
+        return false;
+    }
+    t.set(s + l::slot::LEASED, r.get(s + l::slot::LEASED) & !bit);
+    t.set(e + l::part::CURSOR, seq);
+    t.apply();
+    true
+}
+
 /// Fill in entry `me` for `role` (after reclaiming what a dead earlier owner
 /// of the entry left behind).
 pub(crate) fn register(lock: &RingLock<'_>, me: u32, role: Role, token: u64) -> Reclaimed {
