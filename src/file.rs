@@ -585,6 +585,15 @@ pub(crate) fn create_file<R>(
     init: impl FnOnce(&File) -> Result<R>,
 ) -> Result<(Arc<SharedFile>, R)> {
     let path = &resolve_path(path)?;
+    if mode > 0o777 {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "mode {mode:#o} has setuid, setgid or sticky bits; give permission bits only (at most 0o777)"
+            ),
+        )
+        .at(path));
+    }
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => {
             return Err(Error::new(

@@ -55,7 +55,7 @@ pub enum ArrayCmd {
         /// The new sharray file (path or shm:NAME).
         dst: String,
         /// Permission bits of the new file, in octal.
-        #[arg(long, default_value = "600", value_parser = parse_mode)]
+        #[arg(long, default_value = "600", value_parser = crate::args::parse_mode)]
         mode: u32,
         #[command(flatten)]
         lock: LockArgs,
@@ -67,7 +67,7 @@ pub enum ArrayCmd {
         /// The new .npy file.
         dst: String,
         /// Permission bits of the new file, in octal.
-        #[arg(long, default_value = "600", value_parser = parse_mode)]
+        #[arg(long, default_value = "600", value_parser = crate::args::parse_mode)]
         mode: u32,
         #[command(flatten)]
         lock: LockArgs,
@@ -79,7 +79,7 @@ pub enum ArrayCmd {
 pub struct LockArgs {
     /// Wait at most this many seconds for the lock (exit 3 after that);
     /// without it, wait as long as it takes.
-    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECONDS", value_parser = crate::args::parse_seconds)]
     lock_timeout: Option<Duration>,
 }
 
@@ -111,7 +111,7 @@ pub struct CreateArgs {
     #[arg(long, value_enum, default_value = "c", ignore_case = true)]
     order: OrderArg,
     /// Permission bits of the new file, in octal (applied whatever the umask).
-    #[arg(long, default_value = "600", value_parser = parse_mode)]
+    #[arg(long, default_value = "600", value_parser = crate::args::parse_mode)]
     mode: u32,
 }
 
@@ -120,39 +120,7 @@ pub struct CreateArgs {
 pub struct Shape(Vec<usize>);
 
 fn parse_shape(s: &str) -> std::result::Result<Shape, String> {
-    let t = s
-        .trim()
-        .trim_start_matches('(')
-        .trim_end_matches(')')
-        .trim();
-    if t.is_empty() {
-        return Ok(Shape(Vec::new()));
-    }
-    t.split(',')
-        .map(str::trim)
-        .filter(|d| !d.is_empty())
-        .map(|d| {
-            d.parse::<usize>().map_err(|_| {
-                format!("{d:?} is not a dimension: use non-negative integers like 480,640")
-            })
-        })
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map(Shape)
-}
-
-fn parse_mode(s: &str) -> std::result::Result<u32, String> {
-    u32::from_str_radix(s.trim().trim_start_matches("0o"), 8)
-        .ok()
-        .filter(|m| *m <= 0o7777)
-        .ok_or_else(|| format!("{s:?} is not an octal file mode like 600 or 640"))
-}
-
-fn parse_seconds(s: &str) -> std::result::Result<Duration, String> {
-    s.trim()
-        .parse::<f64>()
-        .ok()
-        .and_then(|v| Duration::try_from_secs_f64(v).ok())
-        .ok_or_else(|| format!("{s:?} is not a number of seconds like 5 or 0.5"))
+    crate::args::parse_shape(s).map(Shape)
 }
 
 fn location(loc: &str) -> Result<PathBuf> {

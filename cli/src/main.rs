@@ -4,6 +4,7 @@
 //! Exit codes: 0 success, 1 error, 2 usage error, 3 timeout (a lock or an
 //! event did not come in time). Errors are one line on stderr.
 
+mod args;
 mod array_cmds;
 mod pool_cmds;
 mod ring_cmds;

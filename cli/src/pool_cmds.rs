@@ -17,20 +17,6 @@ pub enum PoolCmd {
     Queue(QueueCmd),
 }
 
-fn parse_seconds(s: &str) -> Result<Duration, String> {
-    let v: f64 = s
-        .parse()
-        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    Duration::try_from_secs_f64(v).map_err(|_| format!("{s:?} is not a valid timeout in seconds"))
-}
-
-fn parse_mode(s: &str) -> Result<u32, String> {
-    u32::from_str_radix(s.trim_start_matches("0o"), 8)
-        .ok()
-        .filter(|m| *m <= 0o7777)
-        .ok_or_else(|| format!("{s:?} is not an octal file mode such as 600 or 0o640"))
-}
-
 fn positive(s: &str) -> Result<usize, String> {
     s.parse::<usize>()
         .ok()
@@ -63,7 +49,7 @@ pub enum QueueCmd {
         #[arg(long, default_value_t = 0)]
         barrier: u32,
         /// Permission bits, octal.
-        #[arg(long, default_value = "600", value_parser = parse_mode)]
+        #[arg(long, default_value = "600", value_parser = crate::args::parse_mode)]
         mode: u32,
     },
     /// Show a queue's progress: chunks done, in flight, pending, re-queued,
@@ -81,7 +67,7 @@ pub enum QueueCmd {
         /// Path, or shm:NAME.
         path: String,
         /// Seconds to wait at most.
-        #[arg(long, default_value = "60", value_parser = parse_seconds)]
+        #[arg(long, default_value = "60", value_parser = crate::args::parse_seconds)]
         timeout: Duration,
         /// Print the final progress as JSON.
         #[arg(long)]

@@ -116,18 +116,7 @@ fn timeout_of(s: Option<f64>) -> sharray::Result<Option<Duration>> {
 }
 
 fn parse_shape(s: &str) -> sharray::Result<Vec<usize>> {
-    let s = s.trim().trim_start_matches('(').trim_end_matches(')');
-    if s.trim().is_empty() {
-        return Ok(Vec::new());
-    }
-    s.split(',')
-        .filter(|p| !p.trim().is_empty())
-        .map(|p| {
-            p.trim().parse::<usize>().map_err(|_| {
-                invalid(format!("invalid frame shape {s:?}: use comma-separated non-negative integers like 480,640"))
-            })
-        })
-        .collect()
+    crate::args::parse_shape(s).map_err(|m| invalid(format!("invalid frame shape: {m}")))
 }
 
 /// Run a ring command.

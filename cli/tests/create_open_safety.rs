@@ -458,3 +458,35 @@ fn fs_free(p: &Path) -> u64 {
         .and_then(|v| v.parse::<u64>().ok())
         .map_or(u64::MAX, |k| k * 1024)
 }
+
+/// Special permission bits and empty dimensions are refused, by the library
+/// and the CLI, and nothing is created.
+#[test]
+fn special_mode_bits_and_empty_dimensions_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("m.npy");
+    let err = SharedArray::<u8>::builder()
+        .shape(&[4])
+        .mode(0o6777)
+        .create(&p)
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("setuid"), "{err}");
+    assert!(!p.exists());
+    let ps = p.to_str().unwrap();
+    for args in [
+        vec![
+            "create", ps, "--dtype", "uint8", "--shape", "4", "--mode", "6777",
+        ],
+        vec!["create", ps, "--dtype", "uint8", "--shape", "1,,2"],
+    ] {
+        let o = common::cli_run(&args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {o:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("setuid") || err.contains("empty dimension"),
+            "{err}"
+        );
+        assert!(!p.exists(), "{args:?} created a file");
+    }
+}
