@@ -136,7 +136,13 @@ pub fn check(path: impl AsRef<Path>, lock_timeout: Option<Duration>) -> Result<V
         return Ok(report.done());
     }
     if data_offset != control::DATA_OFFSET || file_len == data_end {
-        // A plain .npy: nothing more is promised.
+        // A plain .npy: nothing more is promised, unless sharray made it.
+        if file_len == data_end && NpyHeader::padded_like_sharray(&prefix) {
+            report.at(
+                data_end,
+                "the file was made by sharray (its header is padded to 4096 bytes) but has no control block: it was truncated to the end of its data; the data may be intact: `sharray import` it into a new file",
+            );
+        }
         return Ok(report.done());
     }
 

@@ -255,6 +255,13 @@ fn info_json(i: &Info) -> serde_json::Value {
 
 fn info(loc: &str, json: bool) -> Result<()> {
     let i = sharray::inspect(location(loc)?)?;
+    if i.kind == FileKind::Npy && i.data_offset == 4096 {
+        // A sharray file that lost its control block looks like a plain
+        // .npy; `check` knows the signs (cheap for a plain file).
+        for p in sharray::check(&i.path, Some(Duration::from_secs(5)))? {
+            eprintln!("warning: {p}");
+        }
+    }
     if json {
         let mut v = info_json(&i);
         if i.kind == FileKind::Queue {

@@ -252,6 +252,28 @@ fn truncation_under_an_open_handle_is_an_error() {
         assert_eq!(err.kind(), ErrorKind::Corrupt, "{err}");
         assert!(err.to_string().contains("truncated"), "{err}");
     }
+    drop(a);
+    // What is left looks like a plain .npy; check and info say what it was.
+    let problems = sharray::check(&path, None).unwrap();
+    assert!(
+        problems.len() == 1 && problems[0].message.contains("no control block"),
+        "{problems:?}"
+    );
+    let o = common::cli_run(&["info", path.to_str().unwrap()]);
+    assert!(o.status.success(), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("truncated to the end of its data"),
+        "{o:?}"
+    );
+    // A file numpy wrote is not mistaken for one (its padding is short).
+    if common::python_numpy() {
+        let np = dir.path().join("np.npy");
+        common::python(
+            "import numpy as np, sys; np.save(sys.argv[1], np.zeros((1000, 3)))",
+            &[np.to_str().unwrap()],
+        );
+        assert_eq!(sharray::check(&np, None).unwrap(), vec![]);
+    }
 }
 
 #[test]

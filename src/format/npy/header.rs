@@ -183,6 +183,37 @@ impl NpyHeader {
         })
     }
 
+    /// Does this header (the file's first bytes, at least up to the end of
+    /// the header) carry sharray's signature: data at offset 4096 after a
+    /// dict padded with hundreds of spaces? numpy pads at most ~84 (64-byte
+    /// alignment plus room for the growth axis), so a plain `.npy` with
+    /// such padding was made by sharray and has lost its control block
+    /// (truncated to the end of its data).
+    pub fn padded_like_sharray(bytes: &[u8]) -> bool {
+        const SHARRAY_DATA_OFFSET: usize = 4096;
+        const MIN_PADDING: usize = 256;
+        let Some(head) = bytes.get(..SHARRAY_DATA_OFFSET) else {
+            return false;
+        };
+        if head.get(..8)
+            != Some(
+                &[
+                    MAGIC[0], MAGIC[1], MAGIC[2], MAGIC[3], MAGIC[4], MAGIC[5], 1, 0,
+                ][..],
+            )
+            || u16::from_le_bytes([head[8], head[9]]) as usize != SHARRAY_DATA_OFFSET - 10
+            || head[SHARRAY_DATA_OFFSET - 1] != b'\n'
+        {
+            return false;
+        }
+        let spaces = head[..SHARRAY_DATA_OFFSET - 1]
+            .iter()
+            .rev()
+            .take_while(|&&b| b == b' ')
+            .count();
+        spaces >= MIN_PADDING
+    }
+
     /// Emit a version 1.0 header whose TOTAL length (magic + version + u16
     /// len + dict text + space padding + final '\n') is exactly `total_len`
     /// (sharray uses 4096, so HEADER_LEN = 4086). Error if it does not fit,
