@@ -21,6 +21,8 @@
 
 /// Every fail point of the crate, in the order of the protocols.
 pub const NAMES: &[&str] = &[
+    // file creation: the new file is complete but has no name yet
+    "file.create.filled",
     // ring lock: after proving a holder dead, before swapping the lock word
     "ring.lock.probed",
     // ring lock: just acquired (journal replayed)

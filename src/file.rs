@@ -4,9 +4,9 @@
 //! (an in-process reader/writer lock).
 
 use std::collections::HashMap;
-use std::fs::{File, Metadata, OpenOptions};
+use std::fs::{File, Metadata};
 use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -111,17 +111,16 @@ impl SharedFile {
         &self.ranges
     }
 
-    /// Open `path` (never following a symlink), check it is a regular file of
-    /// ours, and return the process-wide shared description for its inode.
+    /// Open `path` (never following a symlink in any component of it, see
+    /// [`sys::open_no_symlinks`]), check it is a regular file of ours, and
+    /// return the process-wide shared description for its inode.
     pub(crate) fn open(path: &Path, flags: OpenFlags) -> Result<Arc<SharedFile>> {
         let path = &resolve_path(path)?;
         let ctx = || format!("cannot open {}", path.display());
         let open = |write: bool| {
-            OpenOptions::new()
-                .read(true)
-                .write(write)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-                .open(path)
+            let access = if write { libc::O_RDWR } else { libc::O_RDONLY };
+            sys::open_no_symlinks(None, path, access | libc::O_NOFOLLOW | libc::O_NONBLOCK, 0)
+                .map(File::from)
         };
         // Open read-write when we may, so one description serves readers and
         // writers alike; fall back to read-only for read-only handles.
@@ -141,11 +140,7 @@ impl SharedFile {
             }
             Err(e) => {
                 if e.raw_os_error() == Some(libc::ELOOP) {
-                    return Err(Error::new(
-                        ErrorKind::NotARegularFile,
-                        "the path is a symlink; sharray refuses to follow symlinks, pass the real path",
-                    )
-                    .at(path));
+                    return Err(symlink_error(path));
                 }
                 if e.raw_os_error() == Some(libc::EISDIR) {
                     return Err(Error::new(
@@ -615,21 +610,26 @@ pub(crate) fn create_file<R>(
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    if path.file_name().is_none() {
+    let Some(name) = path.file_name() else {
         return Err(Error::new(ErrorKind::InvalidInput, "the path has no file name").at(path));
-    }
-    let tmp = tempfile::Builder::new()
-        .prefix(".sharray-tmp-")
-        .tempfile_in(dir)
-        .map_err(|e| {
-            Error::io(
-                format!("cannot create a temporary file in {}", dir.display()),
-                e,
-            )
-            .at(path)
+    };
+    let dirfd =
+        sys::open_no_symlinks(None, dir, libc::O_PATH | libc::O_DIRECTORY, 0).map_err(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                symlink_error(path)
+            } else {
+                Error::io(format!("cannot open the directory {}", dir.display()), e).at(path)
+            }
         })?;
-    let file = tmp.as_file();
-    file.set_permissions(std::fs::Permissions::from_mode(mode & 0o7777))
+    let tmp = Unpublished::new(dirfd, mode).map_err(|e| {
+        Error::io(
+            format!("cannot create a temporary file in {}", dir.display()),
+            e,
+        )
+        .at(path)
+    })?;
+    let file = &tmp.file;
+    file.set_permissions(std::fs::Permissions::from_mode(mode))
         .map_err(|e| Error::io("cannot set permissions", e).at(path))?;
     if preallocate {
         sys::fallocate(file, 0, len).map_err(|e| {
@@ -656,8 +656,8 @@ pub(crate) fn create_file<R>(
     let meta = file
         .metadata()
         .map_err(|e| Error::io("cannot stat", e).at(path))?;
-    let file = tmp.persist_noclobber(path).map_err(|e| {
-        let err = e.error;
+    crate::fail::point("file.create.filled");
+    let file = tmp.publish(name).map_err(|err| {
         if err.kind() == io::ErrorKind::AlreadyExists {
             Error::new(
                 ErrorKind::AlreadyExists,
@@ -669,6 +669,110 @@ pub(crate) fn create_file<R>(
         }
     })?;
     Ok((SharedFile::register(file, path, &meta, true), made))
+}
+
+fn symlink_error(path: &Path) -> Error {
+    Error::new(
+        ErrorKind::NotARegularFile,
+        "the path is a symlink or goes through one; sharray refuses to follow symlinks anywhere in a path, pass the real path (see `realpath`)",
+    )
+    .at(path)
+}
+
+/// A random suffix for a temporary name.
+fn temp_suffix() -> u64 {
+    use std::hash::BuildHasher;
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::hash::RandomState::new().hash_one((std::process::id(), sys::monotonic_ns(), n))
+}
+
+/// A new file that has no name in its directory yet: an unnamed `O_TMPFILE`
+/// file where the filesystem supports it (nothing is left behind even under
+/// SIGKILL), else a hidden `.sharray-tmp-*` file that is removed on drop.
+struct Unpublished {
+    dir: std::os::fd::OwnedFd,
+    file: File,
+    /// The temporary name, for the fallback.
+    named: Option<std::ffi::OsString>,
+}
+
+impl Unpublished {
+    fn new(dir: std::os::fd::OwnedFd, mode: u32) -> io::Result<Unpublished> {
+        use std::os::fd::AsFd;
+        match sys::open_no_symlinks(
+            Some(dir.as_fd()),
+            Path::new("."),
+            libc::O_TMPFILE | libc::O_RDWR,
+            mode,
+        ) {
+            Ok(fd) => {
+                return Ok(Unpublished {
+                    dir,
+                    file: File::from(fd),
+                    named: None,
+                });
+            }
+            // Filesystems without O_TMPFILE say so in several ways.
+            Err(e)
+                if !matches!(
+                    e.raw_os_error(),
+                    Some(libc::EOPNOTSUPP)
+                        | Some(libc::EISDIR)
+                        | Some(libc::EINVAL)
+                        | Some(libc::ENOENT)
+                ) =>
+            {
+                return Err(e);
+            }
+            Err(_) => {}
+        }
+        loop {
+            let name = std::ffi::OsString::from(format!(".sharray-tmp-{:016x}", temp_suffix()));
+            match sys::open_no_symlinks(
+                Some(dir.as_fd()),
+                Path::new(&name),
+                libc::O_CREAT | libc::O_EXCL | libc::O_RDWR | libc::O_NOFOLLOW,
+                mode,
+            ) {
+                Ok(fd) => {
+                    return Ok(Unpublished {
+                        dir,
+                        file: File::from(fd),
+                        named: Some(name),
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Link the file into place as `name`, never replacing an entry.
+    fn publish(mut self, name: &std::ffi::OsStr) -> io::Result<File> {
+        use std::os::fd::AsFd;
+        match self.named.take() {
+            None => sys::link_unnamed(self.file.as_fd(), self.dir.as_fd(), name)?,
+            Some(tmp) => {
+                let r = sys::rename_noreplace(self.dir.as_fd(), &tmp, name);
+                if r.is_err() {
+                    self.named = Some(tmp);
+                }
+                r?
+            }
+        }
+        let file = self.file.try_clone()?;
+        Ok(file)
+    }
+}
+
+impl Drop for Unpublished {
+    fn drop(&mut self) {
+        use std::os::fd::AsFd;
+        if let Some(tmp) = &self.named {
+            let _ = sys::unlink_at(self.dir.as_fd(), tmp);
+        }
+    }
 }
 
 /// The path of a RAM-backed array called `name` (`/dev/shm/NAME`).

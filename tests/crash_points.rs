@@ -21,6 +21,11 @@ fn child() {
         if role == "pool_worker" {
             return pool_worker(arg);
         }
+        if role == "creator" {
+            sharray::SharedArray::<u8>::create(arg, &[1 << 20]).unwrap();
+            println!("created");
+            return;
+        }
         let ring = Ring::open(arg).unwrap();
         match role {
             // Attaches as a producer; armed to die while holding the lock.
@@ -213,5 +218,30 @@ fn a_worker_killed_at_any_step_leaves_a_queue_that_finishes() {
         drop(w);
         let problems = sharray::check(&path, Some(Duration::from_secs(5))).unwrap();
         assert!(problems.is_empty(), "{spec}: after the job: {problems:?}");
+    }
+}
+
+/// A creator killed when its file is complete but not yet named leaves
+/// nothing behind (an unnamed O_TMPFILE file vanishes with the process), on
+/// a disk directory and in /dev/shm.
+#[test]
+fn a_creator_killed_before_publishing_leaves_nothing() {
+    let shm = tempfile::tempdir_in("/dev/shm").ok();
+    let disk = tempfile::tempdir().unwrap();
+    for dir in std::iter::once(disk.path()).chain(shm.as_ref().map(|d| d.path())) {
+        let path = dir.join("a.npy");
+        let mut child = spawn_child_env(
+            "child",
+            "creator",
+            path.to_str().unwrap(),
+            &[("SHARRAY_FAILPOINTS", "file.create.filled=kill")],
+        );
+        let st = wait_with_watchdog(&mut child, LIMIT);
+        assert_eq!(st.signal(), Some(SIGKILL), "the creator must die there");
+        let left: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "{}: left {left:?}", dir.display());
     }
 }

@@ -199,6 +199,29 @@ fn symlinks_are_refused_on_create_and_open() {
         let out = cli().args([cmd, link.to_str().unwrap()]).output().unwrap();
         assert_eq!(out.status.code(), Some(1), "{cmd}");
     }
+    // A symlinked directory anywhere in the path is refused too (openat2
+    // with RESOLVE_NO_SYMLINKS), for open and for create: a planted link
+    // cannot redirect a file into or out of another directory.
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    SharedArray::<i32>::create(elsewhere.join("a.npy"), &[4]).unwrap();
+    let via = dir.path().join("via");
+    std::os::unix::fs::symlink(&elsewhere, &via).unwrap();
+    let err = SharedArray::<i32>::open(via.join("a.npy")).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotARegularFile, "{err}");
+    assert!(err.to_string().contains("symlink"), "{err}");
+    assert!(sharray::check(via.join("a.npy"), None).is_err());
+    let err = SharedArray::<i32>::create(via.join("new.npy"), &[4]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotARegularFile, "{err}");
+    assert!(
+        !elsewhere.join("new.npy").exists(),
+        "creation went through a symlinked directory"
+    );
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).unwrap().count(),
+        1,
+        "nothing left behind"
+    );
 }
 
 /// Files of another user are refused, for root too, unless the caller says

@@ -399,3 +399,144 @@ pub fn raise(sig: i32) -> io::Result<()> {
         Err(io::Error::last_os_error())
     }
 }
+
+fn c_path(path: &std::path::Path) -> io::Result<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a path contains a NUL byte"))
+}
+
+fn owned(fd: libc::c_int) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let fd = cvt(fd)?;
+    // SAFETY: the kernel just returned this new descriptor; nobody else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Open `path` relative to `dir` (the current directory if `None`) with
+/// `flags` (`O_CLOEXEC` is added) and `mode` (used with `O_CREAT` /
+/// `O_TMPFILE`), refusing a symlink in *any* component of the path
+/// (`openat2(2)` with `RESOLVE_NO_SYMLINKS`, Linux >= 5.6: `ELOOP`). On a
+/// kernel without `openat2` (`ENOSYS`, or `EPERM` under a seccomp filter
+/// that does not know it), falls back to `openat(2)` with `O_NOFOLLOW`,
+/// which refuses a symlink in the last component only.
+pub fn open_no_symlinks(
+    dir: Option<std::os::fd::BorrowedFd<'_>>,
+    path: &std::path::Path,
+    flags: i32,
+    mode: u32,
+) -> io::Result<std::os::fd::OwnedFd> {
+    let c = c_path(path)?;
+    let dirfd = dir.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+    let flags = flags | libc::O_CLOEXEC;
+    let creates = flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE;
+    /// `struct open_how` of `openat2(2)` (libc's is non-exhaustive).
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    let how = OpenHow {
+        flags: flags as u64,
+        mode: if creates { u64::from(mode) } else { 0 },
+        resolve: libc::RESOLVE_NO_SYMLINKS,
+    };
+    // SAFETY: `c` is a NUL-terminated path and `how` a valid open_how, both
+    // alive for the call; the size passed is the struct's.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dirfd,
+            c.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    match owned(ret as libc::c_int) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EPERM)) => {
+            // SAFETY: `c` is a NUL-terminated path alive for the call.
+            let fd = unsafe {
+                libc::openat(
+                    dirfd,
+                    c.as_ptr(),
+                    flags | libc::O_NOFOLLOW,
+                    mode as libc::c_uint,
+                )
+            };
+            owned(fd)
+        }
+        r => r,
+    }
+}
+
+/// Give the unnamed file `fd` (from `O_TMPFILE`) the name `name` in `dir`,
+/// never replacing an existing entry (`EEXIST`). Uses `linkat(2)` with
+/// `AT_EMPTY_PATH` (needs `CAP_DAC_READ_SEARCH`), else through
+/// `/proc/self/fd` (`AT_SYMLINK_FOLLOW`), as `open(2)` documents.
+pub fn link_unnamed(
+    fd: std::os::fd::BorrowedFd<'_>,
+    dir: std::os::fd::BorrowedFd<'_>,
+    name: &std::ffi::OsStr,
+) -> io::Result<()> {
+    let c = c_path(std::path::Path::new(name))?;
+    let empty = c"";
+    // SAFETY: both strings are NUL-terminated and alive for the call.
+    let r = cvt(unsafe {
+        libc::linkat(
+            fd.as_raw_fd(),
+            empty.as_ptr(),
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            libc::AT_EMPTY_PATH,
+        )
+    });
+    match r {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EPERM)) => {
+            let proc = std::ffi::CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+                .expect("no NUL in a number");
+            // SAFETY: both strings are NUL-terminated and alive for the call.
+            cvt(unsafe {
+                libc::linkat(
+                    libc::AT_FDCWD,
+                    proc.as_ptr(),
+                    dir.as_raw_fd(),
+                    c.as_ptr(),
+                    libc::AT_SYMLINK_FOLLOW,
+                )
+            })
+            .map(drop)
+        }
+        r => r.map(drop),
+    }
+}
+
+/// Rename `from` to `to` within `dir`, never replacing `to` (`EEXIST`):
+/// `renameat2(2)` with `RENAME_NOREPLACE`, or, where the filesystem does not
+/// support it (`EINVAL`), `linkat(2)` then `unlinkat(2)` of `from`.
+pub fn rename_noreplace(
+    dir: std::os::fd::BorrowedFd<'_>,
+    from: &std::ffi::OsStr,
+    to: &std::ffi::OsStr,
+) -> io::Result<()> {
+    let f = c_path(std::path::Path::new(from))?;
+    let t = c_path(std::path::Path::new(to))?;
+    let d = dir.as_raw_fd();
+    // SAFETY: both strings are NUL-terminated and alive for the call.
+    let r = cvt(unsafe { libc::renameat2(d, f.as_ptr(), d, t.as_ptr(), libc::RENAME_NOREPLACE) });
+    match r {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            // SAFETY: as above.
+            cvt(unsafe { libc::linkat(d, f.as_ptr(), d, t.as_ptr(), 0) })?;
+            unlink_at(dir, from)
+        }
+        r => r.map(drop),
+    }
+}
+
+/// Remove the name `name` from `dir` (`unlinkat(2)`).
+pub fn unlink_at(dir: std::os::fd::BorrowedFd<'_>, name: &std::ffi::OsStr) -> io::Result<()> {
+    let c = c_path(std::path::Path::new(name))?;
+    // SAFETY: `c` is NUL-terminated and alive for the call.
+    cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), 0) }).map(drop)
+}
