@@ -748,7 +748,9 @@ impl Unpublished {
         }
     }
 
-    /// Link the file into place as `name`, never replacing an entry.
+    /// Link the file into place as `name`, never replacing an entry, and
+    /// return it opened through that name (a description opened while the
+    /// file had no name shows as deleted in `/proc/PID/maps` and `lsof`).
     fn publish(mut self, name: &std::ffi::OsStr) -> io::Result<File> {
         use std::os::fd::AsFd;
         match self.named.take() {
@@ -761,8 +763,23 @@ impl Unpublished {
                 r?
             }
         }
-        let file = self.file.try_clone()?;
-        Ok(file)
+        let named = sys::open_no_symlinks(
+            Some(self.dir.as_fd()),
+            Path::new(name),
+            libc::O_RDWR | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+            0,
+        )
+        .map(File::from);
+        let ours = self.file.metadata()?;
+        let same = |f: &File| {
+            f.metadata()
+                .is_ok_and(|m| m.dev() == ours.dev() && m.ino() == ours.ino())
+        };
+        match named {
+            Ok(f) if same(&f) => Ok(f),
+            // Someone replaced the name already: keep our own file.
+            _ => self.file.try_clone(),
+        }
     }
 }
 

@@ -146,6 +146,15 @@ impl Mapping {
             state.store(control::STATE_READY, Ordering::Release);
             Ok(map)
         })?;
+        // Map again through the published name's description (the same
+        // pages): the first mapping was made while the file had no name, and
+        // `/proc/PID/maps` and `lsof` would show it as deleted for as long as
+        // the handle lives.
+        drop(map);
+        let map = MmapOptions::new()
+            .len(file_len as usize)
+            .map_raw(file.file())
+            .map_err(|e| Error::io("cannot map the new file", e).at(path))?;
         file.set_turnstile(ctrl_off + control::off::TURNSTILE as u64);
         Ok(Mapping {
             file,
