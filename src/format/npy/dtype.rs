@@ -4,7 +4,6 @@
 
 use super::*;
 
-
 // ---------------------------------------------------------------------------
 // Dtypes
 
@@ -240,7 +239,13 @@ pub(super) fn simple_from_str(s: &str) -> Result<Dtype, HeaderError> {
 }
 
 /// A simple dtype of the given parts; `order` is '<', '>' or '|'.
-pub(super) fn simple(order: char, kind: char, count: usize, suffix: &str, itemsize: usize) -> Dtype {
+pub(super) fn simple(
+    order: char,
+    kind: char,
+    count: usize,
+    suffix: &str,
+    itemsize: usize,
+) -> Dtype {
     Dtype {
         descr: format!("{order}{kind}{count}{suffix}"),
         itemsize,

@@ -4,7 +4,6 @@
 
 use super::*;
 
-
 // ---------------------------------------------------------------------------
 // Python literals: the subset that appears in .npy headers
 
@@ -168,7 +167,11 @@ impl LiteralParser<'_> {
 
     /// Items up to `close` (the opening bracket is consumed); also whether
     /// a comma followed the last item.
-    pub(super) fn sequence(&mut self, close: char, depth: usize) -> Result<(Vec<Value>, bool), HeaderError> {
+    pub(super) fn sequence(
+        &mut self,
+        close: char,
+        depth: usize,
+    ) -> Result<(Vec<Value>, bool), HeaderError> {
         let mut items = Vec::new();
         let mut trailing_comma = false;
         loop {
