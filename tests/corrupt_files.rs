@@ -467,3 +467,85 @@ fn check_reports_queue_state_corruptions() {
         assert_reported(dir.path(), name, &b, needle, false);
     }
 }
+
+/// States that are legal mid-operation are never reported: `check` runs
+/// over rings and a queue while threads use them.
+#[test]
+fn check_reports_nothing_on_busy_rings_and_queues() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let stop = AtomicBool::new(false);
+    for broadcast in [false, true] {
+        let p = dir.path().join(format!("busy-{broadcast}.npy"));
+        let ring = Ring::builder(Dtype::parse_user("uint64").unwrap(), &[2])
+            .slots(4)
+            .max_participants(8)
+            .broadcast(broadcast)
+            .overwrite(broadcast)
+            .create(&p)
+            .unwrap();
+        stop.store(false, Ordering::Relaxed);
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                let prod = ring.producer().unwrap();
+                let stop = &stop;
+                s.spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        if let Ok(l) = prod.try_loan() {
+                            l.commit().unwrap();
+                        }
+                    }
+                });
+            }
+            for _ in 0..2 {
+                let cons = ring.consumer().unwrap();
+                let stop = &stop;
+                s.spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        drop(cons.try_recv());
+                    }
+                });
+            }
+            let until = Instant::now() + Duration::from_millis(400);
+            while Instant::now() < until {
+                let problems = sharray::check(&p, None).unwrap();
+                if !problems.is_empty() {
+                    stop.store(true, Ordering::Relaxed);
+                    panic!("busy ring (broadcast {broadcast}): {problems:?}");
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+    }
+    let p = dir.path().join("busy-queue.npy");
+    let wq = WorkQueue::builder()
+        .tasks(100_000)
+        .max_workers(4)
+        .create(&p)
+        .unwrap();
+    stop.store(false, Ordering::Relaxed);
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            let w = wq.join().unwrap();
+            let stop = &stop;
+            s.spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match w.try_claim().unwrap() {
+                        Some(c) => c.complete().unwrap(),
+                        None => break,
+                    }
+                }
+            });
+        }
+        let until = Instant::now() + Duration::from_millis(400);
+        while Instant::now() < until {
+            let problems = sharray::check(&p, None).unwrap();
+            if !problems.is_empty() {
+                stop.store(true, Ordering::Relaxed);
+                panic!("busy queue: {problems:?}");
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+}

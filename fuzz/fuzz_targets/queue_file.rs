@@ -26,7 +26,10 @@ const CTRL_LEN: usize = 4096;
 fn dir() -> &'static PathBuf {
     static D: OnceLock<PathBuf> = OnceLock::new();
     D.get_or_init(|| {
-        let d = PathBuf::from(format!("/dev/shm/sharray-fuzz-queue-{}", std::process::id()));
+        let d = PathBuf::from(format!(
+            "/dev/shm/sharray-fuzz-queue-{}",
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d

@@ -60,8 +60,12 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let workers = 1 + u32::from(rest[1] % 8);
-    let h = QueueHeader::tasks(u64::from(rest[0] % 16), workers, u32::from(rest[2]) % (workers + 1))
-        .unwrap();
+    let h = QueueHeader::tasks(
+        u64::from(rest[0] % 16),
+        workers,
+        u32::from(rest[2]) % (workers + 1),
+    )
+    .unwrap();
     let mut sec = vec![0u8; queue::section_len(workers) as usize];
     h.encode(&mut sec);
     let mut records = vec![0u8; (h.chunks * queue::RECORD_LEN) as usize];

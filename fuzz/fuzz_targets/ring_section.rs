@@ -76,6 +76,9 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let nbytes = 8 * u64::from(slots);
-    assert_eq!(Config::decode(&sec, &[slots as usize], false, nbytes), Ok(cfg));
+    assert_eq!(
+        Config::decode(&sec, &[slots as usize], false, nbytes),
+        Ok(cfg)
+    );
     validate(&sec, &cfg);
 });
