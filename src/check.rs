@@ -192,10 +192,11 @@ pub fn check(path: impl AsRef<Path>, lock_timeout: Option<Duration>) -> Result<V
     if !report.is_empty() {
         return Ok(report.done());
     }
+    // `decode` runs the same `validate` (stopping at the first problem), so
+    // it fails only if a rule were missing from the report above.
     let ctrl_hdr = match ControlHeader::decode(&ctrl, data_offset, nbytes, file_len) {
         Ok(h) => h,
         Err(e) => {
-            // Belt and braces: whatever `open` rejects, check must report too.
             report.at(ctrl_off, e.message);
             return Ok(report.done());
         }

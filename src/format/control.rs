@@ -31,7 +31,7 @@ use std::fmt;
 use std::ops::ControlFlow;
 
 use super::le;
-use super::sink::Sink;
+use super::sink::{FirstProblem, Problem, Sink};
 
 /// Magic bytes at the start of the control block.
 pub const MAGIC: [u8; 8] = *b"SHARRAY\0";
@@ -249,94 +249,37 @@ impl ControlHeader {
         data_len: u64,
         file_len: u64,
     ) -> Result<ControlHeader, ControlError> {
-        if bytes.len() < HEADER_LEN as usize {
-            return Err(corrupt("control block is truncated"));
-        }
-        if !Self::has_magic(bytes) {
-            return Err(corrupt("control block magic is missing"));
-        }
-        let version = u32_at(bytes, off::VERSION);
-        if version == 0 {
-            return Err(corrupt("control block version is 0"));
-        }
-        if version > FORMAT_VERSION {
-            return Err(ControlError {
-                newer: true,
+        // The rules are written once, in `validate`: opening stops at its
+        // first problem.
+        let ctrl_off = ctrl_offset(data_len).ok_or_else(|| corrupt("sizes overflow"))?;
+        let mut first = FirstProblem::default();
+        let _ = validate(bytes, ctrl_off, data_offset, data_len, file_len, &mut first);
+        if data_offset != DATA_OFFSET {
+            first.0.get_or_insert(Problem {
+                offset: None,
                 message: format!(
-                    "file uses sharray format version {version}, this build reads up to {FORMAT_VERSION}; upgrade sharray"
+                    "the data starts at {data_offset}, a sharray file has it at {DATA_OFFSET}"
                 ),
             });
         }
-        let kind_code = u32_at(bytes, off::KIND);
-        let kind = Kind::from_code(kind_code)
-            .ok_or_else(|| corrupt(format!("unknown control block kind {kind_code}")))?;
-        let ctrl_len = u64_at(bytes, off::CTRL_LEN);
-        let hdr_data_offset = u64_at(bytes, off::DATA_OFFSET);
-        let hdr_data_len = u64_at(bytes, off::DATA_LEN);
-        let section_offset = u64_at(bytes, off::SECTION_OFFSET);
-        let section_len = u64_at(bytes, off::SECTION_LEN);
-        let flags = u32_at(bytes, off::FLAGS);
-        let state = u32_at(bytes, off::STATE);
-        if hdr_data_offset != data_offset || data_offset != DATA_OFFSET {
-            return Err(corrupt(format!(
-                "control block says data starts at {hdr_data_offset}, the .npy header says {data_offset} (expected {DATA_OFFSET})"
-            )));
+        if let Some(p) = first.0 {
+            let version = u32_at(bytes, off::VERSION);
+            return Err(ControlError {
+                newer: version > FORMAT_VERSION,
+                message: p.message,
+            });
         }
-        if hdr_data_len != data_len {
-            return Err(corrupt(format!(
-                "control block says the data is {hdr_data_len} bytes, the .npy header implies {data_len}"
-            )));
-        }
-        if !(HEADER_LEN..=MAX_CTRL_LEN).contains(&ctrl_len) || !ctrl_len.is_multiple_of(4096) {
-            return Err(corrupt(format!(
-                "control block length {ctrl_len} is invalid"
-            )));
-        }
-        if flags != 0 {
-            return Err(corrupt(format!(
-                "control block flags {flags:#x} are not understood"
-            )));
-        }
-        if section_len > 0 {
-            let end = section_offset.checked_add(section_len);
-            if section_offset < HEADER_LEN
-                || end.is_none_or(|e| e > ctrl_len)
-                || !section_offset.is_multiple_of(128)
-            {
-                return Err(corrupt(
-                    "control block section lies outside the control block",
-                ));
-            }
-        } else if section_offset != 0 {
-            return Err(corrupt("control block has a section offset but no section"));
-        }
-        if kind != Kind::Array && section_len == 0 {
-            return Err(corrupt(format!(
-                "a {} control block needs a section",
-                kind.name()
-            )));
-        }
-        let h = ControlHeader {
-            version,
+        let kind =
+            Kind::from_code(u32_at(bytes, off::KIND)).ok_or_else(|| corrupt("unknown kind"))?;
+        Ok(ControlHeader {
+            version: u32_at(bytes, off::VERSION),
             kind,
-            ctrl_len,
+            ctrl_len: u64_at(bytes, off::CTRL_LEN),
             data_offset,
             data_len,
-            section_offset,
-            section_len,
-        };
-        let expected = h.file_len().ok_or_else(|| corrupt("sizes overflow"))?;
-        if expected != file_len {
-            return Err(corrupt(format!(
-                "file is {file_len} bytes but its headers say {expected}; it was truncated or extended by something other than sharray"
-            )));
-        }
-        if state != STATE_READY {
-            return Err(corrupt(
-                "control block was never marked ready (its creation did not finish); delete the file and create it again",
-            ));
-        }
-        Ok(h)
+            section_offset: u64_at(bytes, off::SECTION_OFFSET),
+            section_len: u64_at(bytes, off::SECTION_LEN),
+        })
     }
 }
 
@@ -357,6 +300,15 @@ pub fn validate(
     sink: &mut dyn Sink,
 ) -> ControlFlow<()> {
     let at = |o: usize| Some(ctrl_off.saturating_add(o as u64));
+    if ctrl.len() < HEADER_LEN as usize {
+        return sink.problem(
+            Some(ctrl_off),
+            format!(
+                "the control block is truncated: {} of its {HEADER_LEN} header bytes are there",
+                ctrl.len()
+            ),
+        );
+    }
     if !ControlHeader::has_magic(ctrl) {
         return sink.problem(
             Some(ctrl_off),
@@ -462,7 +414,9 @@ pub fn validate(
     if state != STATE_READY {
         sink.problem(
             at(off::STATE),
-            format!("state is {state:#x}, not READY ({STATE_READY:#x}): creation never finished"),
+            format!(
+                "state is {state:#x}, not READY ({STATE_READY:#x}): its creation never finished; delete the file and create it again"
+            ),
         )?;
     }
     let mut zero = |from: usize, to: usize, what: &str| {
@@ -534,7 +488,7 @@ mod tests {
             ControlHeader::decode(&nr, DATA_OFFSET, 100, len)
                 .unwrap_err()
                 .message
-                .contains("ready")
+                .contains("creation never finished")
         );
         let mut newer = b.clone();
         newer[off::VERSION] = 9;
