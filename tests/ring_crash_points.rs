@@ -22,7 +22,9 @@ use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::ring::{check, fill};
-use common::{Lines, child_entry, env_or, signal, spawn_child_env, wait_stopped, wait_with_watchdog};
+use common::{
+    Lines, child_entry, env_or, signal, spawn_child_env, wait_stopped, wait_with_watchdog,
+};
 use sharray::{Dtype, Ring, TryLoanError, TryRecvError};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -86,7 +88,10 @@ fn work(ring: &Ring) {
             assert_eq!(send(&p, i + 1), i + 1);
         }
         let mut f = c.recv_timeout(LIMIT).unwrap();
-        assert!(intact(&f) && f.tag() == f.seq() && f.seq() == i, "frame {i}");
+        assert!(
+            intact(&f) && f.tag() == f.seq() && f.seq() == i,
+            "frame {i}"
+        );
         if i % 3 == 1 {
             f.give_back().unwrap();
             f = c.recv_timeout(LIMIT).unwrap();
@@ -115,7 +120,11 @@ fn create(path: &Path, broadcast: bool) {
 fn kill_first_holder(p: &str) {
     let mut dier = spawn_child_env("child", "dier", p, &[("SHARRAY_FAILPOINTS", DIER)]);
     let st = wait_with_watchdog(&mut dier, LIMIT);
-    assert_eq!(st.signal(), Some(SIGKILL), "the first holder must die at {DIER}");
+    assert_eq!(
+        st.signal(),
+        Some(SIGKILL),
+        "the first holder must die at {DIER}"
+    );
 }
 
 /// The checks after a crash or pause. `consumed`: sequence numbers the
@@ -169,7 +178,11 @@ fn verify(path: &Path, broadcast: bool, consumed: &HashSet<u64>, what: &str) -> 
     let mut got = Vec::new();
     for _ in 0..K {
         let f = c.try_recv().unwrap_or_else(|e| panic!("{what}: {e:?}"));
-        assert!(intact(&f) && seen.insert(f.seq()), "{what}: frame {}", f.seq());
+        assert!(
+            intact(&f) && seen.insert(f.seq()),
+            "{what}: frame {}",
+            f.seq()
+        );
         got.push(f.tag());
     }
     assert_eq!(got, (1000..1000 + K as u64).collect::<Vec<_>>(), "{what}");
@@ -177,7 +190,10 @@ fn verify(path: &Path, broadcast: bool, consumed: &HashSet<u64>, what: &str) -> 
     for i in 0..3 * K as u64 {
         let seq = send(&p, 2000 + i);
         let f = c.recv_timeout(LIMIT).unwrap();
-        assert!(intact(&f) && f.seq() == seq && f.tag() == 2000 + i, "{what}");
+        assert!(
+            intact(&f) && f.seq() == seq && f.tag() == 2000 + i,
+            "{what}"
+        );
         assert!(seen.insert(seq), "{what}: frame {seq} twice");
     }
     let st = ring.stats();
@@ -197,15 +213,30 @@ fn verify(path: &Path, broadcast: bool, consumed: &HashSet<u64>, what: &str) -> 
     );
     drop((c, p));
     let problems = sharray::check(path, Some(Duration::from_secs(5))).unwrap();
-    assert!(problems.is_empty(), "{what}: check at the end: {problems:?}");
+    assert!(
+        problems.is_empty(),
+        "{what}: check at the end: {problems:?}"
+    );
     left
 }
 
-fn crash_ns() -> Vec<u64> {
-    match env_or("SHARRAY_CRASH_N", 0) {
+/// The hits of `point` to kill at. The transaction points are hit by every
+/// operation, so their first hits all fall in the attach: for them a run of
+/// consecutive hits in the steady state (about three frames: loans,
+/// commits, receives, releases and a give back) is tried too.
+fn crash_ns(point: &str) -> Vec<u64> {
+    let mut ns = match env_or("SHARRAY_CRASH_N", 0) {
         0 => vec![1, 2, 3, 17],
-        n => (1..=n).collect(),
+        n => return (1..=n).collect(),
+    };
+    match point {
+        "ring.txn.stored" => ns.extend(30..=80),
+        "ring.txn.journaled" | "ring.txn.armed" | "ring.txn.cleared" => ns.extend(6..=20),
+        _ => {}
     }
+    ns.sort_unstable();
+    ns.dedup();
+    ns
 }
 
 fn ring_points() -> Vec<&'static str> {
@@ -220,7 +251,7 @@ fn kill_everywhere(broadcast: bool) {
     let mode = if broadcast { "broadcast" } else { "queue" };
     let mut outcome: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for point in ring_points() {
-        for n in crash_ns() {
+        for n in crash_ns(point) {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("ring.npy");
             create(&path, broadcast);
@@ -256,10 +287,10 @@ fn kill_everywhere(broadcast: bool) {
                     ring_tail as usize - committed
                 );
             }
-            outcome
-                .entry(point)
-                .or_default()
-                .push(format!("{n}:{}", if killed { "killed" } else { "finished" }));
+            outcome.entry(point).or_default().push(format!(
+                "{n}:{}",
+                if killed { "killed" } else { "finished" }
+            ));
             if !killed {
                 assert!(n > 1, "{what}: the point is not on the workload's path");
             }
@@ -269,9 +300,9 @@ fn kill_everywhere(broadcast: bool) {
         eprintln!("ring_crash_points {mode}: {point}: {}", runs.join(" "));
     }
     eprintln!(
-        "ring_crash_points {mode}: {} points x N {:?}",
+        "ring_crash_points {mode}: {} points, {} kills",
         outcome.len(),
-        crash_ns()
+        outcome.values().map(Vec::len).sum::<usize>()
     );
 }
 
@@ -292,7 +323,8 @@ fn broadcast_killed_at_every_ring_point() {
 fn stopped_or_exited(child: &mut Child, limit: Duration) -> Option<bool> {
     let deadline = Instant::now() + limit;
     loop {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap_or_default();
         if matches!(
             stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next()),
             Some('T') | Some('t')
