@@ -300,7 +300,7 @@ fn kill_everywhere(broadcast: bool) {
         eprintln!("ring_crash_points {mode}: {point}: {}", runs.join(" "));
     }
     eprintln!(
-        "ring_crash_points {mode}: {} points, {} kills",
+        "ring_crash_points {mode}: {} points, {} runs",
         outcome.len(),
         outcome.values().map(Vec::len).sum::<usize>()
     );
