@@ -23,10 +23,49 @@
 pub const NAMES: &[&str] = &[
     // file creation: the new file is complete but has no name yet
     "file.create.filled",
+    // ring attach: the entry's OFD liveness lock taken, its epoch not bumped
+    "ring.attach.entry_locked",
     // ring lock: after proving a holder dead, before swapping the lock word
     "ring.lock.probed",
+    // ring lock: replaying a dead holder's journal, first entry re-applied
+    "ring.recover.midway",
     // ring lock: just acquired (journal replayed)
     "ring.lock.acquired",
+    // ring transaction: journal entries written, journal length still 0
+    "ring.txn.journaled",
+    // ring transaction: journal length set, no store applied yet
+    "ring.txn.armed",
+    // ring transaction: one more store applied (hit once per store: `@N`)
+    "ring.txn.stored",
+    // ring transaction: journal length cleared, lock still held
+    "ring.txn.cleared",
+    // ring reclaim of a dead entry: one more slot's transaction applied
+    // (hit once per slot: `@N`)
+    "ring.reclaim.slot",
+    // ring reclaim: every slot done, entry (role, subscriber bit) not cleared
+    "ring.reclaim.slots_done",
+    // ring loan: lock held, nothing changed yet
+    "ring.loan.locked",
+    // ring loan: slot WRITING (or none free), lock still held
+    "ring.loan.applied",
+    // ring commit: tag, length and timestamp written, lock not taken yet
+    "ring.commit.written",
+    // ring commit: lock held, nothing changed yet
+    "ring.commit.locked",
+    // ring commit: frame published, lock still held
+    "ring.commit.applied",
+    // ring receive: lock held, nothing changed yet
+    "ring.recv.locked",
+    // ring receive: frame leased (or none there), lock still held
+    "ring.recv.applied",
+    // ring release: lock held, lease still taken
+    "ring.release.locked",
+    // ring release: lease dropped, lock still held
+    "ring.release.applied",
+    // ring give back: lock held, lease still taken
+    "ring.give_back.locked",
+    // ring give back: frame back in line, lock still held
+    "ring.give_back.applied",
     // pool claim: candidate named in a held slot, cursor moved past it,
     // chunk not taken yet
     "pool.claim.cursor_moved",

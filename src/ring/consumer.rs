@@ -12,6 +12,7 @@ use super::slot::{self, Frame};
 use super::{DEFAULT_SPIN, TryRecvError, typed_check};
 use crate::element::Element;
 use crate::error::{Error, ErrorKind, Result};
+use crate::fail;
 use crate::format::ring as l;
 
 /// A registered consumer of a [`Ring`](super::Ring): in queue mode it takes
@@ -85,7 +86,9 @@ impl Consumer {
 
     fn attempt(&self, deadline: Option<Instant>) -> Result<Option<ReadLease>> {
         let lock = self.p.lock_or_wait(|| Some(lock_deadline(deadline)))?;
+        fail::point("ring.recv.locked");
         let got = slot::recv(&lock, self.p.index);
+        fail::point("ring.recv.applied");
         let gone = matches!(got, Ok(None)) && slot::producers_gone(&lock);
         drop(lock);
         let got = got.map_err(|m| Error::new(ErrorKind::Corrupt, m).at(self.p.ring.map.path()))?;
@@ -325,7 +328,9 @@ impl ReadLease {
     pub fn give_back(mut self) -> Result<()> {
         let deadline = || Some(Instant::now() + Duration::from_secs(10));
         let lock = self.p.lock_or_wait(deadline)?;
+        fail::point("ring.give_back.locked");
         let back = slot::give_back(&lock, self.p.index, self.f.slot, self.f.seq);
+        fail::point("ring.give_back.applied");
         drop(lock);
         if !back {
             return Err(Error::new(
@@ -354,7 +359,9 @@ impl Drop for ReadLease {
         }
         let deadline = || Some(Instant::now() + Duration::from_secs(10));
         if let Ok(lock) = self.p.lock_or_wait(deadline) {
+            fail::point("ring.release.locked");
             let freed = slot::release(&lock, self.p.index, self.f.slot, self.f.seq);
+            fail::point("ring.release.applied");
             drop(lock);
             if freed {
                 self.p.ring.notify(l::free::SEQ, l::free::WAITERS, false);

@@ -113,9 +113,14 @@ impl<'a> Txn<'a> {
     /// Apply all staged writes, crash-atomically.
     pub fn apply(self) {
         let r = self.ring;
-        if self.n == 1 {
-            r.u64(self.offs[0]).store(self.vals[0], Ordering::Release);
-            return;
+        match self.n {
+            0 => return,
+            1 => {
+                r.u64(self.offs[0]).store(self.vals[0], Ordering::Release);
+                fail::point("ring.txn.stored");
+                return;
+            }
+            _ => {}
         }
         for i in 0..self.n {
             r.u64(l::JOURNAL + i as u64 * 16)
@@ -123,13 +128,17 @@ impl<'a> Txn<'a> {
             r.u64(l::JOURNAL + i as u64 * 16 + 8)
                 .store(self.vals[i], Ordering::Relaxed);
         }
+        fail::point("ring.txn.journaled");
         r.u64(l::lock::JOURNAL_LEN)
             .store(self.n as u64, Ordering::Release);
+        fail::point("ring.txn.armed");
         // Release stores: none may become visible before the journal length.
         for i in 0..self.n {
             r.u64(self.offs[i]).store(self.vals[i], Ordering::Release);
+            fail::point("ring.txn.stored");
         }
         r.u64(l::lock::JOURNAL_LEN).store(0, Ordering::Release);
+        fail::point("ring.txn.cleared");
     }
 }
 

@@ -11,6 +11,7 @@ use super::shared::wait_until;
 use super::{DEFAULT_SPIN, TryLoanError, slot, typed_check};
 use crate::element::Element;
 use crate::error::{Error, ErrorKind, Result};
+use crate::fail;
 use crate::format::ring as l;
 use crate::sys;
 
@@ -61,7 +62,9 @@ impl Producer {
 
     fn try_loan_inner(&self, deadline: Option<Instant>) -> Result<Option<WriteLoan>> {
         let lock = self.p.lock_or_wait(|| Some(lock_deadline(deadline)))?;
+        fail::point("ring.loan.locked");
         let got = slot::loan(&lock, self.p.index);
+        fail::point("ring.loan.applied");
         drop(lock);
         Ok(got.map(|(slot, dropped)| WriteLoan {
             p: self.p.clone(),
@@ -272,8 +275,11 @@ impl WriteLoan {
             .store(self.valid_len, Ordering::Relaxed);
         r.u64(s + l::slot::TIMESTAMP)
             .store(sys::monotonic_ns(), Ordering::Relaxed);
+        fail::point("ring.commit.written");
         let lock = self.p.lock_or_wait(|| Some(lock_deadline(None)))?;
+        fail::point("ring.commit.locked");
         let done = slot::commit(&lock, self.p.index, self.slot);
+        fail::point("ring.commit.applied");
         drop(lock);
         self.done = true;
         let c = done.map_err(|m| Error::new(ErrorKind::Corrupt, m).at(r.map.path()))?;

@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 
 use super::lock::{Participant, RingLock, Txn, lock_deadline};
 use crate::error::{Error, ErrorKind, Result};
+use crate::fail;
 pub(crate) use crate::format::ring::Config;
 use crate::format::ring::{self as l, Role, SlotState};
 use crate::mapping::Mapping;
@@ -138,6 +139,7 @@ impl RingInner {
             })?;
             if got {
                 mine.insert(i);
+                fail::point("ring.attach.entry_locked");
                 return Ok(i);
             }
         }
@@ -182,6 +184,9 @@ impl RingInner {
                 // Never let a garbage journal write outside the state words.
                 if l::journal_target_ok(off, self.cfg.geo.used_len) {
                     self.u64(off).store(val, Ordering::Release);
+                }
+                if e == 0 {
+                    fail::point("ring.recover.midway");
                 }
             }
         }
@@ -237,7 +242,9 @@ pub(crate) fn reclaim_entry(lock: &RingLock<'_>, i: u32, out: &mut Reclaimed) {
             }
         }
         t.apply();
+        fail::point("ring.reclaim.slot");
     }
+    fail::point("ring.reclaim.slots_done");
     let mut t = Txn::new(lock);
     if r.get(l::lock::SUBSCRIBERS) & bit != 0 {
         t.set(l::lock::SUBSCRIBERS, r.get(l::lock::SUBSCRIBERS) & !bit);
