@@ -275,7 +275,7 @@ impl UntypedBuilder {
     pub(crate) fn create_with_data(
         self,
         path: &Path,
-        init_data: Option<&mut dyn FnMut(&mut [u8])>,
+        init_data: crate::mapping::InitData<'_>,
     ) -> Result<UntypedArray> {
         let header = NpyHeader {
             dtype: self.dtype,

@@ -138,6 +138,8 @@ pub fn import_npy_with(
             Some(&mut |data: &mut [u8]| copy_with_progress(guard.bytes(), data, progress)),
         )?;
     drop(guard);
+    // The generation records the import, as for any write.
+    out.bump_generation();
     Ok(out)
 }
 

@@ -67,6 +67,10 @@ unsafe impl Send for Mapping {}
 // SAFETY: as above.
 unsafe impl Sync for Mapping {}
 
+/// Writes a new file's data bytes before it is published (see
+/// [`Mapping::create_with_data`]).
+pub(crate) type InitData<'a> = Option<&'a mut dyn FnMut(&mut [u8])>;
+
 fn corrupt(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::Corrupt, msg)
 }
@@ -89,7 +93,7 @@ impl Mapping {
         path: &Path,
         spec: &NewFile<'_>,
         init_section: impl FnOnce(&mut [u8]),
-        init_data: Option<&mut dyn FnMut(&mut [u8])>,
+        init_data: InitData<'_>,
     ) -> Result<Mapping> {
         let nbytes = spec.header.nbytes().ok_or_else(|| {
             Error::new(

@@ -603,17 +603,12 @@ fn array_round(c: &mut Counts, rng: &mut Rng, dir: &Path, id: u64) {
     }
     std::fs::write(&stop, b"").unwrap();
     for (mut r, mut rx) in readers {
-        match c
-            .wait_line(&mut rx, "reads ")
-            .then(|| rx.seen.last().cloned())
-        {
-            Some(Some(line)) => {
-                let n: Vec<u64> = line.split(' ').filter_map(|w| w.parse().ok()).collect();
-                c.reads += n[0];
-                c.torn_reads += n[1];
-                c.dirty_seen += n[2];
-            }
-            _ => {}
+        if c.wait_line(&mut rx, "reads ") {
+            let line = rx.seen.last().unwrap();
+            let n: Vec<u64> = line.split(' ').filter_map(|w| w.parse().ok()).collect();
+            c.reads += n[0];
+            c.torn_reads += n[1];
+            c.dirty_seen += n[2];
         }
         c.finish(&mut r);
     }
