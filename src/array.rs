@@ -266,7 +266,17 @@ impl UntypedBuilder {
     /// left behind), [`ErrorKind::InvalidInput`] for an overflowing shape or a
     /// fill of the wrong size, I/O errors.
     pub fn create(self, path: impl AsRef<Path>) -> Result<UntypedArray> {
-        let path = path.as_ref();
+        self.create_with_data(path.as_ref(), None)
+    }
+
+    /// [`UntypedBuilder::create`] with the data bytes written by `init_data`
+    /// before the file is published (an import killed mid-copy leaves
+    /// nothing at the path).
+    pub(crate) fn create_with_data(
+        self,
+        path: &Path,
+        init_data: crate::mapping::InitData<'_>,
+    ) -> Result<UntypedArray> {
         let header = NpyHeader {
             dtype: self.dtype,
             fortran_order: self.order == Order::F,
@@ -295,7 +305,7 @@ impl UntypedBuilder {
             fill: self.fill.as_deref(),
         };
         Ok(UntypedArray {
-            map: Arc::new(Mapping::create(path, &spec, |_| {})?),
+            map: Arc::new(Mapping::create_with_data(path, &spec, |_| {}, init_data)?),
         })
     }
 }
@@ -627,10 +637,6 @@ impl UntypedArray {
 
     pub(crate) fn read_wait(&self, wait: Wait) -> Result<UntypedReadGuard<'_>> {
         self.read_with(wait)
-    }
-
-    pub(crate) fn write_wait(&self, wait: Wait) -> Result<UntypedWriteGuard<'_>> {
-        self.write_with(wait)
     }
 
     fn read_with(&self, wait: Wait) -> Result<UntypedReadGuard<'_>> {

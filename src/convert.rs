@@ -127,19 +127,19 @@ pub fn import_npy_with(
 ) -> Result<UntypedArray> {
     let src = OpenOptions::new().read_only(true).open_untyped(src)?;
     let guard = src.read_wait(opts.wait())?;
+    // The data is copied into the unpublished file: `dst` appears only once
+    // complete, even if this process is killed mid-copy.
     let out = UntypedArray::builder(src.dtype().clone())
         .shape(src.shape())
         .order(src.order())
         .mode(opts.mode)
-        .create(dst.as_ref())?;
-    {
-        // Another process could open the new file as soon as it is
-        // published, so take its write lock like any writer; the generation
-        // then records the import.
-        let mut w = out.write_wait(opts.wait())?;
-        copy_with_progress(guard.bytes(), w.bytes_mut(), progress);
-    }
+        .create_with_data(
+            dst.as_ref(),
+            Some(&mut |data: &mut [u8]| copy_with_progress(guard.bytes(), data, progress)),
+        )?;
     drop(guard);
+    // The generation records the import, as for any write.
+    out.bump_generation();
     Ok(out)
 }
 

@@ -67,6 +67,10 @@ unsafe impl Send for Mapping {}
 // SAFETY: as above.
 unsafe impl Sync for Mapping {}
 
+/// Writes a new file's data bytes before it is published (see
+/// [`Mapping::create_with_data`]).
+pub(crate) type InitData<'a> = Option<&'a mut dyn FnMut(&mut [u8])>;
+
 fn corrupt(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::Corrupt, msg)
 }
@@ -78,6 +82,18 @@ impl Mapping {
         path: &Path,
         spec: &NewFile<'_>,
         init_section: impl FnOnce(&mut [u8]),
+    ) -> Result<Mapping> {
+        Mapping::create_with_data(path, spec, init_section, None)
+    }
+
+    /// [`Mapping::create`] that also fills the array's data with
+    /// `init_data` (after the fill value) before the file is published, so
+    /// a process killed mid-way never leaves a half-written file at `path`.
+    pub(crate) fn create_with_data(
+        path: &Path,
+        spec: &NewFile<'_>,
+        init_section: impl FnOnce(&mut [u8]),
+        init_data: InitData<'_>,
     ) -> Result<Mapping> {
         let nbytes = spec.header.nbytes().ok_or_else(|| {
             Error::new(
@@ -130,6 +146,12 @@ impl Mapping {
                 for chunk in data.chunks_exact_mut(fill.len()) {
                     chunk.copy_from_slice(fill);
                 }
+            }
+            if let Some(init) = init_data {
+                init(
+                    &mut bytes
+                        [control::DATA_OFFSET as usize..control::DATA_OFFSET as usize + nbytes],
+                );
             }
             let c = &mut bytes[ctrl_off as usize..];
             ctrl.encode(c);

@@ -411,6 +411,15 @@ fn check_reports_queue_state_corruptions() {
             "completion counts add up",
         ),
         (
+            // Found by the queue_file fuzzer: a lost count behind a worker
+            // entry that is still registered (its process died).
+            "completion_count_lost_behind_a_dead_worker",
+            Box::new(move |b| {
+                put64(b, entry(0) + q::entry::DONE_WORD, q::done_word(0, false));
+            }),
+            "completion counts add up",
+        ),
+        (
             "claimed_but_not_held",
             Box::new(move |b| {
                 for j in 0..u64::from(q::HELD_SLOTS) {

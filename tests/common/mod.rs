@@ -230,20 +230,24 @@ impl Lines {
 
     /// Wait for a line starting with `prefix`; panic after `limit`.
     pub fn wait_for(&mut self, prefix: &str, limit: Duration) -> String {
+        self.try_wait_for(prefix, limit).unwrap_or_else(|| {
+            panic!(
+                "no line starting with {prefix:?} within {limit:?}; saw {:?}",
+                self.seen
+            )
+        })
+    }
+
+    /// Wait for a line starting with `prefix`; `None` after `limit` or when
+    /// the child closed its stdout first (for tests that count hangs).
+    pub fn try_wait_for(&mut self, prefix: &str, limit: Duration) -> Option<String> {
         let deadline = Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(left) {
-                Ok(l) => {
-                    self.seen.push(l.clone());
-                    if l.starts_with(prefix) {
-                        return l;
-                    }
-                }
-                Err(_) => panic!(
-                    "no line starting with {prefix:?} within {limit:?}; saw {:?}",
-                    self.seen
-                ),
+            let l = self.rx.recv_timeout(left).ok()?;
+            self.seen.push(l.clone());
+            if l.starts_with(prefix) {
+                return Some(l);
             }
         }
     }
