@@ -21,6 +21,12 @@ fn child() {
         if role == "pool_worker" {
             return pool_worker(arg);
         }
+        if role == "barrier_party" {
+            let b = sharray::pool::Barrier::join(arg).unwrap();
+            let _ = b.wait(Some(LIMIT));
+            println!("passed");
+            return;
+        }
         if role == "creator" {
             sharray::SharedArray::<u8>::create(arg, &[1 << 20]).unwrap();
             println!("created");
@@ -244,4 +250,29 @@ fn a_creator_killed_before_publishing_leaves_nothing() {
             .collect();
         assert!(left.is_empty(), "{}: left {left:?}", dir.display());
     }
+}
+
+/// A barrier party killed right after its arrival was counted: the other
+/// parties see the barrier broken (`Disconnected`), they neither hang nor
+/// pass a barrier that one of them never left.
+#[test]
+fn a_barrier_party_killed_after_arriving_breaks_the_barrier() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("b.npy");
+    let _q = sharray::pool::Barrier::create(&path, 3).unwrap();
+    let mut child = spawn_child_env(
+        "child",
+        "barrier_party",
+        path.to_str().unwrap(),
+        &[("SHARRAY_FAILPOINTS", "pool.barrier.arrived=kill")],
+    );
+    let st = wait_with_watchdog(&mut child, LIMIT);
+    assert_eq!(
+        st.signal(),
+        Some(SIGKILL),
+        "the party must die after arriving"
+    );
+    let b = sharray::pool::Barrier::join(&path).unwrap();
+    let err = b.wait(Some(LIMIT)).unwrap_err();
+    assert_eq!(err.kind(), sharray::ErrorKind::Disconnected, "{err}");
 }

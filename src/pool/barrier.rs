@@ -89,7 +89,10 @@ impl QueueShared {
                         is_leader: true,
                     });
                 }
-                Ok(_) => break generation,
+                Ok(_) => {
+                    crate::fail::point("pool.barrier.arrived");
+                    break generation;
+                }
                 Err(now) => w = now,
             }
         };
