@@ -397,6 +397,15 @@ fn check_reports_queue_state_corruptions() {
             "done hint",
         ),
         (
+            // Found by the queue_file fuzzer: a hint that already counts a
+            // completion still in flight (a reaper would count it again).
+            "done_hint_counts_a_completion_in_flight",
+            Box::new(move |b| {
+                put64(b, SEC + q::off::DONE, 2);
+            }),
+            "done hint",
+        ),
+        (
             // The defect of queue format 1: a chunk DONE whose count was
             // lost (the worker died between the two), so waiters never end.
             "completion_count_lost",

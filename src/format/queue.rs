@@ -403,7 +403,8 @@ pub fn records_of(h: &NpyHeader) -> Result<u64, String> {
 /// - a PENDING chunk below the claim cursor is at or above the scan mark,
 ///   or listed in some entry's held slots (else no claimer finds it);
 /// - the exact done count ([`done_count`]) equals the number of DONE
-///   chunks in the table; the `done_hint` is at most that;
+///   chunks in the table; the `done_hint` is at most the sum of the counts
+///   (without completions in flight);
 /// - worker entries are FREE or LIVE; a LIVE entry has a non-zero id not
 ///   shared with another LIVE entry and only known flags; a FREE entry holds
 ///   nothing and has no completion in flight; held slots and the completion
@@ -581,12 +582,19 @@ pub fn validate_state(
             }
         }
     }
+    // The hint is bumped after the count (by the worker, or by the reaper
+    // that counts a dead worker's completion in flight), so it never
+    // exceeds the counts alone.
     let hint = s64(off::DONE);
-    if hint > done {
+    let counted = (0..hdr.max_workers).fold(0u64, |acc, i| {
+        let (count, _) = split_done_word(s64(QueueHeader::entry_off(i) + entry::DONE_WORD));
+        acc.saturating_add(count)
+    });
+    if hint > counted {
         sink.problem(
             sat(off::DONE),
             format!(
-                "the done hint is {hint}, but the chunk table has {done} done chunks (of {})",
+                "the done hint is {hint}, but the workers' completion counts add up to {counted} (the chunk table has {done} done chunks of {})",
                 hdr.chunks
             ),
         )?;
