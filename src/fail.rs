@@ -75,6 +75,9 @@ pub const NAMES: &[&str] = &[
     "pool.complete.chunk_done",
     // pool abandon/re-queue: chunk PENDING again, scan mark not lowered yet
     "pool.requeue.pending",
+    // pool reap: a dead worker's completion in flight settled, its held
+    // chunks not re-queued yet
+    "pool.reap.settling",
     // pool barrier: arrival counted, the party has not seen the generation
     // complete
     "pool.barrier.arrived",

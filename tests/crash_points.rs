@@ -21,6 +21,18 @@ fn child() {
         if role == "pool_worker" {
             return pool_worker(arg);
         }
+        if role == "pool_finisher" {
+            // Join (reaping a dead worker's entry on the way), then work until
+            // the queue is empty.
+            let q = WorkQueue::open(arg).unwrap();
+            let w = q.join().unwrap();
+            println!("joined");
+            while let Some(c) = w.claim_timeout(LIMIT).unwrap() {
+                c.complete().unwrap();
+            }
+            println!("finished");
+            return;
+        }
         if role == "barrier_party" {
             let b = sharray::pool::Barrier::join(arg).unwrap();
             let _ = b.wait(Some(LIMIT));
@@ -168,63 +180,68 @@ fn pool_worker(path: &str) {
 #[test]
 fn a_worker_killed_at_any_step_leaves_a_queue_that_finishes() {
     const TASKS: usize = 12;
-    for (point, nth) in [
-        ("pool.claim.cursor_moved", 2),
-        ("pool.claim.cursor_moved", 5),
-        ("pool.complete.announced", 1),
-        ("pool.complete.announced", 3),
-        ("pool.complete.chunk_done", 1),
-        ("pool.complete.chunk_done", 3),
-        ("pool.requeue.pending", 1),
-    ] {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("q.npy");
-        let q = WorkQueue::builder()
-            .tasks(TASKS)
-            .max_workers(4)
-            .create(&path)
-            .unwrap();
-        let spec = format!("{point}=kill@{nth}");
-        let mut child = spawn_child_env(
-            "child",
-            "pool_worker",
-            path.to_str().unwrap(),
-            &[("SHARRAY_FAILPOINTS", spec.as_str())],
-        );
-        let st = wait_with_watchdog(&mut child, LIMIT);
-        assert_eq!(
-            st.signal(),
-            Some(SIGKILL),
-            "{spec}: the worker must die there"
-        );
-
-        let problems = sharray::check(&path, Some(Duration::from_secs(5))).unwrap();
-        assert!(
-            problems.is_empty(),
-            "{spec}: right after the kill: {problems:?}"
-        );
-
-        let w = q.join().unwrap();
-        while let Some(c) = w.claim_timeout(LIMIT).unwrap() {
-            c.complete().unwrap();
-        }
-        let p = q.wait_all(LIMIT).unwrap();
-        assert_eq!(
-            (p.done, p.in_flight, p.pending),
-            (TASKS as u64, 0, 0),
-            "{spec}"
-        );
-        for i in 0..TASKS {
-            assert!(
-                matches!(q.chunk(i).state, ChunkState::Done(_)),
-                "{spec}: chunk {i} is {:?}",
-                q.chunk(i).state
+    let mut runs = 0;
+    // Every pool point, at every hit N of the workload (until the worker
+    // finishes without reaching the N-th hit).
+    for point in sharray::fail::NAMES.iter().filter(|n| {
+        n.starts_with("pool.") && !["pool.barrier.arrived", "pool.reap.settling"].contains(n)
+    }) {
+        for nth in 1..=2 * TASKS {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("q.npy");
+            let q = WorkQueue::builder()
+                .tasks(TASKS)
+                .max_workers(4)
+                .create(&path)
+                .unwrap();
+            let spec = format!("{point}=kill@{nth}");
+            let mut child = spawn_child_env(
+                "child",
+                "pool_worker",
+                path.to_str().unwrap(),
+                &[("SHARRAY_FAILPOINTS", spec.as_str())],
             );
+            let st = wait_with_watchdog(&mut child, LIMIT);
+            if st.success() {
+                assert!(nth > 1, "{spec}: the point is never reached");
+                break;
+            }
+            assert_eq!(
+                st.signal(),
+                Some(SIGKILL),
+                "{spec}: the worker must die there"
+            );
+            runs += 1;
+
+            let problems = sharray::check(&path, Some(Duration::from_secs(5))).unwrap();
+            assert!(
+                problems.is_empty(),
+                "{spec}: right after the kill: {problems:?}"
+            );
+
+            let w = q.join().unwrap();
+            while let Some(c) = w.claim_timeout(LIMIT).unwrap() {
+                c.complete().unwrap();
+            }
+            let p = q.wait_all(LIMIT).unwrap();
+            assert_eq!(
+                (p.done, p.in_flight, p.pending),
+                (TASKS as u64, 0, 0),
+                "{spec}"
+            );
+            for i in 0..TASKS {
+                assert!(
+                    matches!(q.chunk(i).state, ChunkState::Done(_)),
+                    "{spec}: chunk {i} is {:?}",
+                    q.chunk(i).state
+                );
+            }
+            drop(w);
+            let problems = sharray::check(&path, Some(Duration::from_secs(5))).unwrap();
+            assert!(problems.is_empty(), "{spec}: after the job: {problems:?}");
         }
-        drop(w);
-        let problems = sharray::check(&path, Some(Duration::from_secs(5))).unwrap();
-        assert!(problems.is_empty(), "{spec}: after the job: {problems:?}");
     }
+    println!("pool crash points: {runs} kills, every one recovered");
 }
 
 /// A creator killed when its file is complete but not yet named leaves
@@ -275,4 +292,71 @@ fn a_barrier_party_killed_after_arriving_breaks_the_barrier() {
     let b = sharray::pool::Barrier::join(&path).unwrap();
     let err = b.wait(Some(LIMIT)).unwrap_err();
     assert_eq!(err.kind(), sharray::ErrorKind::Disconnected, "{err}");
+}
+
+/// Pause in the reclaim path of a queue: a reaper stopped half-way through
+/// settling a dead worker's entry (it holds the entry's liveness lock)
+/// while another worker claims, completes and looks for dead workers. The
+/// other worker must neither re-queue the dead worker's chunks a second time
+/// nor see the job as finished; once the reaper goes on, the job finishes
+/// with every chunk done exactly once.
+#[test]
+fn a_reaper_paused_mid_settle_leaves_nothing_to_a_second_reaper() {
+    const TASKS: usize = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.npy");
+    let q = WorkQueue::builder()
+        .tasks(TASKS)
+        .max_workers(4)
+        .create(&path)
+        .unwrap();
+    let p = path.to_str().unwrap();
+    // A worker dies holding chunks, with a completion in flight.
+    let mut dead = spawn_child_env(
+        "child",
+        "pool_worker",
+        p,
+        &[("SHARRAY_FAILPOINTS", "pool.complete.announced=kill@3")],
+    );
+    assert_eq!(wait_with_watchdog(&mut dead, LIMIT).signal(), Some(SIGKILL));
+    // The reaper takes the dead entry and stops half-way.
+    let mut reaper = spawn_child_env(
+        "child",
+        "pool_finisher",
+        p,
+        &[("SHARRAY_FAILPOINTS", "pool.reap.settling=stop")],
+    );
+    wait_stopped(reaper.id(), LIMIT);
+    // Another worker does what it can meanwhile.
+    let w = q.join().unwrap();
+    loop {
+        match w.claim_timeout(Duration::from_millis(300)) {
+            Ok(Some(c)) => c.complete().unwrap(),
+            Ok(None) => {
+                panic!("the job cannot be over while the dead worker's chunks are unsettled")
+            }
+            Err(e) => {
+                assert_eq!(e.kind(), sharray::ErrorKind::Timeout, "{e}");
+                break;
+            }
+        }
+    }
+    assert!(q.progress().done < TASKS as u64);
+    signal(reaper.id(), "CONT");
+    let mut lines = Lines::of(&mut reaper);
+    lines.wait_for("finished", LIMIT);
+    assert!(wait_with_watchdog(&mut reaper, LIMIT).success());
+    while let Some(c) = w.claim_timeout(LIMIT).unwrap() {
+        c.complete().unwrap();
+    }
+    let prog = q.wait_all(LIMIT).unwrap();
+    assert_eq!((prog.done, prog.in_flight), (TASKS as u64, 0));
+    for i in 0..TASKS {
+        assert!(matches!(q.chunk(i).state, ChunkState::Done(_)), "chunk {i}");
+    }
+    drop(w);
+    assert_eq!(
+        sharray::check(&path, Some(Duration::from_secs(5))).unwrap(),
+        vec![]
+    );
 }

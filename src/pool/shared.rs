@@ -521,6 +521,7 @@ impl QueueShared {
                 self.s64(off::DONE).fetch_add(1, Ordering::AcqRel);
             }
         }
+        crate::fail::point("pool.reap.settling");
         let claimed = layout::word(layout::CLAIMED, id);
         let end = self
             .s64(off::NEXT)
