@@ -172,7 +172,6 @@ impl Producer {
     /// Only if the ring lock could not be taken.
     pub fn close(&self) -> Result<()> {
         let lock = self.p.lock_or_wait(|| Some(lock_deadline(None)))?;
-        fail::point("ring.close.locked");
         slot::close(&lock);
         drop(lock);
         // Every waiting consumer must see the end; waiting loans must fail.
