@@ -808,6 +808,20 @@ mod tests {
     }
 
     #[test]
+    fn closed_is_zero_or_one() {
+        let (cfg, mut sec) = fresh(2, 2, 0, 8);
+        for (v, ok) in [(0u64, true), (1, true), (2, false), (u64::MAX, false)] {
+            le::put_u64(&mut sec, lock::CLOSED, v);
+            let mut all = AllProblems::default();
+            let _ = validate_state(&sec, &cfg, 1000, &mut all);
+            assert_eq!(all.0.is_empty(), ok, "CLOSED = {v}: {:?}", all.0);
+            if !ok {
+                assert_eq!(all.0[0].offset, Some(1000 + lock::CLOSED));
+            }
+        }
+    }
+
+    #[test]
     fn geometry_is_line_aligned() {
         for (k, p) in [(1, 1), (3, 64), (17, 5), (65536, 64)] {
             let g = Geometry::new(k, p);
