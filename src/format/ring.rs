@@ -79,7 +79,7 @@ pub mod lock {
     pub const TAIL: u64 = 152;
     /// u64: bitmask of registered subscribers (broadcast).
     pub const SUBSCRIBERS: u64 = 160;
-    /// u64: producers ever attached (0 means "no producer yet", never disconnected).
+    /// u64: producers ever attached (informational: 0 means "no producer yet").
     pub const PRODUCERS_EVER: u64 = 168;
     /// u64: frames committed.
     pub const COMMITTED: u64 = 176;

@@ -15,8 +15,8 @@ use super::{RingShared, closed_error};
 /// A registered consumer of a ring (a subscriber in broadcast mode).
 ///
 /// `with consumer.recv() as frame:` reads one frame in place;
-/// `for lease in consumer:` yields `ReadLease`s until every producer has
-/// gone and the ring is drained (each lease is released when the loop asks
+/// `for lease in consumer:` yields `ReadLease`s until a producer closes the
+/// stream and the ring is drained (each lease is released when the loop asks
 /// for the next one). `close()` (or leaving a `with` block) detaches.
 #[pyclass(module = "sharray", name = "Consumer", frozen)]
 pub(crate) struct Consumer {
