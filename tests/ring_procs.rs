@@ -363,6 +363,15 @@ fn closing_wakes_waiting_consumers_and_stops_other_producers() {
         b.try_loan(),
         Err(sharray::TryLoanError::Error(e)) if e.kind() == ErrorKind::Disconnected
     ));
+    // A loan taken before the close is not delivered after it.
+    let r = ring.producer_reopening().unwrap();
+    let loan = r.loan().unwrap();
+    r.close().unwrap();
+    let e = loan.commit().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Disconnected, "{e}");
+    assert_eq!(ring.stats().free, 1, "the loan's slot came back");
+    assert!(matches!(c.try_recv(), Err(TryRecvError::Disconnected)));
+    drop(r);
     // Closing again does nothing.
     a.close().unwrap();
     assert_eq!(ring.stats().producers_attached(), 2);

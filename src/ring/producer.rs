@@ -315,6 +315,8 @@ impl WriteLoan {
     ///
     /// # Errors
     ///
+    /// [`ErrorKind::Disconnected`] if the stream was closed since the loan
+    /// (the frame is not delivered, the slot is given back);
     /// [`ErrorKind::Corrupt`] if the slot is no longer ours (a peer wrongly
     /// reclaimed it, e.g. after the file was tampered with); lock errors.
     pub fn commit(mut self) -> Result<u64> {
@@ -328,6 +330,21 @@ impl WriteLoan {
         fail::point("ring.commit.written");
         let lock = self.p.lock_or_wait(|| Some(lock_deadline(None)))?;
         fail::point("ring.commit.locked");
+        if slot::closed(&lock) {
+            // The stream ended while we held the loan: nothing more may be
+            // delivered, so the slot goes back unpublished.
+            let freed = slot::drop_loan(&lock, self.p.index, self.slot);
+            drop(lock);
+            self.done = true;
+            if freed {
+                r.notify(l::free::SEQ, l::free::WAITERS, false);
+            }
+            return Err(Error::new(
+                ErrorKind::Disconnected,
+                "the ring's stream was closed while this frame was loaned; it was not delivered",
+            )
+            .at(r.map.path()));
+        }
         let done = slot::commit(&lock, self.p.index, self.slot);
         fail::point("ring.commit.applied");
         drop(lock);
