@@ -6,7 +6,8 @@
 //!
 //! Waits for the ring to appear, receives frames in place (no copy), checks
 //! each against the producer's pattern, and prints rate, latency and losses
-//! once a second. Exits when the producer has gone and the ring is drained.
+//! once a second. Exits when the producer has closed the stream and the ring
+//! is drained (a producer that is restarted, or killed, does not end it).
 
 use std::time::{Duration, Instant};
 

@@ -97,7 +97,10 @@ fn producer(path: &str, seconds: f64, frames: Option<u64>) {
         loan.commit().unwrap();
         n += 1;
     }
-    println!("produced {n} {}", t0.elapsed().as_nanos());
+    let ns = t0.elapsed().as_nanos();
+    // End of stream: consumers drain what is left, then stop.
+    p.close().unwrap();
+    println!("produced {n} {ns}");
 }
 
 fn consumer(path: &str) {

@@ -9,7 +9,8 @@
 //! PATH defaults to `shm:sharray-example-ring` (`/dev/shm/...`). The ring of
 //! 480x640x3 `uint8` "camera" frames is created if it does not exist. FRAMES
 //! (default 300) are committed at FPS (default 30; 0 = as fast as possible),
-//! then the producer detaches and consumers see the ring disconnected.
+//! then the producer closes the stream: consumers drain it and exit. Each run
+//! reopens the stream (a consumer left running keeps receiving).
 
 use std::time::{Duration, Instant};
 
@@ -34,7 +35,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(e) if e.kind() == ErrorKind::AlreadyExists => Ring::open(&path)?,
         Err(e) => return Err(e.into()),
     };
-    let producer = ring.producer()?;
+    // A previous run closed the stream: this run reopens it.
+    let producer = ring.producer_reopening()?;
     println!(
         "producing {frames} frames of {:?} {} at {} fps into {}",
         ring.frame_shape(),
@@ -77,6 +79,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
     }
+    producer.close()?; // end of stream: consumers drain it, then stop
     println!(
         "done: {frames} frames in {:.1} s",
         t0.elapsed().as_secs_f64()

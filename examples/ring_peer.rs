@@ -2,7 +2,7 @@
 //! benchmarks across languages (the Python suite and `python/bench` use it).
 //!
 //! ```text
-//! cargo run --release --example ring_peer -- produce PATH [--frames N] [--seconds S] [--fps F]
+//! cargo run --release --example ring_peer -- produce PATH [--frames N] [--seconds S] [--fps F] [--no-close] [--reopen]
 //! cargo run --release --example ring_peer -- consume PATH [--max-frames N] [--timeout S]
 //! ```
 //!
@@ -10,9 +10,11 @@
 //! Frame `n` (tagged `n`) holds the words `n, n + 1, n + 2, ...` (wrapping).
 //! The producer writes every word of every frame; it stops after `--frames`
 //! frames or `--seconds` seconds (whichever comes first; default 100 frames),
-//! then detaches, so consumers see the ring disconnected. The consumer reads
-//! and checks every word of every frame (a wrapping sum against the closed
-//! form, plus the first and last word) until the ring is disconnected or it
+//! then closes the stream (`--no-close`: just detaches, so consumers keep
+//! waiting for the next producer; `--reopen`: reopens a closed stream). The
+//! consumer reads and checks every word of every frame (a wrapping sum
+//! against the closed form, plus the first and last word) until the stream
+//! is closed and drained, or it
 //! has `--max-frames` frames. Both print one JSON line: frames, bad frames,
 //! lost frames, bytes, seconds, frames_per_s, gb_per_s.
 
@@ -48,6 +50,8 @@ struct Opts {
     seconds: Option<f64>,
     fps: f64,
     timeout: f64,
+    close: bool,
+    reopen: bool,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -56,9 +60,22 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         seconds: None,
         fps: 0.0,
         timeout: 60.0,
+        close: true,
+        reopen: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
+        match flag.as_str() {
+            "--no-close" => {
+                o.close = false;
+                continue;
+            }
+            "--reopen" => {
+                o.reopen = true;
+                continue;
+            }
+            _ => {}
+        }
         let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
         let num = value
             .parse::<f64>()
@@ -83,7 +100,11 @@ fn report(role: &str, frames: u64, bad: u64, lost: u64, bytes: u64, secs: f64) {
 }
 
 fn produce(ring: &Ring, o: &Opts) -> sharray::Result<()> {
-    let producer = ring.producer()?;
+    let producer = if o.reopen {
+        ring.producer_reopening()?
+    } else {
+        ring.producer()?
+    };
     let limit = o
         .frames
         .unwrap_or(if o.seconds.is_some() { u64::MAX } else { 100 });
@@ -102,6 +123,9 @@ fn produce(ring: &Ring, o: &Opts) -> sharray::Result<()> {
         n += 1;
     }
     let secs = t0.elapsed().as_secs_f64();
+    if o.close {
+        producer.close()?;
+    }
     report("produce", n, 0, 0, n * ring.slot_bytes() as u64, secs);
     Ok(())
 }
@@ -135,7 +159,7 @@ fn consume(ring: &Ring, o: &Opts) -> sharray::Result<()> {
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: ring_peer produce|consume PATH [--frames N] [--max-frames N] [--seconds S] [--fps F] [--timeout S]";
+    let usage = "usage: ring_peer produce|consume PATH [--frames N] [--max-frames N] [--seconds S] [--fps F] [--timeout S] [--no-close] [--reopen]";
     let (Some(role), Some(path)) = (args.first(), args.get(1)) else {
         eprintln!("{usage}");
         std::process::exit(2);

@@ -37,8 +37,9 @@ pub enum ErrorKind {
     Timeout,
     /// The filesystem is full.
     NoSpace,
-    /// The other side is gone (a ring's producers all exited and the ring is
-    /// drained, or a barrier participant died).
+    /// The other side is gone (a ring's stream was closed by a producer and
+    /// is drained, a closed ring refused a producer, or a barrier
+    /// participant died).
     Disconnected,
     /// A fixed-size table in the control block is full (too many participants).
     Full,

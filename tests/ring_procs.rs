@@ -1,7 +1,9 @@
 //! Rings across real processes: delivery (queue: exactly once; broadcast: to
-//! every subscriber), in order; a killed producer's half-written frame is never
-//! delivered and consumers see Disconnected; a killed consumer's leases come
-//! back; timeouts; a blocked consumer stays idle.
+//! every subscriber), in order; streams end only when a producer closes them
+//! (producers that exit, or are killed, leave consumers waiting, and a closed
+//! stream takes a new producer only when asked to reopen); a killed
+//! producer's half-written frame is never delivered; a killed consumer's
+//! leases come back; timeouts; a blocked consumer stays idle.
 //!
 //! Sizes: `SHARRAY_RING_FRAMES` frames per delivery test (default 2000).
 
@@ -33,19 +35,36 @@ fn new_ring(dir: &tempfile::TempDir, slots: u32, broadcast: bool) -> (Ring, Stri
     (ring, path.to_str().unwrap().to_string())
 }
 
-/// Commit `n` frames, tag = 1000 + i, payload checked by consumers.
-fn produce(path: &str, n: u64) {
+/// Commit `n` frames, tag = 1000 + i, payload checked by consumers. `end`:
+/// "close" closes the stream afterwards, "open" just exits, "reopen" attaches
+/// with `producer_reopening` (and exits without closing).
+fn produce(path: &str, n: u64, end: &str) {
     let ring = Ring::open(path).unwrap();
-    let p = ring.producer().unwrap();
+    let p = match end {
+        "reopen" => ring.producer_reopening(),
+        _ => ring.producer(),
+    };
+    let p = match p {
+        Ok(p) => p,
+        Err(e) => {
+            println!("refused {:?}: {e}", e.kind());
+            return;
+        }
+    };
     for i in 0..n {
         let mut loan = p.loan_timeout(Duration::from_secs(60)).unwrap();
         fill(loan.as_mut_slice::<u64>().unwrap(), 1000 + i);
         loan.set_tag(1000 + i);
         loan.commit().unwrap();
     }
+    if end == "close" {
+        p.close().unwrap();
+    }
+    println!("produced");
 }
 
-/// Receive until Disconnected; print the sequence numbers.
+/// Receive until Disconnected (the stream was closed and drained); print
+/// the sequence numbers.
 fn consume(path: &str) {
     let ring = Ring::open(path).unwrap();
     let c = ring.consumer().unwrap();
@@ -89,7 +108,11 @@ fn child_entry() {
         let mut a = arg.split('|');
         let path = a.next().unwrap();
         match role {
-            "produce" => produce(path, a.next().unwrap().parse().unwrap()),
+            "produce" => produce(
+                path,
+                a.next().unwrap().parse().unwrap(),
+                a.next().unwrap_or("close"),
+            ),
             "consume" => consume(path),
             "stuck_producer" => {
                 let ring = Ring::open(path).unwrap();
@@ -207,7 +230,7 @@ fn broadcast_delivers_every_frame_to_every_subscriber() {
 }
 
 #[test]
-fn killed_producer_is_disconnected_and_its_half_frame_never_delivered() {
+fn a_killed_producer_does_not_end_the_stream_and_its_half_frame_is_never_delivered() {
     let dir = tempfile::tempdir().unwrap();
     let (ring, path) = new_ring(&dir, 4, false);
     let c = ring.consumer().unwrap();
@@ -220,22 +243,138 @@ fn killed_producer_is_disconnected_and_its_half_frame_never_delivered() {
         assert_eq!((f.seq(), f.tag()), (i, i));
         assert!(check(f.as_slice::<u64>().unwrap(), i));
     }
-    // The fourth frame was never committed: Disconnected, not a hang.
+    // The fourth frame was never committed, and the producer died without
+    // closing: the consumer times out (it waits for the next producer),
+    // it does not see the end of the stream.
     let e = common::with_watchdog(LIMIT, || {
-        c.recv_timeout(Duration::from_secs(60)).unwrap_err()
+        c.recv_timeout(Duration::from_millis(500)).unwrap_err()
     });
-    assert_eq!(e.kind(), ErrorKind::Disconnected, "{e}");
-    assert!(matches!(c.try_recv(), Err(TryRecvError::Disconnected)));
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+    assert!(matches!(c.try_recv(), Err(TryRecvError::Empty)));
     let st = ring.stats();
     assert_eq!(st.free, 4, "the dead producer's slot came back: {st:?}");
-    // A new producer attaches and goes on.
-    let p = ring.producer().unwrap();
-    let mut loan = p.loan().unwrap();
-    fill(loan.as_mut_slice::<u64>().unwrap(), 7);
-    loan.set_tag(7);
-    assert_eq!(loan.commit().unwrap(), 3);
-    let f = c.recv_timeout(Duration::from_secs(30)).unwrap();
-    assert_eq!((f.seq(), f.tag()), (3, 7));
+    assert_eq!(st.producers_attached(), 0, "{st:?}");
+    assert!(!st.closed);
+    // A restarted producer (another process) continues the stream, and its
+    // close ends it once drained.
+    common::finish(
+        common::spawn_child("child_entry", "produce", &format!("{path}|2|close")),
+        LIMIT,
+    );
+    for seq in 3..5 {
+        let f = c.recv_timeout(Duration::from_secs(30)).unwrap();
+        assert_eq!((f.seq(), f.tag()), (seq, 1000 + seq - 3));
+        assert!(check(f.as_slice::<u64>().unwrap(), f.tag()));
+    }
+    let e = c.recv_timeout(Duration::from_secs(30)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Disconnected, "{e}");
+    assert!(ring.stats().closed);
+}
+
+#[test]
+fn a_consumer_started_first_receives_across_producer_processes_until_close() {
+    for broadcast in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let (ring, path) = new_ring(&dir, 4, broadcast);
+        let mut consumer = common::spawn_child("child_entry", "consume", &path);
+        let mut rx = Lines::of(&mut consumer);
+        rx.wait_for("attached", LIMIT);
+        // No producer has ever attached: the consumer keeps waiting.
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(ring.stats().participants.len(), 1);
+        // Three producer processes one after the other, none closing; then a
+        // fourth that closes.
+        for end in ["open", "open", "open", "close"] {
+            let out = common::finish(
+                common::spawn_child("child_entry", "produce", &format!("{path}|5|{end}")),
+                LIMIT,
+            );
+            assert!(out.contains("produced"), "{out}");
+            assert_eq!(ring.stats().closed, end == "close");
+        }
+        let line = rx.wait_for("seqs", LIMIT);
+        assert!(common::wait_with_watchdog(&mut consumer, LIMIT).success());
+        assert_eq!(
+            parse_seqs(&line),
+            (0..20).collect::<Vec<_>>(),
+            "broadcast={broadcast}"
+        );
+    }
+}
+
+#[test]
+fn a_closed_stream_takes_a_new_producer_only_when_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ring, path) = new_ring(&dir, 4, false);
+    let c = ring.consumer().unwrap();
+    common::finish(
+        common::spawn_child("child_entry", "produce", &format!("{path}|1|close")),
+        LIMIT,
+    );
+    assert_eq!(c.recv_timeout(LIMIT).unwrap().seq(), 0);
+    assert!(matches!(c.try_recv(), Err(TryRecvError::Disconnected)));
+    // A plain producer (another process, then this one) is refused and says how to reopen.
+    let out = common::finish(
+        common::spawn_child("child_entry", "produce", &format!("{path}|1|open")),
+        LIMIT,
+    );
+    assert!(out.contains("refused Disconnected"), "{out}");
+    assert!(out.contains("producer_reopening"), "{out}");
+    let e = ring.producer().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Disconnected);
+    assert_eq!(ring.stats().committed, 1);
+    assert!(ring.stats().closed);
+    // Reopening: the stream goes on; the consumer receives again.
+    let out = common::finish(
+        common::spawn_child("child_entry", "produce", &format!("{path}|2|reopen")),
+        LIMIT,
+    );
+    assert!(out.contains("produced"), "{out}");
+    assert!(!ring.stats().closed);
+    for seq in 1..3 {
+        assert_eq!(c.recv_timeout(LIMIT).unwrap().seq(), seq);
+    }
+    let e = c.recv_timeout(Duration::from_millis(200)).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Timeout, "{e}");
+}
+
+#[test]
+fn closing_wakes_waiting_consumers_and_stops_other_producers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ring, _) = new_ring(&dir, 1, false);
+    let c = ring.consumer().unwrap();
+    let (a, b) = (ring.producer().unwrap(), ring.producer().unwrap());
+    a.loan().unwrap().commit().unwrap();
+    std::thread::scope(|s| {
+        // b waits for a free slot (the only one holds frame 0).
+        let waiting = s.spawn(|| b.loan_timeout(LIMIT).map(|_| ()).unwrap_err());
+        std::thread::sleep(Duration::from_millis(100));
+        a.close().unwrap();
+        let e = waiting.join().unwrap();
+        assert_eq!(e.kind(), ErrorKind::Disconnected, "{e}");
+    });
+    assert_eq!(c.recv().unwrap().seq(), 0);
+    std::thread::scope(|s| {
+        let waiting = s.spawn(|| c.recv_timeout(LIMIT).map(|_| ()).unwrap_err());
+        let e = waiting.join().unwrap();
+        assert_eq!(e.kind(), ErrorKind::Disconnected, "{e}");
+    });
+    assert!(matches!(
+        b.try_loan(),
+        Err(sharray::TryLoanError::Error(e)) if e.kind() == ErrorKind::Disconnected
+    ));
+    // A loan taken before the close is not delivered after it.
+    let r = ring.producer_reopening().unwrap();
+    let loan = r.loan().unwrap();
+    r.close().unwrap();
+    let e = loan.commit().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Disconnected, "{e}");
+    assert_eq!(ring.stats().free, 1, "the loan's slot came back");
+    assert!(matches!(c.try_recv(), Err(TryRecvError::Disconnected)));
+    drop(r);
+    // Closing again does nothing.
+    a.close().unwrap();
+    assert_eq!(ring.stats().producers_attached(), 2);
 }
 
 #[test]
@@ -303,8 +442,7 @@ fn timeouts_return_in_about_the_time_asked() {
 #[test]
 fn a_blocked_consumer_stays_idle() {
     let dir = tempfile::tempdir().unwrap();
-    let (ring, path) = new_ring(&dir, 2, false);
-    let _p = ring.producer().unwrap(); // so the ring is not disconnected
+    let (_ring, path) = new_ring(&dir, 2, false);
     let child = common::spawn_child("child_entry", "idle", &path);
     let out = common::finish(child, LIMIT);
     let line = out.lines().find(|l| l.starts_with("idle")).unwrap();

@@ -1,4 +1,4 @@
-//! Ring commands: ring create, push, pop, subscribe, watch.
+//! Ring commands: ring create/close/reopen, push, pop, subscribe, watch.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use sharray::{Dtype, Error, ErrorKind, ReadLease, Ring, RingStats};
 /// Commands on producer/consumer rings.
 #[derive(Subcommand)]
 pub enum RingCmd {
-    /// Create a ring or inspect rings.
+    /// Create a ring, or close or reopen its stream.
     Ring {
         #[command(subcommand)]
         cmd: RingSub,
@@ -28,11 +28,20 @@ pub enum RingCmd {
         /// User tag delivered with the frame.
         #[arg(long, default_value_t = 0)]
         tag: u64,
+        /// Close the stream after this frame: consumers drain it, then end.
+        #[arg(long)]
+        close: bool,
+        /// Reopen the stream if a producer had closed it (otherwise a
+        /// closed ring refuses the frame).
+        #[arg(long)]
+        reopen: bool,
     },
     /// Receive one frame and write it to a new .npy file (never overwrites).
     ///
     /// Queue mode: the next frame. Broadcast mode: attaches as a one-shot
-    /// subscriber and writes the next frame committed after that.
+    /// subscriber and writes the next frame committed after that. Waits for
+    /// a producer (until --timeout); fails at once if the stream was closed
+    /// and is drained.
     Pop {
         /// The ring.
         path: String,
@@ -74,6 +83,19 @@ pub enum RingCmd {
 pub enum RingSub {
     /// Create a ring file of K slots of one frame shape.
     Create(CreateArgs),
+    /// End the stream: consumers receive what was committed, then stop.
+    ///
+    /// Producers that exit (or die) without closing do not end a stream.
+    /// A closed ring refuses new producers until `sharray ring reopen`.
+    Close {
+        /// The ring (path, or shm:NAME for /dev/shm/NAME).
+        path: String,
+    },
+    /// Reopen a closed stream, so producers may send again.
+    Reopen {
+        /// The ring (path, or shm:NAME for /dev/shm/NAME).
+        path: String,
+    },
 }
 
 /// Arguments of `sharray ring create`.
@@ -122,15 +144,25 @@ fn parse_shape(s: &str) -> sharray::Result<Vec<usize>> {
 /// Run a ring command.
 pub fn run(cmd: RingCmd) -> sharray::Result<()> {
     match cmd {
-        RingCmd::Ring {
-            cmd: RingSub::Create(a),
-        } => create(a),
+        RingCmd::Ring { cmd } => match cmd {
+            RingSub::Create(a) => create(a),
+            RingSub::Close { path } => close(&path),
+            RingSub::Reopen { path } => reopen(&path),
+        },
         RingCmd::Push {
             path,
             frame,
             timeout,
             tag,
-        } => push(&path, &frame, timeout_of(timeout)?, tag),
+            close,
+            reopen,
+        } => push(
+            &path,
+            &frame,
+            timeout_of(timeout)?,
+            tag,
+            PushEnd { close, reopen },
+        ),
         RingCmd::Pop { path, out, timeout } => pop(&path, &out, timeout_of(timeout)?),
         RingCmd::Subscribe {
             path,
@@ -179,7 +211,48 @@ fn create(a: CreateArgs) -> sharray::Result<()> {
     Ok(())
 }
 
-fn push(path: &str, frame: &Path, timeout: Option<Duration>, tag: u64) -> sharray::Result<()> {
+/// `sharray ring close PATH`: attach a producer (reopening, so a closed ring
+/// is no error), close, detach.
+fn close(path: &str) -> sharray::Result<()> {
+    let p = sharray::resolve_location(path)?;
+    let ring = Ring::open(&p)?;
+    let was = ring.stats().closed;
+    ring.producer_reopening()?.close()?;
+    println!(
+        "{} {}",
+        if was { "already closed:" } else { "closed" },
+        p.display()
+    );
+    Ok(())
+}
+
+/// `sharray ring reopen PATH`.
+fn reopen(path: &str) -> sharray::Result<()> {
+    let p = sharray::resolve_location(path)?;
+    let ring = Ring::open(&p)?;
+    let was = ring.stats().closed;
+    drop(ring.producer_reopening()?);
+    println!(
+        "{} {}",
+        if was { "reopened" } else { "already open:" },
+        p.display()
+    );
+    Ok(())
+}
+
+/// What `push` does about the end of the stream.
+struct PushEnd {
+    close: bool,
+    reopen: bool,
+}
+
+fn push(
+    path: &str,
+    frame: &Path,
+    timeout: Option<Duration>,
+    tag: u64,
+    end: PushEnd,
+) -> sharray::Result<()> {
     let ring = Ring::open(sharray::resolve_location(path)?)?;
     let src = sharray::UntypedArray::open_read_only(frame)?;
     if src.dtype() != ring.dtype() || src.shape() != ring.frame_shape() {
@@ -201,7 +274,21 @@ fn push(path: &str, frame: &Path, timeout: Option<Duration>, tag: u64) -> sharra
         )
         .at(frame));
     }
-    let producer = ring.producer()?;
+    let producer = if end.reopen {
+        ring.producer_reopening()?
+    } else {
+        ring.producer().map_err(|e| {
+            if e.kind() == ErrorKind::Disconnected {
+                Error::new(
+                    e.kind(),
+                    "the ring's stream was closed; push --reopen (or `sharray ring reopen`) reopens it",
+                )
+                .at(ring.path())
+            } else {
+                e
+            }
+        })?
+    };
     let mut loan = match timeout {
         Some(t) => producer.loan_timeout(t)?,
         None => producer.loan()?,
@@ -212,36 +299,37 @@ fn push(path: &str, frame: &Path, timeout: Option<Duration>, tag: u64) -> sharra
     }
     loan.set_tag(tag);
     let seq = loan.commit()?;
+    if end.close {
+        producer.close()?;
+    }
     println!("{seq}");
     Ok(())
 }
 
-/// Receive the next frame; `Disconnected` keeps waiting (CLI producers come
-/// and go) until the deadline.
+/// Receive the next frame, waiting for producers (they may come and go)
+/// until the deadline; a closed and drained stream ends at once.
 fn next_frame(
+    ring: &Ring,
     c: &sharray::Consumer,
     deadline: Option<Instant>,
-    path: &Path,
 ) -> sharray::Result<ReadLease> {
-    loop {
-        let r = match deadline {
-            Some(d) => c.recv_timeout(d.saturating_duration_since(Instant::now())),
-            None => c.recv(),
-        };
-        match r {
-            Err(e) if e.kind() == ErrorKind::Disconnected => {
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    return Err(Error::new(
-                        ErrorKind::Timeout,
-                        "no frame arrived before the timeout and no producer is attached; start a producer",
-                    )
-                    .at(path));
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            other => return other,
-        }
-    }
+    let r = match deadline {
+        Some(d) => c.recv_timeout(d.saturating_duration_since(Instant::now())),
+        None => c.recv(),
+    };
+    r.map_err(|e| match e.kind() {
+        ErrorKind::Disconnected => Error::new(
+            e.kind(),
+            "the ring's stream was closed and every frame has been received: nothing left to pop (`sharray ring reopen` reopens it)",
+        )
+        .at(ring.path()),
+        ErrorKind::Timeout if ring.stats().producers_attached() == 0 => Error::new(
+            e.kind(),
+            "no frame arrived before the timeout, and no producer is attached; start a producer",
+        )
+        .at(ring.path()),
+        _ => e,
+    })
 }
 
 fn exists(out: &Path) -> Error {
@@ -282,7 +370,7 @@ fn pop(path: &str, out: &Path, timeout: Option<Duration>) -> sharray::Result<()>
     }
     let c = ring.consumer()?;
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
-    let f = next_frame(&c, deadline, &p)?;
+    let f = next_frame(&ring, &c, deadline)?;
     let line = format!(
         "seq={} tag={} timestamp_ns={} valid_len={} lost={}",
         f.seq(),
@@ -309,7 +397,7 @@ fn subscribe(path: &str, count: u64, dir: &Path, timeout: Option<Duration>) -> s
     let c = ring.consumer()?;
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     for i in 0..count {
-        let f = next_frame(&c, deadline, &p)?;
+        let f = next_frame(&ring, &c, deadline)?;
         if f.lost() > 0 {
             eprintln!("sharray: lost {} frames before seq {}", f.lost(), f.seq());
         }
@@ -337,6 +425,8 @@ fn stats_json(ring: &Ring, st: &RingStats) -> Value {
         "slots_ready": st.ready,
         "slots_reading": st.reading,
         "slots_in_use": st.in_use(),
+        "closed": st.closed,
+        "producers_attached": st.producers_attached(),
         "participants_alive": st.alive(),
         "participants": st.participants.iter().map(|p| json!({
             "index": p.index,
@@ -407,6 +497,11 @@ fn watch(path: &str, interval: f64, as_json: bool) -> sharray::Result<()> {
             format!(
                 "slots: {} free, {} writing, {} ready, {} reading   totals: {} committed, {} received, {} dropped",
                 st.free, st.writing, st.ready, st.reading, st.committed, st.received, st.dropped
+            ),
+            format!(
+                "stream: {}   producers attached: {}",
+                if st.closed { "CLOSED" } else { "open" },
+                st.producers_attached()
             ),
             format!("participants ({} alive):", st.alive()),
         ];

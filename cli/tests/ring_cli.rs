@@ -5,6 +5,8 @@
 mod common;
 
 use std::process::Output;
+
+use sharray::{ErrorKind, Ring};
 use std::time::{Duration, Instant};
 
 fn sharray(args: &[&str]) -> Output {
@@ -234,4 +236,131 @@ fn pop_that_cannot_save_leaves_the_frame_for_the_next_consumer() {
         &[&d("out.npy")],
     );
     assert_eq!(got.trim(), "(4096,) 28672");
+}
+
+fn create_u8_ring(ring: &str, extra: &[&str]) {
+    let mut args = vec![
+        "ring",
+        "create",
+        ring,
+        "--dtype",
+        "uint8",
+        "--frame-shape",
+        "4",
+        "--slots",
+        "2",
+    ];
+    args.extend_from_slice(extra);
+    ok(&args);
+}
+
+fn save_u8_frame(path: &str, value: u8) {
+    sharray::SharedArray::<u8>::builder()
+        .shape(&[4])
+        .fill(value)
+        .create(path)
+        .unwrap();
+}
+
+/// A long-running consumer (here a thread of this test process) fed by
+/// `sharray push`, one process per frame: it receives every frame and ends
+/// only at `push --close`, not when a push process exits.
+#[test]
+fn a_consumer_keeps_receiving_across_push_processes_until_push_close() {
+    for broadcast in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+        let ring = d("r.npy");
+        create_u8_ring(&ring, if broadcast { &["--broadcast"] } else { &[] });
+        for v in 0..5u8 {
+            save_u8_frame(&d(&format!("f{v}.npy")), v);
+        }
+        let r = Ring::open(&ring).unwrap();
+        let c = r.consumer().unwrap();
+        std::thread::scope(|s| {
+            let got = s.spawn(|| {
+                let mut got = Vec::new();
+                loop {
+                    match c.recv_timeout(Duration::from_secs(120)) {
+                        Ok(f) => got.push((f.seq(), f.tag(), f.bytes()[0])),
+                        Err(e) if e.kind() == ErrorKind::Disconnected => return got,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            });
+            for v in 0..5u8 {
+                let (frame, tag) = (d(&format!("f{v}.npy")), v.to_string());
+                let mut args = vec!["push", &ring, &frame, "--tag", &tag];
+                if v == 4 {
+                    args.push("--close");
+                }
+                assert_eq!(ok(&args).trim(), v.to_string());
+                if v < 4 {
+                    // The push process has gone; the stream has not ended.
+                    let st = r.stats();
+                    assert!(!st.closed && st.producers_attached() == 0, "{st:?}");
+                    std::thread::sleep(Duration::from_millis(100));
+                    assert!(!got.is_finished(), "the consumer stopped after push {v}");
+                }
+            }
+            let got = common::with_watchdog(Duration::from_secs(120), || got.join().unwrap());
+            let want: Vec<_> = (0..5u8).map(|v| (u64::from(v), u64::from(v), v)).collect();
+            assert_eq!(got, want, "broadcast={broadcast}");
+        });
+        assert!(r.stats().closed);
+    }
+}
+
+/// A closed ring refuses `push` until reopened (`push --reopen` or `ring
+/// reopen`); `pop` on a closed and drained ring ends at once with a clear
+/// message; `ring close` and `info`/`watch` report the state.
+#[test]
+fn a_closed_ring_refuses_producers_until_reopened_and_pop_says_it_ended() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = |n: &str| dir.path().join(n).to_str().unwrap().to_string();
+    let ring = d("r.npy");
+    create_u8_ring(&ring, &[]);
+    save_u8_frame(&d("f.npy"), 7);
+    let js = |args: &[&str]| -> serde_json::Value { serde_json::from_str(&ok(args)).unwrap() };
+    assert_eq!(js(&["watch", &ring, "--json"])["ring"]["closed"], false);
+    assert!(ok(&["ring", "close", &ring]).contains("closed"));
+    assert_eq!(js(&["watch", &ring, "--json"])["ring"]["closed"], true);
+    assert_eq!(js(&["info", &ring, "--json"])["ring"]["closed"], true);
+    assert!(ok(&["ring", "close", &ring]).contains("already closed"));
+    let err = fails(&["push", &ring, &d("f.npy")], 1);
+    assert!(err.contains("closed") && err.contains("--reopen"), "{err}");
+    let t0 = Instant::now();
+    let err = fails(&["pop", &ring, &d("o.npy"), "--timeout", "60"], 1);
+    assert!(
+        t0.elapsed() < Duration::from_secs(30),
+        "pop waited on a closed ring"
+    );
+    assert!(
+        err.contains("closed") && err.contains("nothing left"),
+        "{err}"
+    );
+    // push --reopen sends, and with --close ends the stream again: pop gets
+    // the frame, then the end.
+    assert_eq!(
+        ok(&["push", &ring, &d("f.npy"), "--reopen", "--close"]).trim(),
+        "0"
+    );
+    assert!(ok(&["pop", &ring, &d("o1.npy"), "--timeout", "5"]).contains("seq=0"));
+    fails(&["pop", &ring, &d("o2.npy"), "--timeout", "5"], 1);
+    assert!(ok(&["ring", "reopen", &ring]).contains("reopened"));
+    assert!(ok(&["ring", "reopen", &ring]).contains("already open"));
+    let v = js(&["watch", &ring, "--json"]);
+    assert_eq!(
+        (
+            v["ring"]["closed"].clone(),
+            v["ring"]["producers_attached"].clone()
+        ),
+        (false.into(), 0.into())
+    );
+    assert_eq!(ok(&["push", &ring, &d("f.npy")]).trim(), "1");
+    // An open stream with no producer: pop waits for its timeout (exit 3)
+    // and says no producer is attached.
+    ok(&["pop", &ring, &d("o3.npy"), "--timeout", "5"]);
+    let err = fails(&["pop", &ring, &d("o4.npy"), "--timeout", "0.3"], 3);
+    assert!(err.contains("no producer is attached"), "{err}");
 }

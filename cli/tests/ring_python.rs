@@ -52,7 +52,9 @@ for i in range(P):
     alive = struct.unpack("hhqqi", got)[0] != fcntl.F_UNLCK
     epoch = u64(e + 56)                                        # attach epoch, >= 1 once attached
     parts.append({"index": i, "role": role, "pid": u64(e + 8), "alive": alive, "epoch": epoch})
-print(json.dumps({"flags": flags, "committed": committed, "frames": frames, "parts": parts}))
+closed = u64(200)                                              # 1 once a producer closed the stream
+assert closed in (0, 1)
+print(json.dumps({"flags": flags, "committed": committed, "frames": frames, "parts": parts, "closed": closed}))
 "#;
 
 #[test]
@@ -78,6 +80,7 @@ fn python_peer_reads_the_ring_from_format_md() {
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["committed"], 3);
     assert_eq!(v["frames"], serde_json::json!([22, 33]));
+    assert_eq!(v["closed"], 0);
     let parts = v["parts"].as_array().unwrap();
     assert_eq!(parts.len(), 2);
     let me = u64::from(std::process::id());
@@ -91,9 +94,11 @@ fn python_peer_reads_the_ring_from_format_md() {
     }
     assert_eq!(parts[0]["role"], 1);
     assert_eq!(parts[1]["role"], 2);
+    p.close().unwrap();
     drop(c);
     drop(p);
     let out = common::python(PEER, &[path.to_str().unwrap()]);
     let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(v["parts"], serde_json::json!([]));
+    assert_eq!(v["closed"], 1);
 }

@@ -98,7 +98,7 @@ def result(frames, bad, size, secs, **extra):
 
 
 def consume_python(consumer, words, size):
-    """Receive until the producer is gone; sum every frame. Runs pinned."""
+    """Receive until the producer closes the stream; sum every frame. Runs pinned."""
     n = bad = 0
     t0 = None
     start = None

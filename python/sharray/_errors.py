@@ -113,7 +113,8 @@ class NoSpace(SharrayError, OSError):
 
 
 class Disconnected(SharrayError, BrokenPipeError):
-    """The other side is gone (all producers exited and the ring is drained)."""
+    """The other side is gone: a ring's stream was closed by a producer and is
+    drained, or a barrier participant died."""
 
     KIND = "disconnected"
 

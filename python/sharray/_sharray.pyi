@@ -197,8 +197,10 @@ class Ring:
     def overwrite(self) -> bool: ...
     @property
     def max_participants(self) -> int: ...
-    def producer(self, spin: Optional[float] = None) -> "Producer":
-        """Attach a producer (``spin``: seconds a blocked loan spins before parking)."""
+    def producer(self, spin: Optional[float] = None, reopen: bool = False) -> "Producer":
+        """Attach a producer (``spin``: seconds a blocked loan spins before parking).
+        A closed stream refuses it (``Disconnected``) unless ``reopen=True``,
+        which reopens the stream."""
     def consumer(self, spin: Optional[float] = None) -> "Consumer":
         """Attach a consumer (a subscriber in broadcast mode)."""
     def stats(self) -> Dict[str, Any]:
@@ -210,7 +212,9 @@ class Ring:
 
 @final
 class Producer:
-    """A registered producer; a context manager that detaches on exit."""
+    """A registered producer. A context manager: leaving the block normally
+    closes the stream (``close()``), leaving it with an exception only
+    detaches (``detach()``)."""
 
     def loan(self, timeout: Optional[float] = None, tag: int = 0, valid_len: Optional[int] = None) -> "WriteLoan":
         """Loan a free slot (``Timeout`` after ``timeout`` s; None waits as long
@@ -224,7 +228,12 @@ class Producer:
     @property
     def closed(self) -> bool: ...
     def close(self) -> None:
-        """Detach (idempotent); open loans keep the registration until they end."""
+        """End the stream, then detach: consumers drain the committed frames,
+        then ``recv`` raises ``Disconnected`` and iteration ends. New producers
+        are refused until ``ring.producer(reopen=True)``. Idempotent."""
+    def detach(self) -> None:
+        """Detach without ending the stream (consumers keep waiting for the
+        next producer); open loans keep the registration until they end."""
     def __enter__(self) -> "Producer": ...
     def __exit__(
         self,
@@ -273,13 +282,14 @@ class WriteLoan:
 @final
 class Consumer:
     """A registered consumer (subscriber in broadcast mode). Iterating yields
-    ``ReadLease``s until every producer has gone and the ring is drained; each
+    ``ReadLease``s until a producer closes the stream and the ring is drained
+    (producers that exit or die without closing do not end it); each
     is released when the loop asks for the next one. A context manager that
     detaches on exit."""
 
     def recv(self, timeout: Optional[float] = None) -> "ReadLease":
-        """The next frame (``Timeout``; ``Disconnected`` once producers are gone
-        and the ring is drained). Ctrl-C interrupts the wait."""
+        """The next frame (``Timeout``; ``Disconnected`` once a producer closed
+        the stream and the ring is drained). Ctrl-C interrupts the wait."""
     def try_recv(self) -> Optional["ReadLease"]:
         """A frame if one is ready now, else None (``Disconnected`` as recv)."""
     def __iter__(self) -> Iterator["ReadLease"]: ...

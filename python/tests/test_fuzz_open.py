@@ -161,7 +161,7 @@ def build_bases(d: Path) -> dict:
         p.send(np.arange(4, dtype=np.uint64) + t, tag=t)
     lease = ring.consumer().recv(timeout=1.0)
     lease.release()
-    p.close()
+    p.detach()  # leaves the stream open: the ring ops attach a producer
     bases["ring"] = d / "base_ring.npy"
     sharray.Ring.create(d / "base_bcast.npy", (3, 2), np.int16, slots=4, broadcast=True)
     bases["bcast"] = d / "base_bcast.npy"

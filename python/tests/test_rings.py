@@ -1,7 +1,8 @@
 """Rings from Python: Rust and Python producers and consumers in separate
 processes (every frame checked), SIGKILL of a consumer holding a lease,
-zero copy, the loan's exception path, iteration ending when the producer
-is gone, Ctrl-C in blocked calls, and what stale views see.
+zero copy, the loan's exception path, iteration ending only when a producer
+closes the stream (not when producers exit, are killed or restart),
+reopening a closed stream, Ctrl-C in blocked calls, and what stale views see.
 
 The Rust peer is examples/ring_peer.rs: frame n (tag n) holds the uint64
 words n, n+1, n+2, ... Every child runs under a watchdog (conftest.run_child;
@@ -51,7 +52,7 @@ def test_rust_producer_python_consumer(tmp_path, ring_peer):
     watchdog.start()
     seen = []
     try:
-        for lease in consumer:  # ends when the producer has gone
+        for lease in consumer:  # ends when the producer closes the stream
             with lease as frame:
                 assert frame.shape == (WORDS,) and frame.dtype == np.uint64
                 assert not frame.flags.writeable
@@ -92,7 +93,7 @@ def test_python_producer_rust_consumer(tmp_path, ring_peer):
                     loan.tag = n
                     np.add(base, np.uint64(n), out=loan.view)
                     assert loan.commit() == n and loan.seq == n and not loan.active
-        # Leaving the block detached the producer: the consumer drains and exits.
+        # Leaving the block closed the stream: the consumer drains and exits.
     finally:
         code, out, err = run_child(cons)
     assert code == 0, err
@@ -172,9 +173,21 @@ def test_killed_consumer_holding_a_lease_loses_no_slot(tmp_path, ring_peer, next
     assert not any(p["alive"] and p["role"] == "consumer" for p in st["participants"])
 
 
-def test_iteration_ends_when_the_producer_is_killed(tmp_path):
+def test_iteration_survives_killed_and_restarted_producers_until_close(tmp_path, ring_peer):
     ring = make_ring(tmp_path, slots=8)
     consumer = ring.consumer()
+    got, ended = [], threading.Event()
+
+    def consume():
+        for lease in consumer:  # ends only when a producer closes the stream
+            with lease as frame:
+                assert np.array_equal(frame, pattern(lease.tag))
+            got.append((lease.seq, lease.tag))
+        ended.set()
+
+    reader = threading.Thread(target=consume, daemon=True)
+    reader.start()
+    # A Python producer killed without closing.
     child = spawn_python(
         "import sys, time, numpy as np, sharray\n"
         "p = sharray.Ring.open(sys.argv[1]).producer()\n"
@@ -189,19 +202,83 @@ def test_iteration_ends_when_the_producer_is_killed(tmp_path):
     finally:
         child.send_signal(signal.SIGKILL)
         run_child(child)
-    # Frames committed before the producer died are delivered, then the
-    # iteration ends (Disconnected, noticed within ~50 ms of the death).
-    got = []
-    for lease in consumer:
-        with lease as frame:
-            assert np.array_equal(frame, pattern(lease.tag))
-        got.append(lease.tag)
-    assert got == [0, 1, 2, 3, 4]
+    deadline = time.monotonic() + WATCHDOG
+    while len(got) < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert got == [(n, n) for n in range(5)]
+    # The stream did not end: the consumer waits, no producer is attached.
+    time.sleep(0.3)
+    assert not ended.is_set()
+    st = ring.stats()
+    assert not st["closed"] and st["producers_attached"] == 0, st
+    with pytest.raises(sharray.Timeout):
+        ring.consumer().recv(timeout=0.2)
+    # Rust producer processes restart one after the other without closing;
+    # the consumer keeps receiving (each run tags its frames 0, 1, 2).
+    for _ in range(2):
+        code, out, err = run_child(subprocess.Popen(
+            [str(ring_peer), "produce", ring.path, "--frames", "3", "--no-close"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        ))
+        assert code == 0, err
+    assert not ended.wait(0.3)
+    # A Python producer's close() ends the iteration once it is drained.
+    with ring.producer() as p:
+        p.send(pattern(77), tag=77)
+    reader.join(WATCHDOG)
+    assert ended.is_set()
+    assert [seq for seq, _ in got] == list(range(12))
+    assert [tag for _, tag in got] == [0, 1, 2, 3, 4, 0, 1, 2, 0, 1, 2, 77]
+    assert ring.stats()["closed"]
     with pytest.raises(sharray.Disconnected) as e:
         consumer.recv(timeout=1)
-    assert isinstance(e.value, BrokenPipeError) and "producer" in str(e.value)
+    assert isinstance(e.value, BrokenPipeError) and "closed" in str(e.value)
     with pytest.raises(sharray.Disconnected):
         consumer.try_recv()
+
+
+def test_a_closed_stream_takes_producers_only_when_reopened(tmp_path, ring_peer):
+    ring = make_ring(tmp_path, slots=4)
+    consumer = ring.consumer()
+    p = ring.producer()
+    p.send(pattern(1), tag=1)
+    p.close()
+    assert p.closed and ring.stats()["closed"]
+    assert [lease.tag for lease in consumer] == [1]
+    with pytest.raises(sharray.Disconnected) as e:
+        ring.producer()
+    assert "reopen=True" in str(e.value)
+    # A Rust producer process is refused too, unless it reopens.
+    code, out, err = run_child(subprocess.Popen(
+        [str(ring_peer), "produce", ring.path, "--frames", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ))
+    assert code == 1 and "closed" in err, (code, err)
+    code, out, err = run_child(subprocess.Popen(
+        [str(ring_peer), "produce", ring.path, "--frames", "2", "--reopen", "--no-close"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    ))
+    assert code == 0, err
+    assert not ring.stats()["closed"]
+    assert [consumer.recv(timeout=5).tag for _ in range(2)] == [0, 1]
+    # Leaving a `with` block by an exception only detaches: the stream stays
+    # open; detach() does the same explicitly.
+    with pytest.raises(RuntimeError):
+        with ring.producer() as q:
+            q.send(pattern(9), tag=9)
+            raise RuntimeError("producer crashed")
+    assert q.closed and not ring.stats()["closed"]
+    q = ring.producer()
+    q.detach()
+    assert q.closed and not ring.stats()["closed"]
+    assert consumer.recv(timeout=5).tag == 9
+    with pytest.raises(sharray.Timeout):
+        consumer.recv(timeout=0.2)
+    with ring.producer(reopen=True):  # reopen on an open stream: a plain producer
+        pass
+    assert ring.stats()["closed"]
+    with pytest.raises(sharray.Disconnected):
+        consumer.recv(timeout=5)
 
 
 def test_iteration_releases_each_lease_when_asking_for_the_next(tmp_path):
@@ -419,7 +496,7 @@ except KeyboardInterrupt:
 @pytest.mark.parametrize("op", ["recv", "loan"])
 def test_ctrl_c_interrupts_a_blocked_ring_call(tmp_path, op):
     ring = make_ring(tmp_path, slots=1)
-    producer = ring.producer()  # keeps the ring connected for the consumer
+    producer = ring.producer()  # an attached producer, as in real use
     child = spawn_python(BLOCKED, ring.path, op)
     assert child.stdout.readline().strip() == "blocking"
     time.sleep(0.3)

@@ -11,7 +11,7 @@
 //! ```text
 //! 0     config line (written once at creation, read-only afterwards)
 //! 128   lock line: lock word, lock waiters, journal length, head, tail, subscribers,
-//!       producers_ever, committed, received, dropped
+//!       producers_ever, committed, received, dropped, closed
 //! 256   journal: JOURNAL_CAP entries of (offset u64, value u64)
 //! 512   commit futex word + receive waiters
 //! 640   free futex word + loan waiters
@@ -79,7 +79,7 @@ pub mod lock {
     pub const TAIL: u64 = 152;
     /// u64: bitmask of registered subscribers (broadcast).
     pub const SUBSCRIBERS: u64 = 160;
-    /// u64: producers ever attached (0 means "no producer yet", never disconnected).
+    /// u64: producers ever attached (informational: 0 means "no producer yet").
     pub const PRODUCERS_EVER: u64 = 168;
     /// u64: frames committed.
     pub const COMMITTED: u64 = 176;
@@ -87,6 +87,9 @@ pub mod lock {
     pub const RECEIVED: u64 = 184;
     /// u64: frames dropped (overwritten before every reader got them).
     pub const DROPPED: u64 = 192;
+    /// u64: 1 once a producer closed the stream (consumers drain, then see
+    /// the end), 0 while it is open. Only a reopening attach clears it.
+    pub const CLOSED: u64 = 200;
 }
 
 /// Journal (offset 256): `JOURNAL_CAP` entries of `(offset, value)`.
@@ -308,7 +311,8 @@ impl Geometry {
 }
 
 // The documented layout, checked at compile time.
-const _: () = assert!(lock::LOCK == LINE && lock::DROPPED + 8 <= 2 * LINE);
+const _: () = assert!(lock::LOCK == LINE && lock::CLOSED == lock::DROPPED + 8);
+const _: () = assert!(lock::CLOSED + 8 <= 2 * LINE);
 const _: () = assert!(JOURNAL == 2 * LINE && JOURNAL + JOURNAL_CAP * 16 == commit::SEQ);
 const _: () = assert!(commit::SEQ.is_multiple_of(LINE) && free::SEQ == commit::SEQ + LINE);
 const _: () = assert!(SLOTS_OFF == free::SEQ + LINE);
@@ -457,8 +461,8 @@ impl Config {
 /// `PENDING` within `SUBSCRIBERS`, a sequence number below `TAIL`, a free
 /// or loaned slot has neither; `SUBSCRIBERS` is exactly the set of entries
 /// with the subscriber role; roles are known, subscribers only in broadcast
-/// mode, a subscriber's cursor is at most `TAIL`, and `PRODUCERS_EVER` is not
-/// 0 while a producer is registered.
+/// mode, a subscriber's cursor is at most `TAIL`, `PRODUCERS_EVER` is not
+/// 0 while a producer is registered, and `CLOSED` is 0 or 1.
 pub fn validate_state(sec: &[u8], cfg: &Config, base: u64, sink: &mut dyn Sink) -> ControlFlow<()> {
     let geo = cfg.geo;
     let at = |o: u64| Some(base.saturating_add(o));
@@ -574,6 +578,14 @@ pub fn validate_state(sec: &[u8], cfg: &Config, base: u64, sink: &mut dyn Sink) 
         sink.problem(
             at(lock::PRODUCERS_EVER),
             "PRODUCERS_EVER is 0 while a producer is registered".into(),
+        )?;
+    }
+
+    let closed = get(lock::CLOSED);
+    if closed > 1 {
+        sink.problem(
+            at(lock::CLOSED),
+            format!("CLOSED is {closed}; it must be 0 (stream open) or 1 (closed)"),
         )?;
     }
 
@@ -792,6 +804,20 @@ mod tests {
             let mut first = FirstProblem::default();
             let _ = validate_state(&sec, &cfg, 0, &mut first);
             prop_assert_eq!(first.0.as_ref(), all.0.first());
+        }
+    }
+
+    #[test]
+    fn closed_is_zero_or_one() {
+        let (cfg, mut sec) = fresh(2, 2, 0, 8);
+        for (v, ok) in [(0u64, true), (1, true), (2, false), (u64::MAX, false)] {
+            le::put_u64(&mut sec, lock::CLOSED, v);
+            let mut all = AllProblems::default();
+            let _ = validate_state(&sec, &cfg, 1000, &mut all);
+            assert_eq!(all.0.is_empty(), ok, "CLOSED = {v}: {:?}", all.0);
+            if !ok {
+                assert_eq!(all.0[0].offset, Some(1000 + lock::CLOSED));
+            }
         }
     }
 

@@ -64,8 +64,11 @@ impl Consumer {
     /// assert_eq!(frame.seq(), 0);
     /// drop(frame);
     ///
-    /// // Every producer gone and nothing left: the stream has ended.
+    /// // A producer that merely goes away does not end the stream...
     /// drop(producer);
+    /// assert!(matches!(consumer.try_recv(), Err(TryRecvError::Empty)));
+    /// // ...closing it does (once the committed frames are drained).
+    /// ring.producer()?.close()?;
     /// assert!(matches!(consumer.try_recv(), Err(TryRecvError::Disconnected)));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
@@ -73,8 +76,9 @@ impl Consumer {
     /// # Errors
     ///
     /// [`TryRecvError::Empty`] if no frame is there now;
-    /// [`TryRecvError::Disconnected`] if it is drained and every producer
-    /// has gone (one attached before); [`TryRecvError::Error`] on lock errors.
+    /// [`TryRecvError::Disconnected`] if a producer closed the stream
+    /// ([`Producer::close`](super::Producer::close)) and it is drained;
+    /// [`TryRecvError::Error`] on lock errors.
     pub fn try_recv(&self) -> Result<ReadLease, TryRecvError> {
         match self.attempt(None) {
             Ok(Some(l)) => Ok(l),
@@ -89,7 +93,7 @@ impl Consumer {
         fail::point("ring.recv.locked");
         let got = slot::recv(&lock, self.p.index);
         fail::point("ring.recv.applied");
-        let gone = matches!(got, Ok(None)) && slot::producers_gone(&lock);
+        let ended = matches!(got, Ok(None)) && slot::closed(&lock);
         drop(lock);
         let got = got.map_err(|m| Error::new(ErrorKind::Corrupt, m).at(self.p.ring.map.path()))?;
         match got {
@@ -104,7 +108,7 @@ impl Consumer {
                     settled: false,
                 }))
             }
-            None if gone => Err(self.disconnected()),
+            None if ended => Err(self.disconnected()),
             None => Ok(None),
         }
     }
@@ -112,7 +116,7 @@ impl Consumer {
     fn disconnected(&self) -> Error {
         Error::new(
             ErrorKind::Disconnected,
-            "every producer of the ring has gone and its frames are drained; start a producer or stop consuming",
+            "the ring's stream was closed by a producer and its frames are drained; stop consuming, or reopen the stream with a reopening producer",
         )
         .at(self.p.ring.map.path())
     }
@@ -128,7 +132,8 @@ impl Consumer {
     /// let ring = Ring::builder(Dtype::parse_user("u1")?, &[4]).slots(4).create(&path)?;
     /// let consumer = ring.consumer()?;
     ///
-    /// // A producer process (here a thread with its own handle) sends 3 frames.
+    /// // A producer process (here a thread with its own handle) sends 3
+    /// // frames, then closes the stream.
     /// let producer = std::thread::spawn(move || -> sharray::Result<()> {
     ///     let p = Ring::open(&path)?.producer()?;
     ///     for i in 0..3u8 {
@@ -136,10 +141,10 @@ impl Consumer {
     ///         loan.bytes_mut().fill(i);
     ///         loan.commit()?;
     ///     }
-    ///     Ok(())
+    ///     p.close()
     /// });
     ///
-    /// // Receive until every producer has gone and the frames are drained.
+    /// // Receive until the stream is closed and its frames are drained.
     /// let mut sum = 0;
     /// loop {
     ///     match consumer.recv() {
@@ -155,8 +160,9 @@ impl Consumer {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::Disconnected`] once every producer has gone (noticed
-    /// within about 50 ms even if it was killed) and the frames are drained.
+    /// [`ErrorKind::Disconnected`] once a producer has closed the stream and
+    /// its frames are drained. Producers that exit or die without closing
+    /// do not end it: `recv` keeps waiting for the next producer.
     pub fn recv(&self) -> Result<ReadLease> {
         self.recv_until(None)
     }

@@ -18,8 +18,10 @@
 //! Waiting spins briefly, then parks on a shared futex (no CPU while idle).
 //! Every participant holds a kernel lock that dies with its process: a dead
 //! producer's half-written frame is never delivered, a dead consumer's leases
-//! come back, and consumers see [`ErrorKind::Disconnected`] once every
-//! producer is gone and the frames are drained.
+//! come back. A stream ends only when a producer says so
+//! ([`Producer::close`]): consumers drain the committed frames and then see
+//! [`ErrorKind::Disconnected`]; producers that come and go (one process per
+//! frame, a crash and a restart) leave consumers waiting.
 //!
 //! ```
 //! # let dir = tempfile::tempdir()?;
@@ -91,7 +93,7 @@ pub enum TryLoanError {
 pub enum TryRecvError {
     /// No frame for us right now.
     Empty,
-    /// Every producer has gone and the frames are drained.
+    /// A producer closed the stream and the frames are drained.
     Disconnected,
     /// Any other error (the ring lock could not be taken).
     Error(Error),
@@ -113,7 +115,7 @@ impl fmt::Display for TryRecvError {
         match self {
             TryRecvError::Empty => f.write_str("no frame is ready; retry or wait for one"),
             TryRecvError::Disconnected => {
-                f.write_str("every producer has gone and the ring is drained")
+                f.write_str("the stream was closed and the ring is drained")
             }
             TryRecvError::Error(e) => e.fmt(f),
         }
@@ -402,7 +404,7 @@ impl Ring {
         })
     }
 
-    fn attach(&self, role: Role) -> Result<Arc<Participant>> {
+    fn attach(&self, role: Role, reopen: bool) -> Result<Arc<Participant>> {
         let r = &self.inner;
         let index = r.claim_entry()?;
         let p = Participant::new(r.clone(), index);
@@ -410,7 +412,14 @@ impl Ring {
         // If the lock fails, dropping `p` gives the entry back.
         let got = {
             let lock = p.lock(Some(Instant::now() + Duration::from_secs(10)))?;
-            let mut got = slot::register(&lock, index, role, token);
+            if role == Role::Producer && !reopen && slot::closed(&lock) {
+                return Err(Error::new(
+                    ErrorKind::Disconnected,
+                    "the ring's stream was closed by a producer; to send more, reopen it with Ring::producer_reopening (Python: ring.producer(reopen=True), CLI: sharray ring reopen or push --reopen)",
+                )
+                .at(self.path()));
+            }
+            let mut got = slot::register(&lock, index, role, token, reopen);
             let more = reclaim_dead(&lock);
             got.slots += more.slots;
             got.producers += more.producers;
@@ -418,7 +427,7 @@ impl Ring {
         };
         wake_after_reclaim(r, got);
         if role == Role::Producer {
-            // Consumers waiting on a disconnected ring see the new producer.
+            // Wake consumers so a reopened stream is seen at once.
             r.notify(l::commit::SEQ, l::commit::WAITERS, true);
         }
         if self.prefault {
@@ -427,9 +436,10 @@ impl Ring {
         Ok(Arc::new(p))
     }
 
-    /// Attach a producer. Several producers may share a ring; consumers see
-    /// [`ErrorKind::Disconnected`] once all of them are gone and the frames
-    /// are drained.
+    /// Attach a producer. Several producers may share a ring, and may come
+    /// and go: the stream ends only when one of them closes it
+    /// ([`Producer::close`]); consumers then drain the committed frames and
+    /// see [`ErrorKind::Disconnected`].
     ///
     /// # Examples
     ///
@@ -447,9 +457,37 @@ impl Ring {
     /// # Errors
     ///
     /// [`ErrorKind::Full`] if the participant table is full of live
-    /// participants (dead ones are reclaimed first).
+    /// participants (dead ones are reclaimed first);
+    /// [`ErrorKind::Disconnected`] if the stream was closed (see
+    /// [`Ring::producer_reopening`]).
     pub fn producer(&self) -> Result<Producer> {
-        Ok(Producer::new(self.attach(Role::Producer)?))
+        Ok(Producer::new(self.attach(Role::Producer, false)?))
+    }
+
+    /// Attach a producer and reopen the stream if a producer had closed it
+    /// (in the same transaction): consumers that have not yet seen the end
+    /// keep receiving; consumers that saw it may receive again. On an open
+    /// stream this is [`Ring::producer`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let ring = sharray::Ring::builder(sharray::Dtype::parse_user("u1")?, &[4]).slots(2).create(dir.path().join("r.npy"))?;
+    /// use sharray::ErrorKind;
+    /// ring.producer()?.close()?;
+    /// assert_eq!(ring.producer().unwrap_err().kind(), ErrorKind::Disconnected);
+    /// let producer = ring.producer_reopening()?;
+    /// assert!(!ring.stats().closed);
+    /// producer.loan()?.commit()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Ring::producer`], except that a closed stream is not an error.
+    pub fn producer_reopening(&self) -> Result<Producer> {
+        Ok(Producer::new(self.attach(Role::Producer, true)?))
     }
 
     /// Attach a consumer: a queue consumer, or a subscriber in broadcast mode
@@ -480,7 +518,7 @@ impl Ring {
         } else {
             Role::Consumer
         };
-        Ok(Consumer::new(self.attach(role)?))
+        Ok(Consumer::new(self.attach(role, false)?))
     }
 
     /// The path.
@@ -581,6 +619,7 @@ impl Ring {
             writing: slots[1],
             ready: slots[2],
             reading: slots[3],
+            closed: r.get(l::lock::CLOSED) != 0,
             participants,
             timestamp_ns: crate::sys::monotonic_ns(),
         }
@@ -594,7 +633,7 @@ impl Ring {
     ///
     /// As [`Ring::consumer`].
     pub fn reclaim(&self) -> Result<()> {
-        drop(self.attach(Role::Consumer)?);
+        drop(self.attach(Role::Consumer, false)?);
         Ok(())
     }
 }
@@ -652,6 +691,8 @@ pub struct RingStats {
     pub ready: usize,
     /// Queue mode: slots leased to consumers.
     pub reading: usize,
+    /// Has a producer closed the stream ([`Producer::close`])?
+    pub closed: bool,
     /// Registered participants.
     pub participants: Vec<ParticipantStats>,
     /// `CLOCK_MONOTONIC` ns when the snapshot was taken (for rates).
@@ -667,6 +708,15 @@ impl RingStats {
     /// Participants whose process is alive.
     pub fn alive(&self) -> usize {
         self.participants.iter().filter(|p| p.alive).count()
+    }
+
+    /// Producers attached now (registered and alive). Zero does not end the
+    /// stream: only [`closed`](RingStats::closed) does.
+    pub fn producers_attached(&self) -> usize {
+        self.participants
+            .iter()
+            .filter(|p| p.alive && p.role == Role::Producer)
+            .count()
     }
 }
 

@@ -52,7 +52,8 @@ impl Producer {
     ///
     /// [`TryLoanError::Full`] if every slot is loaned, committed-and-unread
     /// (backpressure) or leased; [`TryLoanError::Error`] if the ring lock
-    /// could not be taken.
+    /// could not be taken, or ([`ErrorKind::Disconnected`]) if the stream
+    /// was closed.
     pub fn try_loan(&self) -> Result<WriteLoan, TryLoanError> {
         match self.try_loan_inner(None).map_err(TryLoanError::Error)? {
             Some(l) => Ok(l),
@@ -63,6 +64,14 @@ impl Producer {
     fn try_loan_inner(&self, deadline: Option<Instant>) -> Result<Option<WriteLoan>> {
         let lock = self.p.lock_or_wait(|| Some(lock_deadline(deadline)))?;
         fail::point("ring.loan.locked");
+        if slot::closed(&lock) {
+            drop(lock);
+            return Err(Error::new(
+                ErrorKind::Disconnected,
+                "the ring's stream was closed; attach a reopening producer (Ring::producer_reopening) to send more",
+            )
+            .at(self.p.ring.map.path()));
+        }
         let got = slot::loan(&lock, self.p.index);
         fail::point("ring.loan.applied");
         drop(lock);
@@ -99,7 +108,8 @@ impl Producer {
     ///
     /// # Errors
     ///
-    /// Only if the ring lock fails (see [`Producer::try_loan`]).
+    /// [`ErrorKind::Disconnected`] if the stream was closed (before or while
+    /// waiting); lock errors (see [`Producer::try_loan`]).
     pub fn loan(&self) -> Result<WriteLoan> {
         self.loan_until(None)
     }
@@ -129,6 +139,46 @@ impl Producer {
             )
             .at(self.p.ring.map.path())
         })
+    }
+}
+
+impl Producer {
+    /// Close the stream: consumers receive the frames already committed, then
+    /// [`ErrorKind::Disconnected`] (end of stream). Until a producer closes
+    /// it, a stream never ends: producers that exit or die without closing
+    /// leave consumers waiting for the next one. Afterwards no producer of
+    /// the ring can loan a slot, and [`Ring::producer`](super::Ring::producer)
+    /// refuses to attach; [`Ring::producer_reopening`](super::Ring::producer_reopening)
+    /// reopens the stream. Closing a closed stream does nothing. The producer
+    /// stays attached until dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let ring = sharray::Ring::builder(sharray::Dtype::parse_user("u1")?, &[4]).slots(2).create(dir.path().join("r.npy"))?;
+    /// use sharray::ErrorKind;
+    /// let (producer, consumer) = (ring.producer()?, ring.consumer()?);
+    /// producer.loan()?.commit()?;
+    /// producer.close()?;
+    /// assert_eq!(consumer.recv()?.seq(), 0); // committed frames are drained
+    /// assert_eq!(consumer.recv().unwrap_err().kind(), ErrorKind::Disconnected);
+    /// assert!(ring.stats().closed);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Only if the ring lock could not be taken.
+    pub fn close(&self) -> Result<()> {
+        let lock = self.p.lock_or_wait(|| Some(lock_deadline(None)))?;
+        slot::close(&lock);
+        drop(lock);
+        // Every waiting consumer must see the end; waiting loans must fail.
+        let r = &self.p.ring;
+        r.notify(l::commit::SEQ, l::commit::WAITERS, true);
+        r.notify(l::free::SEQ, l::free::WAITERS, true);
+        Ok(())
     }
 }
 
@@ -265,6 +315,8 @@ impl WriteLoan {
     ///
     /// # Errors
     ///
+    /// [`ErrorKind::Disconnected`] if the stream was closed since the loan
+    /// (the frame is not delivered, the slot is given back);
     /// [`ErrorKind::Corrupt`] if the slot is no longer ours (a peer wrongly
     /// reclaimed it, e.g. after the file was tampered with); lock errors.
     pub fn commit(mut self) -> Result<u64> {
@@ -278,6 +330,21 @@ impl WriteLoan {
         fail::point("ring.commit.written");
         let lock = self.p.lock_or_wait(|| Some(lock_deadline(None)))?;
         fail::point("ring.commit.locked");
+        if slot::closed(&lock) {
+            // The stream ended while we held the loan: nothing more may be
+            // delivered, so the slot goes back unpublished.
+            let freed = slot::drop_loan(&lock, self.p.index, self.slot);
+            drop(lock);
+            self.done = true;
+            if freed {
+                r.notify(l::free::SEQ, l::free::WAITERS, false);
+            }
+            return Err(Error::new(
+                ErrorKind::Disconnected,
+                "the ring's stream was closed while this frame was loaned; it was not delivered",
+            )
+            .at(r.map.path()));
+        }
         let done = slot::commit(&lock, self.p.index, self.slot);
         fail::point("ring.commit.applied");
         drop(lock);

@@ -200,13 +200,6 @@ impl RingInner {
             sys::futex_wake(self.u32(seq), if all { i32::MAX } else { 1 });
         }
     }
-
-    /// Count of entries with `role` (under the lock).
-    pub fn count_role(&self, role: Role) -> u32 {
-        (0..self.cfg.geo.max_participants)
-            .filter(|&i| self.get(self.cfg.geo.entry(i) + l::part::ROLE) == role.code())
-            .count() as u32
-    }
 }
 
 /// What a reclaim pass freed.

@@ -336,8 +336,15 @@ pub(crate) fn give_back(lock: &RingLock<'_>, me: u32, k: u32, seq: u64) -> bool 
 }
 
 /// Fill in entry `me` for `role` (after reclaiming what a dead earlier owner
-/// of the entry left behind).
-pub(crate) fn register(lock: &RingLock<'_>, me: u32, role: Role, token: u64) -> Reclaimed {
+/// of the entry left behind). A producer with `reopen` also reopens a closed
+/// stream, in the same transaction.
+pub(crate) fn register(
+    lock: &RingLock<'_>,
+    me: u32,
+    role: Role,
+    token: u64,
+    reopen: bool,
+) -> Reclaimed {
     let r = lock.ring();
     let e = r.cfg.geo.entry(me);
     let mut got = Reclaimed::default();
@@ -365,6 +372,9 @@ pub(crate) fn register(lock: &RingLock<'_>, me: u32, role: Role, token: u64) -> 
                 l::lock::PRODUCERS_EVER,
                 r.get(l::lock::PRODUCERS_EVER).saturating_add(1),
             );
+            if reopen && r.get(l::lock::CLOSED) != 0 {
+                t.set(l::lock::CLOSED, 0);
+            }
         }
         Role::Consumer => {}
     }
@@ -372,9 +382,19 @@ pub(crate) fn register(lock: &RingLock<'_>, me: u32, role: Role, token: u64) -> 
     got
 }
 
-/// Is the ring disconnected for consumers: a producer attached once, and none
-/// is registered now?
-pub(crate) fn producers_gone(lock: &RingLock<'_>) -> bool {
-    let r = lock.ring();
-    r.get(l::lock::PRODUCERS_EVER) > 0 && r.count_role(Role::Producer) == 0
+/// Has a producer closed the stream? Consumers that find no frame for them
+/// on a closed ring have reached its end.
+pub(crate) fn closed(lock: &RingLock<'_>) -> bool {
+    lock.ring().get(l::lock::CLOSED) != 0
+}
+
+/// Close the stream (FORMAT.md 7.4 "Close"). False if it was closed already.
+pub(crate) fn close(lock: &RingLock<'_>) -> bool {
+    if closed(lock) {
+        return false;
+    }
+    let mut t = Txn::new(lock);
+    t.set(l::lock::CLOSED, 1);
+    t.apply();
+    true
 }

@@ -15,8 +15,8 @@ use super::{RingShared, closed_error};
 /// A registered consumer of a ring (a subscriber in broadcast mode).
 ///
 /// `with consumer.recv() as frame:` reads one frame in place;
-/// `for lease in consumer:` yields `ReadLease`s until every producer has
-/// gone and the ring is drained (each lease is released when the loop asks
+/// `for lease in consumer:` yields `ReadLease`s until a producer closes the
+/// stream and the ring is drained (each lease is released when the loop asks
 /// for the next one). `close()` (or leaving a `with` block) detaches.
 #[pyclass(module = "sharray", name = "Consumer", frozen)]
 pub(crate) struct Consumer {
@@ -76,8 +76,9 @@ impl Drop for Consumer {
 impl Consumer {
     /// Receive the next frame, waiting at most `timeout` seconds (None: as
     /// long as it takes). Raises `sharray.Timeout` (a `TimeoutError`), or
-    /// `sharray.Disconnected` (a `BrokenPipeError`) once every producer has
-    /// gone and the frames are drained.
+    /// `sharray.Disconnected` (a `BrokenPipeError`) once a producer has
+    /// closed the stream and its frames are drained. Producers that exit or
+    /// die without closing do not end it.
     #[pyo3(signature = (timeout=None))]
     fn recv(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<ReadLease> {
         let lease = self.recv_inner(py, timeout)?.py_err(py)?;
@@ -94,7 +95,7 @@ impl Consumer {
             Err(sharray::TryRecvError::Disconnected) => Err(errors::new(
                 py,
                 ErrorKind::Disconnected,
-                "every producer of the ring has gone and its frames are drained; start a producer or stop consuming",
+                "the ring's stream was closed by a producer and its frames are drained; stop consuming, or reopen it with ring.producer(reopen=True)",
                 Some(&self.shared.path),
             )),
             Err(sharray::TryRecvError::Error(e)) => Err(errors::to_py(py, &e)),
@@ -106,7 +107,8 @@ impl Consumer {
     }
 
     /// Release the lease yielded last, then wait for the next frame. Ends
-    /// (StopIteration) when the ring is disconnected.
+    /// (StopIteration) when a producer has closed the stream and its frames
+    /// are drained; keeps waiting while producers come and go.
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<ReadLease>>> {
         self.end_current(py);
         match self.recv_inner(py, None)? {

@@ -246,13 +246,23 @@ impl Ring {
     }
 
     /// Attach a producer. `spin`: seconds a blocked loan spins before
-    /// parking (default 20e-6).
-    #[pyo3(signature = (spin=None))]
-    fn producer(&self, py: Python<'_>, spin: Option<f64>) -> PyResult<Producer> {
+    /// parking (default 20e-6). A stream a producer has closed refuses new
+    /// producers (`sharray.Disconnected`) unless `reopen=True`, which
+    /// reopens it.
+    #[pyo3(signature = (spin=None, reopen=false))]
+    fn producer(&self, py: Python<'_>, spin: Option<f64>, reopen: bool) -> PyResult<Producer> {
         self.shared.check_pid(py)?;
         let spin = spin_arg(py, spin)?;
         let ring = self.shared.ring.clone();
-        let mut p = py.detach(move || ring.producer()).py_err(py)?;
+        let mut p = py
+            .detach(move || {
+                if reopen {
+                    ring.producer_reopening()
+                } else {
+                    ring.producer()
+                }
+            })
+            .py_err(py)?;
         if let Some(s) = spin {
             p.set_spin(s);
         }
@@ -296,6 +306,8 @@ impl Ring {
         d.set_item("slots_ready", st.ready)?;
         d.set_item("slots_reading", st.reading)?;
         d.set_item("slots_in_use", st.in_use())?;
+        d.set_item("closed", st.closed)?;
+        d.set_item("producers_attached", st.producers_attached())?;
         d.set_item("participants_alive", st.alive())?;
         let parts = PyList::empty(py);
         for p in &st.participants {

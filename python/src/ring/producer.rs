@@ -4,7 +4,6 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
 use sharray::ErrorKind;
 
 use crate::errors::{self, IntoPy};
@@ -13,9 +12,10 @@ use crate::lease::{self, HasViewSlot, ViewSlot};
 use super::{RingShared, closed_error};
 
 /// A registered producer of a ring. Loan slots with `loan()`, or copy an
-/// array in with `send()`. `close()` (or leaving a `with` block) detaches
-/// it; consumers see the ring disconnected once every producer is gone and
-/// the frames are drained.
+/// array in with `send()`. `close()` ends the stream (consumers drain it,
+/// then their iteration ends) and detaches; `detach()` only detaches, and
+/// consumers keep waiting for the next producer. Leaving a `with` block
+/// normally closes; leaving it with an exception only detaches.
 #[pyclass(module = "sharray", name = "Producer", frozen)]
 pub(crate) struct Producer {
     shared: Arc<RingShared>,
@@ -129,15 +129,31 @@ impl Producer {
         Ok(self.get(py)?.index())
     }
 
-    /// Has `close()` been called?
+    /// Has `close()` or `detach()` been called?
     #[getter]
     fn closed(&self) -> bool {
         self.inner.lock().is_none()
     }
 
-    /// Detach (idempotent). Loans still open keep the registration until
-    /// they end.
-    fn close(&self, py: Python<'_>) {
+    /// End the stream, then detach: consumers receive the frames already
+    /// committed, then `recv()` raises `sharray.Disconnected` and iteration
+    /// ends. No producer can send on the ring until one attaches with
+    /// `ring.producer(reopen=True)`. Idempotent (once detached, does
+    /// nothing).
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let p = self.inner.lock().clone();
+        // A forked child holds no registration of its own: it only detaches.
+        if let Some(p) = p.filter(|_| !self.shared.origin.is_forked()) {
+            py.detach(|| p.close()).py_err(py)?;
+        }
+        self.detach(py);
+        Ok(())
+    }
+
+    /// Detach without ending the stream (idempotent): consumers keep
+    /// waiting for the next producer. Loans still open keep the
+    /// registration until they end.
+    fn detach(&self, py: Python<'_>) {
         let p = self.inner.lock().take();
         if let Some(p) = p {
             self.shared.origin.detach_drop_or_leak(py, p);
@@ -148,10 +164,22 @@ impl Producer {
         slf
     }
 
-    #[pyo3(signature = (*_args))]
-    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> bool {
-        self.close(py);
-        false
+    /// Close the stream if the block ended normally; only detach if it
+    /// ended with an exception (a crash does not end a stream).
+    #[pyo3(signature = (exc_type=None, _exc=None, _tb=None))]
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        exc_type: Option<&Bound<'_, PyAny>>,
+        _exc: Option<&Bound<'_, PyAny>>,
+        _tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        if exc_type.is_some_and(|t| !t.is_none()) {
+            self.detach(py);
+        } else {
+            self.close(py)?;
+        }
+        Ok(false)
     }
 
     fn __repr__(&self) -> String {
