@@ -29,7 +29,32 @@ enum Cmd {
     Ring(ring_cmds::RingCmd),
 }
 
+/// Rust ignores SIGPIPE, so printing to a closed pipe (`sharray show BIG |
+/// head -3`) fails with EPIPE and `println!` panics. Turn exactly that panic
+/// into a quiet exit 0 (the reader has what it wanted), for every command's
+/// output at once; every other panic reports as usual. (The examples do the
+/// same in `examples/common/mod.rs`.)
+fn quiet_on_closed_pipe() {
+    const EPIPE: i32 = 32; // Linux and macOS alike.
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout")
+            && msg.contains(&std::io::Error::from_raw_os_error(EPIPE).to_string())
+        {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
 fn main() {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Array(c) => array_cmds::run(c),

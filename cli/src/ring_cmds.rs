@@ -422,20 +422,26 @@ fn watch(path: &str, interval: f64, as_json: bool) -> sharray::Result<()> {
                 q.lost
             ));
         }
-        let mut so = std::io::stdout().lock();
+        let mut text = String::new();
         if tty {
             if lines_drawn > 0 {
-                let _ = write!(so, "\x1b[{lines_drawn}A");
+                text += &format!("\x1b[{lines_drawn}A");
             }
             for l in &out {
-                let _ = writeln!(so, "\x1b[2K{l}");
+                text += &format!("\x1b[2K{l}\n");
             }
-            let _ = write!(so, "\x1b[J");
+            text += "\x1b[J";
             lines_drawn = out.len();
         } else {
-            let _ = writeln!(so, "{}", out[1..3].join("   "));
+            text += &format!("{}\n", out[1..3].join("   "));
         }
-        let _ = so.flush();
+        let mut so = std::io::stdout().lock();
+        if let Err(e) = so.write_all(text.as_bytes()).and_then(|()| so.flush()) {
+            // The reader went away (`sharray watch R | head`): stop quietly.
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(());
+            }
+        }
         prev = st;
     }
 }

@@ -1,0 +1,159 @@
+//! The CLI and the examples behave like Unix tools: a closed stdout ends
+//! them quietly with exit 0, every example answers `--help`, and `show`
+//! names its real limit (issue 11, section 3).
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// `sharray show BIG --max 1000000 | head -c 100`: the reader closes the
+/// pipe after a few bytes; `sharray` exits 0 with nothing on stderr.
+#[test]
+fn show_into_a_closed_pipe_exits_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("big.npy");
+    let p = p.to_str().unwrap();
+    let out = common::cli_run(&["create", p, "--dtype", "f4", "--shape", "1000,1000"]);
+    assert!(out.status.success());
+    let mut child = common::cli()
+        .args(["show", p, "--max", "1000000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut buf = [0u8; 100];
+    stdout.read_exact(&mut buf).unwrap();
+    assert!(buf.starts_with(b"[[0. 0."));
+    drop(stdout);
+    let status = common::wait_with_watchdog(&mut child, Duration::from_secs(60));
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "stderr: {err}");
+    assert!(err.is_empty(), "stderr: {err}");
+}
+
+/// More printed elements than the limit: the message says how many and
+/// what the limit is, not "too many dimensions".
+#[test]
+fn show_names_the_element_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("big.npy");
+    let p = p.to_str().unwrap();
+    assert!(
+        common::cli_run(&["create", p, "--dtype", "u1", "--shape", "2000,1000"])
+            .status
+            .success()
+    );
+    let out = common::cli_run(&["show", p, "--max", "5000000"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("dimensions"), "{err}");
+    assert!(err.contains("2000000 elements"), "{err}");
+    assert!(err.contains("limit of 1048576 printed elements"), "{err}");
+    assert!(err.contains("lower --max"), "{err}");
+    // Summarised, the same array prints its corners.
+    let out = common::cli_run(&["show", p, "--max", "1000"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("..."));
+}
+
+/// The root package's examples, built by Cargo (this runs `cargo build
+/// --examples`, a no-op when they are up to date).
+fn examples_dir() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let st = Command::new(cargo)
+        .current_dir(&root)
+        .args(["build", "--quiet", "--examples", "-p", "sharray"])
+        .status()
+        .expect("run cargo build --examples");
+    assert!(st.success(), "cargo build --examples failed");
+    // target/<profile>/deps/this_test -> target/<profile>/examples
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let dir = profile_dir.join("examples");
+    if dir.join("producer").exists() {
+        return dir;
+    }
+    // This test may run from another profile than `cargo build`'s debug one.
+    profile_dir.parent().unwrap().join("debug").join("examples")
+}
+
+/// Every example answers `--help` (and `-h`) with its usage on stdout and
+/// exit 0, and creates nothing (the producer once made a ring named
+/// `--help`).
+#[test]
+fn every_example_takes_help() {
+    let dir = examples_dir();
+    let cwd = tempfile::tempdir().unwrap();
+    let names = [
+        "consumer",
+        "demo",
+        "lock_counter",
+        "pipeline",
+        "producer",
+        "ring_peer",
+        "worker_pool",
+    ];
+    for name in names {
+        for flag in ["--help", "-h"] {
+            let mut child = Command::new(dir.join(name))
+                .arg(flag)
+                .current_dir(cwd.path())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap_or_else(|e| panic!("run example {name}: {e}"));
+            let status = common::wait_with_watchdog(&mut child, Duration::from_secs(30));
+            let mut out = String::new();
+            child
+                .stdout
+                .take()
+                .unwrap()
+                .read_to_string(&mut out)
+                .unwrap();
+            assert_eq!(status.code(), Some(0), "{name} {flag}");
+            assert!(out.starts_with(&format!("usage: {name}")), "{name}: {out}");
+        }
+    }
+    let left: Vec<_> = std::fs::read_dir(cwd.path()).unwrap().collect();
+    assert!(left.is_empty(), "--help created files: {left:?}");
+    assert!(!std::path::Path::new("/dev/shm/--help").exists());
+}
+
+/// An example's output into a closed pipe: `demo | head -1` exits 0
+/// without a panic.
+#[test]
+fn example_into_a_closed_pipe_exits_quietly() {
+    let dir = examples_dir();
+    let mut child = Command::new(dir.join("demo"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut buf = [0u8; 8];
+    stdout.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"created ");
+    drop(stdout);
+    let status = common::wait_with_watchdog(&mut child, Duration::from_secs(120));
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(!err.contains("panicked"), "stderr: {err}");
+    assert_eq!(status.code(), Some(0), "stderr: {err}");
+}
