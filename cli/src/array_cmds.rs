@@ -308,13 +308,41 @@ fn info(loc: &str, json: bool) -> Result<()> {
         print!("{}", crate::pool_cmds::queue_info_text(&i.path)?);
     }
     if let Some(r) = crate::ring_cmds::ring_info_json(&i.path)? {
-        let pretty = serde_json::to_string_pretty(&r).unwrap_or_default();
         println!("ring state:");
-        for line in pretty.lines() {
-            println!("  {line}");
-        }
+        print!("{}", text_of_json(&r, 1));
     }
     Ok(())
+}
+
+/// A JSON object as indented `key: value` lines (the text form of `info`;
+/// `--json` gives the JSON itself).
+fn text_of_json(v: &serde_json::Value, depth: usize) -> String {
+    use serde_json::Value;
+    let pad = "  ".repeat(depth);
+    let mut out = String::new();
+    let Value::Object(m) = v else {
+        return format!("{pad}{v}\n");
+    };
+    for (k, val) in m {
+        match val {
+            Value::Object(_) => {
+                out += &format!("{pad}{k}:\n{}", text_of_json(val, depth + 1));
+            }
+            Value::Array(items) if items.iter().any(Value::is_object) => {
+                out += &format!("{pad}{k}:{}\n", if items.is_empty() { " none" } else { "" });
+                for (n, item) in items.iter().enumerate() {
+                    out += &format!("{pad}  - #{n}\n{}", text_of_json(item, depth + 2));
+                }
+            }
+            Value::Array(items) => {
+                let parts: Vec<String> = items.iter().map(Value::to_string).collect();
+                out += &format!("{pad}{k}: [{}]\n", parts.join(", "));
+            }
+            Value::String(s) => out += &format!("{pad}{k}: {s}\n"),
+            _ => out += &format!("{pad}{k}: {val}\n"),
+        }
+    }
+    out
 }
 
 fn check(loc: &str, lock_timeout: Option<Duration>) -> Result<()> {

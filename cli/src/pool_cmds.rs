@@ -29,7 +29,11 @@ fn positive(s: &str) -> Result<usize, String> {
 pub enum QueueCmd {
     /// Create a queue file that splits N rows of axis 0 into chunks of R
     /// rows (`--rows N --chunk R`), or holds N tasks (`--tasks N`).
-    #[command(group(ArgGroup::new("size").required(true).args(["rows", "tasks"])))]
+    #[command(
+        group(ArgGroup::new("size").required(true).args(["rows", "tasks"])),
+        override_usage = "sharray queue create <PATH> --rows <N> --chunk <R> [OPTIONS]\n       \
+                          sharray queue create <PATH> --tasks <N> [OPTIONS]"
+    )]
     Create {
         /// Path of the new queue file, or shm:NAME for /dev/shm/NAME.
         path: String,

@@ -11,7 +11,7 @@ use sharray::{Dtype, Error, ErrorKind, ReadLease, Ring, RingStats};
 /// Commands on producer/consumer rings.
 #[derive(Subcommand)]
 pub enum RingCmd {
-    /// Create a ring or inspect rings.
+    /// Create a ring (`sharray info`, `watch` and `check` inspect one).
     Ring {
         #[command(subcommand)]
         cmd: RingSub,

@@ -157,3 +157,66 @@ fn example_into_a_closed_pipe_exits_quietly() {
     assert!(!err.contains("panicked"), "stderr: {err}");
     assert_eq!(status.code(), Some(0), "stderr: {err}");
 }
+
+/// `info` on a ring is text only (no JSON block); `--json` is JSON only.
+#[test]
+fn ring_info_is_one_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path().join("r");
+    let r = r.to_str().unwrap();
+    let out = common::cli_run(&[
+        "ring",
+        "create",
+        r,
+        "--dtype",
+        "u1",
+        "--frame-shape",
+        "4,2",
+        "--slots",
+        "2",
+    ]);
+    assert!(out.status.success());
+    let out = common::cli_run(&["info", r]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains('{') && !text.contains('"'), "{text}");
+    assert!(text.contains("ring state:\n"), "{text}");
+    assert!(text.contains("  frame_shape: [4, 2]\n"), "{text}");
+    assert!(text.contains("  slots: 2\n"), "{text}");
+    let out = common::cli_run(&["info", r, "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ring"]["slots"], 2);
+}
+
+/// The small texts: an article, the `queue create` usage, `ring --help`.
+#[test]
+fn small_texts() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.npy");
+    let a = a.to_str().unwrap();
+    assert!(
+        common::cli_run(&["create", a, "--dtype", "u1", "--shape", "3"])
+            .status
+            .success()
+    );
+    let o = dir.path().join("o.npy");
+    let out = common::cli_run(&["pop", a, o.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("this is a sharray array, not a ring"), "{err}");
+    assert!(!err.contains("a array"), "{err}");
+
+    let out = common::cli_run(&["queue", "create", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.contains("sharray queue create <PATH> --rows <N> --chunk <R>"),
+        "{help}"
+    );
+    assert!(
+        help.contains("sharray queue create <PATH> --tasks <N>"),
+        "{help}"
+    );
+
+    let out = common::cli_run(&["ring", "--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(!help.contains("inspect rings"), "{help}");
+}

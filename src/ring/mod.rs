@@ -386,12 +386,12 @@ impl Ring {
         match map.control().map(|c| c.kind) {
             Some(Kind::Ring) => {}
             other => {
-                let what = other.map_or("plain .npy file", |k| k.name());
+                let what = other.map_or("a plain .npy file".to_string(), |k| {
+                    format!("a sharray {}", k.name())
+                });
                 return Err(Error::new(
                     ErrorKind::Unsupported,
-                    format!(
-                        "this is a {what}, not a ring; create a ring with `sharray ring create`"
-                    ),
+                    format!("this is {what}, not a ring; create a ring with `sharray ring create`"),
                 )
                 .at(path));
             }
