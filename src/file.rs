@@ -635,10 +635,22 @@ pub(crate) fn create_file<R>(
         sys::fallocate(file, 0, len).map_err(|e| {
             let too_big = e.raw_os_error() == Some(libc::EFBIG);
             let mut err = Error::io(format!("cannot allocate {len} bytes"), e);
+            // Say how much was asked and how much there is (the bare
+            // "filesystem is full" puzzles on an almost empty disk).
+            let free = match sys::free_bytes(file) {
+                Ok(f) => format!("{f} bytes ({}) are free there", human_bytes(f)),
+                Err(_) => "the free space there is unknown".to_string(),
+            };
+            let asked = format!("{len} bytes ({})", human_bytes(len));
             if too_big {
                 err = Error::new(
                     ErrorKind::InvalidInput,
-                    format!("cannot create a file of {len} bytes: larger than this filesystem allows; choose a smaller array"),
+                    format!("cannot create a file of {asked}: larger than this filesystem allows ({free}); choose a smaller array"),
+                );
+            } else if err.kind() == ErrorKind::NoSpace {
+                err = Error::new(
+                    ErrorKind::NoSpace,
+                    format!("not enough space in {}: the file needs {asked}, but only {free}; free space or choose a smaller array", dir.display()),
                 );
             } else if err.kind() == ErrorKind::Io {
                 // e.g. EOPNOTSUPP on exotic filesystems: say what to do.
@@ -832,5 +844,22 @@ pub fn resolve_location(loc: &str) -> Result<PathBuf> {
     match loc.strip_prefix("shm:") {
         Some(name) => shm_path(name),
         None => Ok(PathBuf::from(loc)),
+    }
+}
+
+/// `n` bytes in the largest binary unit that keeps it at least 1
+/// (`1.5 GiB`), for messages.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
     }
 }

@@ -353,7 +353,18 @@ fn a_full_disk_fails_at_create_and_leaves_nothing() {
     let p = mnt.join("big.npy");
     let err = SharedArray::<f64>::create(&p, &[1 << 20]).unwrap_err(); // 8 MiB
     assert_eq!(err.kind(), ErrorKind::NoSpace, "{err}");
-    assert!(err.to_string().contains("full"), "{err}");
+    // How much was asked and how much is free, not a bare "full".
+    let msg = err.to_string();
+    assert!(msg.contains("not enough space"), "{err}");
+    let number_after = |s: &str, key: &str| -> u64 {
+        s.split(key)
+            .nth(1)
+            .and_then(|t| t.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no byte count after {key:?} in {s}"))
+    };
+    assert!(number_after(&msg, "the file needs ") >= 8 << 20, "{msg}");
+    assert!(number_after(&msg, "but only ") <= 1 << 20, "{msg}");
     assert!(
         dir_entries(&mnt).is_empty(),
         "left behind: {:?}",
@@ -372,7 +383,12 @@ fn a_full_disk_fails_at_create_and_leaves_nothing() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1);
+    assert!(
+        stderr.contains("the file needs ") && stderr.contains("are free"),
+        "{stderr}"
+    );
     assert!(dir_entries(&mnt).is_empty());
     // Import of something too big fails the same way.
     let src = dir.path().join("src.npy");
