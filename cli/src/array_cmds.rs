@@ -180,7 +180,7 @@ fn create(args: CreateArgs) -> Result<()> {
 }
 
 /// numpy's spelling of a shape: `()`, `(5,)`, `(3, 4)`.
-fn shape_text(shape: &[usize]) -> String {
+pub(crate) fn shape_text(shape: &[usize]) -> String {
     match shape {
         [d] => format!("({d},)"),
         _ => format!(
@@ -194,7 +194,7 @@ fn shape_text(shape: &[usize]) -> String {
     }
 }
 
-fn human_bytes(n: u64) -> String {
+pub(crate) fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
     if n < 1024 {
         return format!("{n} B");

@@ -1,11 +1,12 @@
 //! The `sharray` command-line tool: create, inspect, check, import/export,
-//! push/pop and watch shared arrays, rings and queues.
+//! push/pop and watch shared arrays, rings and queues; list and delete them.
 //!
 //! Exit codes: 0 success, 1 error, 2 usage error, 3 timeout (a lock or an
 //! event did not come in time). Errors are one line on stderr.
 
 mod args;
 mod array_cmds;
+mod fs_cmds;
 mod pool_cmds;
 mod ring_cmds;
 
@@ -27,6 +28,8 @@ enum Cmd {
     Pool(pool_cmds::PoolCmd),
     #[command(flatten)]
     Ring(ring_cmds::RingCmd),
+    #[command(flatten)]
+    Fs(fs_cmds::FsCmd),
 }
 
 /// Rust ignores SIGPIPE, so printing to a closed pipe (`sharray show BIG |
@@ -60,6 +63,7 @@ fn main() {
         Cmd::Array(c) => array_cmds::run(c),
         Cmd::Pool(c) => pool_cmds::run(c),
         Cmd::Ring(c) => ring_cmds::run(c),
+        Cmd::Fs(c) => fs_cmds::run(c),
     };
     if let Err(e) = result {
         eprintln!("sharray: {e}");

@@ -6,7 +6,7 @@
 mod common;
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -219,4 +219,95 @@ fn small_texts() {
     let out = common::cli_run(&["ring", "--help"]);
     let help = String::from_utf8_lossy(&out.stdout);
     assert!(!help.contains("inspect rings"), "{help}");
+}
+
+/// `sharray ls DIR` lists arrays, rings and queues (not other files) with
+/// kind, dtype, shape and live participants; `sharray rm` refuses other
+/// files and a ring a live process holds, unless `--force`.
+#[test]
+fn ls_and_rm() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let a = format!("{d}/a.npy");
+    let r = format!("{d}/r");
+    let t = format!("{d}/t.txt");
+    let run_ok = |args: &[&str]| {
+        let out = common::cli_run(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run_ok(&["create", &a, "--dtype", "f4", "--shape", "3,4"]);
+    run_ok(&[
+        "ring",
+        "create",
+        &r,
+        "--dtype",
+        "u1",
+        "--frame-shape",
+        "4",
+        "--slots",
+        "2",
+    ]);
+    std::fs::write(&t, "not sharray").unwrap();
+    let ls = |want_live: u64| -> bool {
+        let v: serde_json::Value = serde_json::from_str(&run_ok(&["ls", d, "--json"])).unwrap();
+        let rows = v.as_array().unwrap();
+        assert_eq!(rows.len(), 2, "{v}");
+        assert_eq!(rows[0]["kind"], "array");
+        assert_eq!(rows[0]["dtype"], "<f4");
+        assert_eq!(rows[0]["shape"], serde_json::json!([3, 4]));
+        assert!(rows[0]["live"].is_null());
+        assert_eq!(rows[1]["kind"], "ring");
+        rows[1]["live"] == want_live
+    };
+    assert!(ls(0));
+    let text = run_ok(&["ls", d]);
+    assert!(text.starts_with("KIND"), "{text}");
+    assert!(
+        text.contains("array  <f4") && text.contains("(3, 4)"),
+        "{text}"
+    );
+    assert!(!text.contains("t.txt"), "{text}");
+
+    // A file that is not sharray's stays.
+    let out = common::cli_run(&["rm", &t]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a sharray file"));
+    assert!(Path::new(&t).exists());
+
+    // A consumer waits on the ring: rm refuses, --force removes.
+    let mut pop = common::cli()
+        .args(["pop", &r, &format!("{d}/out.npy"), "--timeout", "60"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while !ls(1) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the consumer never attached"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = common::cli_run(&["rm", &r]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("1 live participant") && err.contains("--force"),
+        "{err}"
+    );
+    assert!(Path::new(&r).exists());
+    run_ok(&["rm", "--force", &r]);
+    assert!(!Path::new(&r).exists());
+    common::sigkill(&mut pop);
+
+    run_ok(&["rm", &a]);
+    assert!(!Path::new(&a).exists());
+    let out = common::cli_run(&["rm", &a]);
+    assert_eq!(out.status.code(), Some(1));
 }
