@@ -35,6 +35,7 @@ fn copy_with_progress(src: &[u8], dst: &mut [u8], progress: &mut dyn FnMut(u64, 
 pub struct CopyOptions {
     mode: u32,
     lock_timeout: Option<Duration>,
+    allow_other_owner: bool,
 }
 
 impl Default for CopyOptions {
@@ -42,6 +43,7 @@ impl Default for CopyOptions {
         CopyOptions {
             mode: 0o600,
             lock_timeout: None,
+            allow_other_owner: false,
         }
     }
 }
@@ -64,6 +66,19 @@ impl CopyOptions {
     pub fn lock_timeout(mut self, timeout: Option<Duration>) -> CopyOptions {
         self.lock_timeout = timeout;
         self
+    }
+
+    /// Accept a source file owned by another user (refused by default, as
+    /// [`OpenOptions::allow_other_owner`]).
+    pub fn allow_other_owner(mut self, yes: bool) -> CopyOptions {
+        self.allow_other_owner = yes;
+        self
+    }
+
+    fn source(&self) -> OpenOptions {
+        OpenOptions::new()
+            .read_only(true)
+            .allow_other_owner(self.allow_other_owner)
     }
 
     /// The permission bits set by [`CopyOptions::mode`].
@@ -125,7 +140,7 @@ pub fn import_npy_with(
     opts: CopyOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<UntypedArray> {
-    let src = OpenOptions::new().read_only(true).open_untyped(src)?;
+    let src = opts.source().open_untyped(src)?;
     let guard = src.read_wait(opts.wait())?;
     // The data is copied into the unpublished file: `dst` appears only once
     // complete, even if this process is killed mid-copy.
@@ -193,7 +208,7 @@ pub fn export_npy_with(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<()> {
     let dst = dst.as_ref();
-    let map = Mapping::open(src.as_ref(), OpenOptions::new().read_only(true).flags())?;
+    let map = Mapping::open(src.as_ref(), opts.source().flags())?;
     let header = map.header().clone();
     let lock = map.shared_file().lock(LockMode::Shared, opts.wait())?;
     // The read lock is held: cooperating peers do not write the data.

@@ -168,7 +168,7 @@ impl SharedFile {
             return Err(Error::new(
                 ErrorKind::PermissionDenied,
                 format!(
-                    "file belongs to uid {} and we are uid {}; open it with allow_other_owner(true) if you trust that user",
+                    "file belongs to uid {} and we are uid {}; open it with allow_other_owner(true) (the command line: --allow-other-owner) if you trust that user",
                     meta.uid(),
                     sys::euid()
                 ),

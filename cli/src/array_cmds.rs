@@ -30,6 +30,8 @@ pub enum ArrayCmd {
         /// Print one JSON object instead of a summary.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        owner: OwnerArgs,
     },
     /// Validate every invariant of a file; exit 0 only if all hold.
     Check {
@@ -47,6 +49,8 @@ pub enum ArrayCmd {
         max: usize,
         #[command(flatten)]
         lock: LockArgs,
+        #[command(flatten)]
+        owner: OwnerArgs,
     },
     /// Copy a plain .npy into a new sharray file (dtype, shape, order and bytes kept).
     Import {
@@ -59,6 +63,8 @@ pub enum ArrayCmd {
         mode: u32,
         #[command(flatten)]
         lock: LockArgs,
+        #[command(flatten)]
+        owner: OwnerArgs,
     },
     /// Copy an array into a new plain .npy exactly as numpy's np.save writes it.
     Export {
@@ -71,6 +77,8 @@ pub enum ArrayCmd {
         mode: u32,
         #[command(flatten)]
         lock: LockArgs,
+        #[command(flatten)]
+        owner: OwnerArgs,
     },
 }
 
@@ -81,6 +89,15 @@ pub struct LockArgs {
     /// without it, wait as long as it takes.
     #[arg(long, value_name = "SECONDS", value_parser = crate::args::parse_seconds)]
     lock_timeout: Option<Duration>,
+}
+
+/// `--allow-other-owner`, shared by the commands that open a file to read.
+#[derive(Args)]
+pub struct OwnerArgs {
+    /// Accept a file owned by another user (refused by default: that
+    /// user's bytes decide what this command reads).
+    #[arg(long)]
+    allow_other_owner: bool,
 }
 
 /// Memory order on the command line.
@@ -135,21 +152,42 @@ fn invalid(message: impl Into<String>) -> Error {
 pub fn run(cmd: ArrayCmd) -> Result<()> {
     match cmd {
         ArrayCmd::Create(args) => create(args),
-        ArrayCmd::Info { path, json } => info(&path, json),
+        ArrayCmd::Info { path, json, owner } => info(&path, json, owner.allow_other_owner),
         ArrayCmd::Check { path, lock } => check(&path, lock.lock_timeout),
-        ArrayCmd::Show { path, max, lock } => show(&path, max, lock.lock_timeout),
+        ArrayCmd::Show {
+            path,
+            max,
+            lock,
+            owner,
+        } => show(&path, max, lock.lock_timeout, owner.allow_other_owner),
         ArrayCmd::Import {
             src,
             dst,
             mode,
             lock,
-        } => copy(&src, &dst, mode, lock.lock_timeout, true),
+            owner,
+        } => copy(
+            &src,
+            &dst,
+            mode,
+            lock.lock_timeout,
+            owner.allow_other_owner,
+            true,
+        ),
         ArrayCmd::Export {
             src,
             dst,
             mode,
             lock,
-        } => copy(&src, &dst, mode, lock.lock_timeout, false),
+            owner,
+        } => copy(
+            &src,
+            &dst,
+            mode,
+            lock.lock_timeout,
+            owner.allow_other_owner,
+            false,
+        ),
     }
 }
 
@@ -253,8 +291,10 @@ fn info_json(i: &Info) -> serde_json::Value {
     })
 }
 
-fn info(loc: &str, json: bool) -> Result<()> {
-    let i = sharray::inspect(location(loc)?)?;
+fn info(loc: &str, json: bool, allow_other_owner: bool) -> Result<()> {
+    let i = sharray::OpenOptions::new()
+        .allow_other_owner(allow_other_owner)
+        .inspect(location(loc)?)?;
     if i.kind == FileKind::Npy && i.data_offset == 4096 {
         // A sharray file that lost its control block looks like a plain
         // .npy; `check` knows the signs (cheap for a plain file).
@@ -267,7 +307,9 @@ fn info(loc: &str, json: bool) -> Result<()> {
         if i.kind == FileKind::Queue {
             v["queue"] = crate::pool_cmds::queue_info_json(&i.path)?;
         }
-        if let Some(r) = crate::ring_cmds::ring_info_json(&i.path)? {
+        if i.kind == FileKind::Ring
+            && let Some(r) = crate::ring_cmds::ring_info_json(&i.path)?
+        {
             v["ring"] = r;
         }
         println!("{v}");
@@ -307,7 +349,9 @@ fn info(loc: &str, json: bool) -> Result<()> {
     if i.kind == FileKind::Queue {
         print!("{}", crate::pool_cmds::queue_info_text(&i.path)?);
     }
-    if let Some(r) = crate::ring_cmds::ring_info_json(&i.path)? {
+    if i.kind == FileKind::Ring
+        && let Some(r) = crate::ring_cmds::ring_info_json(&i.path)?
+    {
         println!("ring state:");
         print!("{}", text_of_json(&r, 1));
     }
@@ -382,9 +426,17 @@ fn check(loc: &str, lock_timeout: Option<Duration>) -> Result<()> {
     .at(&path))
 }
 
-fn show(loc: &str, max: usize, lock_timeout: Option<Duration>) -> Result<()> {
+fn show(
+    loc: &str,
+    max: usize,
+    lock_timeout: Option<Duration>,
+    allow_other_owner: bool,
+) -> Result<()> {
     let path = location(loc)?;
-    let a = UntypedArray::open_read_only(&path)?;
+    let a = sharray::OpenOptions::new()
+        .read_only(true)
+        .allow_other_owner(allow_other_owner)
+        .open_untyped(&path)?;
     let guard = match lock_timeout {
         Some(t) => a.read_timeout(t)?,
         None => a.read()?,
@@ -435,10 +487,14 @@ fn copy(
     dst: &str,
     mode: u32,
     lock_timeout: Option<Duration>,
+    allow_other_owner: bool,
     import: bool,
 ) -> Result<()> {
     let (src, dst) = (location(src)?, location(dst)?);
-    let opts = CopyOptions::new().mode(mode).lock_timeout(lock_timeout);
+    let opts = CopyOptions::new()
+        .mode(mode)
+        .lock_timeout(lock_timeout)
+        .allow_other_owner(allow_other_owner);
     if import {
         let mut bar = progress_bar("importing");
         sharray::import_npy_with(&src, &dst, opts, &mut bar)?;

@@ -311,3 +311,45 @@ fn ls_and_rm() {
     let out = common::cli_run(&["rm", &a]);
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// A file of another user: `info`, `show`, `export` and `import` refuse
+/// it, naming `--allow-other-owner`, and read it with that option.
+#[test]
+fn allow_other_owner_on_the_commands_that_read() {
+    if sharray::sys::euid() != 0 {
+        eprintln!("skipped: giving a file to another user needs root");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let a = format!("{d}/theirs.npy");
+    let out = common::cli_run(&["create", &a, "--dtype", "u1", "--shape", "3", "--fill", "7"]);
+    assert!(out.status.success());
+    std::os::unix::fs::chown(&a, Some(65534), Some(65534)).unwrap();
+    let cases: [Vec<String>; 4] = [
+        vec!["info".into(), a.clone()],
+        vec!["show".into(), a.clone()],
+        vec!["export".into(), a.clone(), format!("{d}/e.npy")],
+        vec!["import".into(), a.clone(), format!("{d}/i.npy")],
+    ];
+    for args in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = common::cli_run(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("--allow-other-owner"), "{args:?}: {err}");
+        let mut with = args.clone();
+        with.push("--allow-other-owner");
+        let out = common::cli_run(&with);
+        assert!(
+            out.status.success(),
+            "{with:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if args[0] == "show" {
+            assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[7 7 7]");
+        }
+    }
+    assert!(Path::new(&format!("{d}/e.npy")).exists());
+    assert!(Path::new(&format!("{d}/i.npy")).exists());
+}
