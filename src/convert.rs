@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::array::{OpenOptions, Order, UntypedArray};
 use crate::error::{Error, ErrorKind, Result};
-use crate::file::{LockMode, Wait, create_file};
+use crate::file::{LockMode, Wait, create_file_with};
 use crate::format::npy::{Dtype, NpyHeader};
 use crate::mapping::Mapping;
 
@@ -36,6 +36,7 @@ pub struct CopyOptions {
     mode: u32,
     lock_timeout: Option<Duration>,
     allow_other_owner: bool,
+    replace: bool,
 }
 
 impl Default for CopyOptions {
@@ -44,6 +45,7 @@ impl Default for CopyOptions {
             mode: 0o600,
             lock_timeout: None,
             allow_other_owner: false,
+            replace: false,
         }
     }
 }
@@ -72,6 +74,16 @@ impl CopyOptions {
     /// [`OpenOptions::allow_other_owner`]).
     pub fn allow_other_owner(mut self, yes: bool) -> CopyOptions {
         self.allow_other_owner = yes;
+        self
+    }
+
+    /// For [`export_npy_with`]: replace an existing regular file at `dst`
+    /// atomically (the new file is written unnamed and renamed over the old
+    /// name; a process that maps the old file keeps it intact). Without it
+    /// an existing `dst` is an [`ErrorKind::AlreadyExists`] error.
+    /// [`import_npy_with`] never replaces and refuses this option.
+    pub fn replace(mut self, yes: bool) -> CopyOptions {
+        self.replace = yes;
         self
     }
 
@@ -140,6 +152,12 @@ pub fn import_npy_with(
     opts: CopyOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<UntypedArray> {
+    if opts.replace {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "import never replaces a file: CopyOptions::replace is for export_npy_with",
+        ));
+    }
     let src = opts.source().open_untyped(src)?;
     let guard = src.read_wait(opts.wait())?;
     // The data is copied into the unpublished file: `dst` appears only once
@@ -212,7 +230,14 @@ pub fn export_npy_with(
     let header = map.header().clone();
     let lock = map.shared_file().lock(LockMode::Shared, opts.wait())?;
     // The read lock is held: cooperating peers do not write the data.
-    write_npy_file(dst, &header, map_bytes(&map), opts.mode, progress)?;
+    write_npy_file(
+        dst,
+        &header,
+        map_bytes(&map),
+        opts.mode,
+        opts.replace,
+        progress,
+    )?;
     drop(lock);
     Ok(())
 }
@@ -260,7 +285,7 @@ pub fn write_npy(
         )
         .at(path));
     }
-    write_npy_file(path, &header, data, mode, &mut |_, _| {})
+    write_npy_file(path, &header, data, mode, false, &mut |_, _| {})
 }
 
 fn write_npy_file(
@@ -268,13 +293,14 @@ fn write_npy_file(
     header: &NpyHeader,
     data: &[u8],
     mode: u32,
+    replace: bool,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<()> {
     let hdr = header.emit_standard();
     let total = (hdr.len() as u64)
         .checked_add(data.len() as u64)
         .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "array too large"))?;
-    create_file(dst, total, mode, true, |f| {
+    create_file_with(dst, total, mode, true, replace, |f| {
         use std::io::Write;
         let mut w = std::io::BufWriter::with_capacity(CHUNK, f);
         w.write_all(&hdr)

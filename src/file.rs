@@ -579,6 +579,22 @@ pub(crate) fn create_file<R>(
     preallocate: bool,
     init: impl FnOnce(&File) -> Result<R>,
 ) -> Result<(Arc<SharedFile>, R)> {
+    create_file_with(path, len, mode, preallocate, false, init)
+}
+
+/// [`create_file`], or with `replace` a file that takes the place of an
+/// existing regular file at `path` atomically: the new file is completed
+/// unnamed (or under a temporary name) and renamed over the old name, so the
+/// old inode stays intact for whoever still maps it, and readers of the name
+/// see either the old file or the complete new one.
+pub(crate) fn create_file_with<R>(
+    path: &Path,
+    len: u64,
+    mode: u32,
+    preallocate: bool,
+    replace: bool,
+    init: impl FnOnce(&File) -> Result<R>,
+) -> Result<(Arc<SharedFile>, R)> {
     let path = &resolve_path(path)?;
     if mode > 0o777 {
         return Err(Error::new(
@@ -594,6 +610,14 @@ pub(crate) fn create_file<R>(
             return Err(Error::new(
                 ErrorKind::AlreadyExists,
                 "a symlink exists at this path; sharray never overwrites or follows it, remove it or pick another path",
+            )
+            .at(path));
+        }
+        Ok(m) if replace && m.file_type().is_file() => {}
+        Ok(_) if replace => {
+            return Err(Error::new(
+                ErrorKind::NotARegularFile,
+                "something other than a regular file is at this path; only a regular file is replaced",
             )
             .at(path));
         }
@@ -669,7 +693,12 @@ pub(crate) fn create_file<R>(
         .metadata()
         .map_err(|e| Error::io("cannot stat", e).at(path))?;
     crate::fail::point("file.create.filled");
-    let file = tmp.publish(name).map_err(|err| {
+    let published = if replace {
+        tmp.publish_replacing(name)
+    } else {
+        tmp.publish(name)
+    };
+    let file = published.map_err(|err| {
         if err.kind() == io::ErrorKind::AlreadyExists {
             Error::new(
                 ErrorKind::AlreadyExists,
@@ -758,6 +787,29 @@ impl Unpublished {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Put the file in place as `name`, replacing what is there (renaming
+    /// over it; an unnamed file first gets a temporary name), and return it.
+    fn publish_replacing(mut self, name: &std::ffi::OsStr) -> io::Result<File> {
+        use std::os::fd::AsFd;
+        let tmp = match self.named.take() {
+            Some(tmp) => tmp,
+            None => loop {
+                let t = std::ffi::OsString::from(format!(".sharray-tmp-{:016x}", temp_suffix()));
+                match sys::link_unnamed(self.file.as_fd(), self.dir.as_fd(), &t) {
+                    Ok(()) => break t,
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(e),
+                }
+            },
+        };
+        if let Err(e) = sys::rename_replace(self.dir.as_fd(), &tmp, name) {
+            // Dropping `self` with the temporary name removes it.
+            self.named = Some(tmp);
+            return Err(e);
+        }
+        self.file.try_clone()
     }
 
     /// Link the file into place as `name`, never replacing an entry, and

@@ -72,6 +72,11 @@ pub enum ArrayCmd {
         src: String,
         /// The new .npy file.
         dst: String,
+        /// Replace an existing DST atomically: the new file is written under
+        /// a temporary name and renamed over it (a process mapping the old
+        /// file keeps it intact).
+        #[arg(long)]
+        force: bool,
         /// Permission bits of the new file, in octal.
         #[arg(long, default_value = "600", value_parser = crate::args::parse_mode)]
         mode: u32,
@@ -172,11 +177,12 @@ pub fn run(cmd: ArrayCmd) -> Result<()> {
             mode,
             lock.lock_timeout,
             owner.allow_other_owner,
-            true,
+            None,
         ),
         ArrayCmd::Export {
             src,
             dst,
+            force,
             mode,
             lock,
             owner,
@@ -186,7 +192,7 @@ pub fn run(cmd: ArrayCmd) -> Result<()> {
             mode,
             lock.lock_timeout,
             owner.allow_other_owner,
-            false,
+            Some(force),
         ),
     }
 }
@@ -488,13 +494,16 @@ fn copy(
     mode: u32,
     lock_timeout: Option<Duration>,
     allow_other_owner: bool,
-    import: bool,
+    // `None` for import, `Some(replace)` for export.
+    export: Option<bool>,
 ) -> Result<()> {
+    let import = export.is_none();
     let (src, dst) = (location(src)?, location(dst)?);
     let opts = CopyOptions::new()
         .mode(mode)
         .lock_timeout(lock_timeout)
-        .allow_other_owner(allow_other_owner);
+        .allow_other_owner(allow_other_owner)
+        .replace(export == Some(true));
     if import {
         let mut bar = progress_bar("importing");
         sharray::import_npy_with(&src, &dst, opts, &mut bar)?;

@@ -522,6 +522,20 @@ pub fn link_unnamed(
     }
 }
 
+/// Rename `from` to `to` within `dir`, atomically replacing `to` if it
+/// exists (`renameat(2)`).
+pub fn rename_replace(
+    dir: std::os::fd::BorrowedFd<'_>,
+    from: &std::ffi::OsStr,
+    to: &std::ffi::OsStr,
+) -> io::Result<()> {
+    let f = c_path(std::path::Path::new(from))?;
+    let t = c_path(std::path::Path::new(to))?;
+    let d = dir.as_raw_fd();
+    // SAFETY: both strings are NUL-terminated and alive for the call.
+    cvt(unsafe { libc::renameat(d, f.as_ptr(), d, t.as_ptr()) }).map(drop)
+}
+
 /// Rename `from` to `to` within `dir`, never replacing `to` (`EEXIST`):
 /// `renameat2(2)` with `RENAME_NOREPLACE`, or, where the filesystem does not
 /// support it (`EINVAL`), `linkat(2)` then `unlinkat(2)` of `from`.
