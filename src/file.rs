@@ -674,7 +674,7 @@ pub(crate) fn create_file_with<R>(
             } else if err.kind() == ErrorKind::NoSpace {
                 err = Error::new(
                     ErrorKind::NoSpace,
-                    format!("not enough space in {}: the file needs {asked}, but only {free}; free space or choose a smaller array", dir.display()),
+                    format!("the filesystem of {} is too full: the file needs {asked}, but only {free}; free space or choose a smaller array", dir.display()),
                 );
             } else if err.kind() == ErrorKind::Io {
                 // e.g. EOPNOTSUPP on exotic filesystems: say what to do.

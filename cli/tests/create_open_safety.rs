@@ -355,7 +355,7 @@ fn a_full_disk_fails_at_create_and_leaves_nothing() {
     assert_eq!(err.kind(), ErrorKind::NoSpace, "{err}");
     // How much was asked and how much is free, not a bare "full".
     let msg = err.to_string();
-    assert!(msg.contains("not enough space"), "{err}");
+    assert!(msg.contains("too full"), "{err}");
     let number_after = |s: &str, key: &str| -> u64 {
         s.split(key)
             .nth(1)
