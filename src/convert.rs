@@ -269,7 +269,38 @@ pub fn write_npy(
     data: &[u8],
     mode: u32,
 ) -> Result<()> {
-    let path = path.as_ref();
+    write_npy_impl(path.as_ref(), dtype, shape, order, data, mode, false)
+}
+
+/// [`write_npy`] that replaces an existing regular file at `path`
+/// atomically: the new file is written unnamed (or under a temporary name)
+/// and renamed over the old name, so a process that maps the old file keeps
+/// it intact and readers of the name see the old or the complete new file.
+///
+/// # Errors
+///
+/// As [`write_npy`], except that an existing regular file is replaced;
+/// [`ErrorKind::NotARegularFile`] if something else is at `path`.
+pub fn write_npy_replacing(
+    path: impl AsRef<Path>,
+    dtype: &Dtype,
+    shape: &[usize],
+    order: Order,
+    data: &[u8],
+    mode: u32,
+) -> Result<()> {
+    write_npy_impl(path.as_ref(), dtype, shape, order, data, mode, true)
+}
+
+fn write_npy_impl(
+    path: &Path,
+    dtype: &Dtype,
+    shape: &[usize],
+    order: Order,
+    data: &[u8],
+    mode: u32,
+    replace: bool,
+) -> Result<()> {
     let header = NpyHeader {
         dtype: dtype.clone(),
         fortran_order: order == Order::F,
@@ -285,7 +316,7 @@ pub fn write_npy(
         )
         .at(path));
     }
-    write_npy_file(path, &header, data, mode, false, &mut |_, _| {})
+    write_npy_file(path, &header, data, mode, replace, &mut |_, _| {})
 }
 
 fn write_npy_file(

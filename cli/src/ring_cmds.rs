@@ -36,11 +36,15 @@ pub enum RingCmd {
     Pop {
         /// The ring.
         path: String,
-        /// Output .npy file (must not exist).
+        /// Output .npy file (must not exist, unless --force).
         out: PathBuf,
         /// Give up after this many seconds (exit code 3).
         #[arg(long, value_name = "S")]
         timeout: Option<f64>,
+        /// Replace an existing OUT atomically (written under a temporary
+        /// name and renamed over it; a process mapping the old file keeps it).
+        #[arg(long)]
+        force: bool,
     },
     /// Receive N frames as a subscriber and write them as DIR/frame_000000.npy, ...
     Subscribe {
@@ -131,7 +135,12 @@ pub fn run(cmd: RingCmd) -> sharray::Result<()> {
             timeout,
             tag,
         } => push(&path, &frame, timeout_of(timeout)?, tag),
-        RingCmd::Pop { path, out, timeout } => pop(&path, &out, timeout_of(timeout)?),
+        RingCmd::Pop {
+            path,
+            out,
+            timeout,
+            force,
+        } => pop(&path, &out, timeout_of(timeout)?, force),
         RingCmd::Subscribe {
             path,
             count,
@@ -252,17 +261,28 @@ fn exists(out: &Path) -> Error {
     .at(out)
 }
 
-/// Write a plain .npy (numpy's own header) atomically, never overwriting.
-fn write_npy(out: &Path, dtype: &Dtype, shape: &[usize], data: &[u8]) -> sharray::Result<()> {
-    sharray::write_npy(out, dtype, shape, sharray::Order::C, data, 0o600)
+/// Write a plain .npy (numpy's own header) atomically, never overwriting
+/// (unless `force`: then replacing an existing file atomically).
+fn write_npy(
+    out: &Path,
+    dtype: &Dtype,
+    shape: &[usize],
+    data: &[u8],
+    force: bool,
+) -> sharray::Result<()> {
+    if force {
+        sharray::write_npy_replacing(out, dtype, shape, sharray::Order::C, data, 0o600)
+    } else {
+        sharray::write_npy(out, dtype, shape, sharray::Order::C, data, 0o600)
+    }
 }
 
 /// Save the frame while its lease is held; if that fails (full disk, a path
 /// that appeared meanwhile...), give the frame back unconsumed so the next
 /// consumer gets it, and report the write error. Consumes the lease either
 /// way (released only after the file is published).
-fn save(ring: &Ring, f: ReadLease, out: &Path) -> sharray::Result<()> {
-    match write_npy(out, ring.dtype(), ring.frame_shape(), f.slot_bytes()) {
+fn save(ring: &Ring, f: ReadLease, out: &Path, force: bool) -> sharray::Result<()> {
+    match write_npy(out, ring.dtype(), ring.frame_shape(), f.slot_bytes(), force) {
         Ok(()) => Ok(()),
         Err(e) => {
             let what = match f.give_back() {
@@ -274,10 +294,10 @@ fn save(ring: &Ring, f: ReadLease, out: &Path) -> sharray::Result<()> {
     }
 }
 
-fn pop(path: &str, out: &Path, timeout: Option<Duration>) -> sharray::Result<()> {
+fn pop(path: &str, out: &Path, timeout: Option<Duration>, force: bool) -> sharray::Result<()> {
     let p = sharray::resolve_location(path)?;
     let ring = Ring::open(&p)?;
-    if out.symlink_metadata().is_ok() {
+    if !force && out.symlink_metadata().is_ok() {
         return Err(exists(out));
     }
     let c = ring.consumer()?;
@@ -291,7 +311,7 @@ fn pop(path: &str, out: &Path, timeout: Option<Duration>) -> sharray::Result<()>
         f.valid_len(),
         f.lost()
     );
-    save(&ring, f, out)?;
+    save(&ring, f, out, force)?;
     println!("{line}");
     Ok(())
 }
@@ -313,7 +333,7 @@ fn subscribe(path: &str, count: u64, dir: &Path, timeout: Option<Duration>) -> s
         if f.lost() > 0 {
             eprintln!("sharray: lost {} frames before seq {}", f.lost(), f.seq());
         }
-        save(&ring, f, &dir.join(format!("frame_{i:06}.npy")))?;
+        save(&ring, f, &dir.join(format!("frame_{i:06}.npy")), false)?;
     }
     Ok(())
 }

@@ -407,3 +407,48 @@ fn export_force_replaces_atomically() {
     assert_eq!(o.status.code(), Some(1));
     assert!(Path::new(&format!("{d}/sub")).is_dir());
 }
+
+/// `pop --force` replaces an existing output file atomically (new inode);
+/// without it the frame stays in the ring and the file is untouched.
+#[test]
+fn pop_force_replaces_atomically() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let (r, f, out) = (
+        format!("{d}/r"),
+        format!("{d}/f.npy"),
+        format!("{d}/out.npy"),
+    );
+    let run = |args: &[&str]| {
+        let o = common::cli_run(args);
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    };
+    run(&[
+        "ring",
+        "create",
+        &r,
+        "--dtype",
+        "u1",
+        "--frame-shape",
+        "4",
+        "--slots",
+        "2",
+    ]);
+    run(&["create", &f, "--dtype", "u1", "--shape", "4", "--fill", "9"]);
+    run(&["export", &f, &format!("{d}/plain.npy")]);
+    run(&["push", &r, &format!("{d}/plain.npy")]);
+    std::fs::write(&out, b"old").unwrap();
+    let ino = std::fs::metadata(&out).unwrap().ino();
+    let o = common::cli_run(&["pop", &r, &out, "--timeout", "5"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(std::fs::read(&out).unwrap(), b"old");
+    run(&["pop", &r, &out, "--timeout", "5", "--force"]);
+    assert_ne!(std::fs::metadata(&out).unwrap().ino(), ino);
+    let a = sharray::UntypedArray::open_read_only(&out).unwrap();
+    assert_eq!(a.read().unwrap().bytes(), &[9, 9, 9, 9]);
+}
