@@ -17,8 +17,10 @@ use crate::array_cmds::{human_bytes, shape_text};
 /// Commands on files.
 #[derive(Subcommand)]
 pub enum FsCmd {
-    /// List the sharray files (arrays, rings, queues) of a directory with
-    /// kind, dtype, shape, size and live participants.
+    /// List the arrays, rings and queues of a directory (default /dev/shm).
+    ///
+    /// With kind, dtype, shape, file size and live participants (attached
+    /// ring producers and consumers, registered queue workers).
     Ls {
         /// The directory (default /dev/shm).
         #[arg(default_value = "/dev/shm")]
@@ -27,9 +29,11 @@ pub enum FsCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Delete sharray files. Refuses files that are not sharray arrays,
-    /// rings or queues, and rings or queues a live process is attached to
-    /// (unless --force). Processes that have the file mapped keep it.
+    /// Delete sharray files (not while a live process holds a ring or queue).
+    ///
+    /// Refuses files that are not sharray arrays, rings or queues, and rings
+    /// or queues a live process is attached to (unless --force). Processes
+    /// that have the file mapped keep it.
     Rm {
         /// Paths, or shm:NAME for /dev/shm/NAME.
         #[arg(required = true)]

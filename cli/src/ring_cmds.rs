@@ -29,7 +29,7 @@ pub enum RingCmd {
         #[arg(long, default_value_t = 0)]
         tag: u64,
     },
-    /// Receive one frame and write it to a new .npy file (never overwrites).
+    /// Receive one frame and write it to a new .npy file (never overwrites unless --force).
     ///
     /// Queue mode: the next frame. Broadcast mode: attaches as a one-shot
     /// subscriber and writes the next frame committed after that.
