@@ -9,11 +9,20 @@
 //! once a second. Exits when the producer has closed the stream and the ring
 //! is drained (a producer that is restarted, or killed, does not end it).
 
+mod common;
+
+const USAGE: &str = "usage: consumer [PATH]\n\
+\n\
+Receives frames from the ring at PATH (default shm:sharray-example-ring, made by\n\
+the producer example), checks each, and prints rate, latency and losses once a\n\
+second. Exits when the producer has gone and the ring is drained.";
+
 use std::time::{Duration, Instant};
 
 use sharray::{ErrorKind, Ring};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    common::start(USAGE);
     let loc = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "shm:sharray-example-ring".into());

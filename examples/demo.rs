@@ -6,6 +6,14 @@
 //! Run it with `cargo run --release --example demo`, then look at the file
 //! from numpy with the one-liner it prints.
 
+mod common;
+
+const USAGE: &str = "usage: demo\n\
+\n\
+Creates a shared array in the temp directory and runs worker processes that\n\
+update it under the write lock while a watcher checks it never sees a\n\
+half-done update.";
+
 use std::process::{Child, Command};
 use std::time::Duration;
 
@@ -17,6 +25,7 @@ const ROUNDS: u64 = 50;
 const COLS: usize = 1 << 16; // 4 rows x 64 Ki f64 = 2 MiB
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    common::start(USAGE);
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("worker") => worker(&args[2], args[3].parse()?),

@@ -11,6 +11,13 @@
 //! releases the lock. Prints `ok FINAL_GENERATION` and exits 0, or prints the
 //! error and exits 1.
 
+mod common;
+
+const USAGE: &str = "usage: lock_counter PATH ROUNDS\n\
+\n\
+Opens the <i8 array at PATH and ROUNDS times takes the write lock, checks\n\
+that all elements are equal and adds 1 to each. Prints `ok GENERATION`.";
+
 use sharray::SharedArray;
 
 fn run() -> Result<u64, Box<dyn std::error::Error>> {
@@ -38,6 +45,7 @@ fn run() -> Result<u64, Box<dyn std::error::Error>> {
 }
 
 fn main() {
+    common::start(USAGE);
     match run() {
         Ok(generation) => println!("ok {generation}"),
         Err(e) => {

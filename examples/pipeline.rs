@@ -13,6 +13,14 @@
 //! every frame was delivered exactly once (queue) or to every consumer
 //! (broadcast) and prints frames/s and GB/s.
 
+mod common;
+
+const USAGE: &str = "usage: pipeline [--frame-mib 8] [--seconds 10] [--frames N] [--consumers 3]\n\
+\x20               [--mode queue|broadcast] [--slots K]\n\
+\n\
+One producer process and N consumer processes over one ring of large frames;\n\
+prints frames/s and GB/s and checks every frame was delivered.";
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -129,6 +137,7 @@ fn consumer(path: &str) {
 }
 
 fn main() {
+    common::start(USAGE);
     if let Ok(role) = std::env::var(ROLE) {
         let args: Vec<String> = std::env::args().collect();
         match role.as_str() {

@@ -12,11 +12,20 @@
 //! then the producer closes the stream: consumers drain it and exit. Each run
 //! reopens the stream (a consumer left running keeps receiving).
 
+mod common;
+
+const USAGE: &str = "usage: producer [PATH] [FRAMES] [FPS]\n\
+\n\
+Creates the ring at PATH (default shm:sharray-example-ring) if needed and\n\
+commits FRAMES (default 300) 480x640x3 uint8 frames at FPS (default 30;\n\
+0 = as fast as possible). Run the consumer example next to it.";
+
 use std::time::{Duration, Instant};
 
 use sharray::{Dtype, ErrorKind, Ring};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    common::start(USAGE);
     let args: Vec<String> = std::env::args().skip(1).collect();
     let loc = args
         .first()

@@ -18,6 +18,14 @@
 //! has `--max-frames` frames. Both print one JSON line: frames, bad frames,
 //! lost frames, bytes, seconds, frames_per_s, gb_per_s.
 
+mod common;
+
+const USAGE: &str = "usage: ring_peer produce PATH [--frames N] [--seconds S] [--fps F]\n\
+\x20      ring_peer consume PATH [--max-frames N] [--timeout S]\n\
+\n\
+A Rust producer or consumer for an existing ring of uint64 frames; prints one\n\
+JSON line with frames, bad and lost frames, bytes and rates.";
+
 use std::time::{Duration, Instant};
 
 use sharray::{ErrorKind, Ring};
@@ -158,6 +166,7 @@ fn consume(ring: &Ring, o: &Opts) -> sharray::Result<()> {
 }
 
 fn main() {
+    common::start(USAGE);
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage = "usage: ring_peer produce|consume PATH [--frames N] [--max-frames N] [--seconds S] [--fps F] [--timeout S] [--no-close] [--reopen]";
     let (Some(role), Some(path)) = (args.first(), args.get(1)) else {

@@ -17,6 +17,13 @@
 //! values); its chunk is re-queued, another worker redoes it, and the output
 //! still verifies.
 
+mod common;
+
+const USAGE: &str = "usage: worker_pool [--mib 1024] [--workers N] [--chunk-mib 1] [--dir DIR] [--kill-one]\n\
+\n\
+A process pool computing out = 2 * in + 1 chunk by chunk over shared arrays\n\
+and a work queue; verifies the output and prints chunks/s and GB/s.";
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -81,6 +88,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Args {
 }
 
 fn main() {
+    common::start(USAGE);
     let mut args = std::env::args().skip(1).peekable();
     if args.peek().map(String::as_str) == Some("--worker") {
         args.next();

@@ -130,6 +130,17 @@ impl OpenOptions {
         self
     }
 
+    /// [`inspect`] with these options (it always maps read-only; use
+    /// [`OpenOptions::allow_other_owner`] for a file of another user).
+    ///
+    /// # Errors
+    ///
+    /// As [`inspect`].
+    pub fn inspect(self, path: impl AsRef<Path>) -> Result<Info> {
+        let map = Mapping::open(path.as_ref(), self.read_only(true).flags())?;
+        Ok(info_of(&map))
+    }
+
     pub(crate) fn flags(self) -> OpenFlags {
         OpenFlags {
             writable: !self.read_only,
@@ -180,8 +191,7 @@ impl OpenOptions {
 ///
 /// As [`OpenOptions::open_untyped`] (but rings and queues are accepted).
 pub fn inspect(path: impl AsRef<Path>) -> Result<Info> {
-    let map = Mapping::open(path.as_ref(), OpenOptions::new().read_only(true).flags())?;
-    Ok(info_of(&map))
+    OpenOptions::new().inspect(path)
 }
 
 pub(crate) fn info_of(map: &Mapping) -> Info {

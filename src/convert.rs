@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::array::{OpenOptions, Order, UntypedArray};
 use crate::error::{Error, ErrorKind, Result};
-use crate::file::{LockMode, Wait, create_file};
+use crate::file::{LockMode, Wait, create_file_with};
 use crate::format::npy::{Dtype, NpyHeader};
 use crate::mapping::Mapping;
 
@@ -35,6 +35,8 @@ fn copy_with_progress(src: &[u8], dst: &mut [u8], progress: &mut dyn FnMut(u64, 
 pub struct CopyOptions {
     mode: u32,
     lock_timeout: Option<Duration>,
+    allow_other_owner: bool,
+    replace: bool,
 }
 
 impl Default for CopyOptions {
@@ -42,6 +44,8 @@ impl Default for CopyOptions {
         CopyOptions {
             mode: 0o600,
             lock_timeout: None,
+            allow_other_owner: false,
+            replace: false,
         }
     }
 }
@@ -64,6 +68,29 @@ impl CopyOptions {
     pub fn lock_timeout(mut self, timeout: Option<Duration>) -> CopyOptions {
         self.lock_timeout = timeout;
         self
+    }
+
+    /// Accept a source file owned by another user (refused by default, as
+    /// [`OpenOptions::allow_other_owner`]).
+    pub fn allow_other_owner(mut self, yes: bool) -> CopyOptions {
+        self.allow_other_owner = yes;
+        self
+    }
+
+    /// For [`export_npy_with`]: replace an existing regular file at `dst`
+    /// atomically (the new file is written unnamed and renamed over the old
+    /// name; a process that maps the old file keeps it intact). Without it
+    /// an existing `dst` is an [`ErrorKind::AlreadyExists`] error.
+    /// [`import_npy_with`] never replaces and refuses this option.
+    pub fn replace(mut self, yes: bool) -> CopyOptions {
+        self.replace = yes;
+        self
+    }
+
+    fn source(&self) -> OpenOptions {
+        OpenOptions::new()
+            .read_only(true)
+            .allow_other_owner(self.allow_other_owner)
     }
 
     /// The permission bits set by [`CopyOptions::mode`].
@@ -125,7 +152,13 @@ pub fn import_npy_with(
     opts: CopyOptions,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<UntypedArray> {
-    let src = OpenOptions::new().read_only(true).open_untyped(src)?;
+    if opts.replace {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "import never replaces a file: CopyOptions::replace is for export_npy_with",
+        ));
+    }
+    let src = opts.source().open_untyped(src)?;
     let guard = src.read_wait(opts.wait())?;
     // The data is copied into the unpublished file: `dst` appears only once
     // complete, even if this process is killed mid-copy.
@@ -193,11 +226,18 @@ pub fn export_npy_with(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<()> {
     let dst = dst.as_ref();
-    let map = Mapping::open(src.as_ref(), OpenOptions::new().read_only(true).flags())?;
+    let map = Mapping::open(src.as_ref(), opts.source().flags())?;
     let header = map.header().clone();
     let lock = map.shared_file().lock(LockMode::Shared, opts.wait())?;
     // The read lock is held: cooperating peers do not write the data.
-    write_npy_file(dst, &header, map_bytes(&map), opts.mode, progress)?;
+    write_npy_file(
+        dst,
+        &header,
+        map_bytes(&map),
+        opts.mode,
+        opts.replace,
+        progress,
+    )?;
     drop(lock);
     Ok(())
 }
@@ -229,7 +269,38 @@ pub fn write_npy(
     data: &[u8],
     mode: u32,
 ) -> Result<()> {
-    let path = path.as_ref();
+    write_npy_impl(path.as_ref(), dtype, shape, order, data, mode, false)
+}
+
+/// [`write_npy`] that replaces an existing regular file at `path`
+/// atomically: the new file is written unnamed (or under a temporary name)
+/// and renamed over the old name, so a process that maps the old file keeps
+/// it intact and readers of the name see the old or the complete new file.
+///
+/// # Errors
+///
+/// As [`write_npy`], except that an existing regular file is replaced;
+/// [`ErrorKind::NotARegularFile`] if something else is at `path`.
+pub fn write_npy_replacing(
+    path: impl AsRef<Path>,
+    dtype: &Dtype,
+    shape: &[usize],
+    order: Order,
+    data: &[u8],
+    mode: u32,
+) -> Result<()> {
+    write_npy_impl(path.as_ref(), dtype, shape, order, data, mode, true)
+}
+
+fn write_npy_impl(
+    path: &Path,
+    dtype: &Dtype,
+    shape: &[usize],
+    order: Order,
+    data: &[u8],
+    mode: u32,
+    replace: bool,
+) -> Result<()> {
     let header = NpyHeader {
         dtype: dtype.clone(),
         fortran_order: order == Order::F,
@@ -245,7 +316,7 @@ pub fn write_npy(
         )
         .at(path));
     }
-    write_npy_file(path, &header, data, mode, &mut |_, _| {})
+    write_npy_file(path, &header, data, mode, replace, &mut |_, _| {})
 }
 
 fn write_npy_file(
@@ -253,13 +324,14 @@ fn write_npy_file(
     header: &NpyHeader,
     data: &[u8],
     mode: u32,
+    replace: bool,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<()> {
     let hdr = header.emit_standard();
     let total = (hdr.len() as u64)
         .checked_add(data.len() as u64)
         .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "array too large"))?;
-    create_file(dst, total, mode, true, |f| {
+    create_file_with(dst, total, mode, true, replace, |f| {
         use std::io::Write;
         let mut w = std::io::BufWriter::with_capacity(CHUNK, f);
         w.write_all(&hdr)

@@ -168,7 +168,7 @@ impl SharedFile {
             return Err(Error::new(
                 ErrorKind::PermissionDenied,
                 format!(
-                    "file belongs to uid {} and we are uid {}; open it with allow_other_owner(true) if you trust that user",
+                    "file belongs to uid {} and we are uid {}; open it with allow_other_owner(true) (the command line: --allow-other-owner) if you trust that user",
                     meta.uid(),
                     sys::euid()
                 ),
@@ -579,6 +579,22 @@ pub(crate) fn create_file<R>(
     preallocate: bool,
     init: impl FnOnce(&File) -> Result<R>,
 ) -> Result<(Arc<SharedFile>, R)> {
+    create_file_with(path, len, mode, preallocate, false, init)
+}
+
+/// [`create_file`], or with `replace` a file that takes the place of an
+/// existing regular file at `path` atomically: the new file is completed
+/// unnamed (or under a temporary name) and renamed over the old name, so the
+/// old inode stays intact for whoever still maps it, and readers of the name
+/// see either the old file or the complete new one.
+pub(crate) fn create_file_with<R>(
+    path: &Path,
+    len: u64,
+    mode: u32,
+    preallocate: bool,
+    replace: bool,
+    init: impl FnOnce(&File) -> Result<R>,
+) -> Result<(Arc<SharedFile>, R)> {
     let path = &resolve_path(path)?;
     if mode > 0o777 {
         return Err(Error::new(
@@ -594,6 +610,14 @@ pub(crate) fn create_file<R>(
             return Err(Error::new(
                 ErrorKind::AlreadyExists,
                 "a symlink exists at this path; sharray never overwrites or follows it, remove it or pick another path",
+            )
+            .at(path));
+        }
+        Ok(m) if replace && m.file_type().is_file() => {}
+        Ok(_) if replace => {
+            return Err(Error::new(
+                ErrorKind::NotARegularFile,
+                "something other than a regular file is at this path; only a regular file is replaced",
             )
             .at(path));
         }
@@ -635,10 +659,22 @@ pub(crate) fn create_file<R>(
         sys::fallocate(file, 0, len).map_err(|e| {
             let too_big = e.raw_os_error() == Some(libc::EFBIG);
             let mut err = Error::io(format!("cannot allocate {len} bytes"), e);
+            // Say how much was asked and how much there is (the bare
+            // "filesystem is full" puzzles on an almost empty disk).
+            let free = match sys::free_bytes(file) {
+                Ok(f) => format!("{f} bytes ({}) are free there", human_bytes(f)),
+                Err(_) => "the free space there is unknown".to_string(),
+            };
+            let asked = format!("{len} bytes ({})", human_bytes(len));
             if too_big {
                 err = Error::new(
                     ErrorKind::InvalidInput,
-                    format!("cannot create a file of {len} bytes: larger than this filesystem allows; choose a smaller array"),
+                    format!("cannot create a file of {asked}: larger than this filesystem allows ({free}); choose a smaller array"),
+                );
+            } else if err.kind() == ErrorKind::NoSpace {
+                err = Error::new(
+                    ErrorKind::NoSpace,
+                    format!("the filesystem of {} is too full: the file needs {asked}, but only {free}; free space or choose a smaller array", dir.display()),
                 );
             } else if err.kind() == ErrorKind::Io {
                 // e.g. EOPNOTSUPP on exotic filesystems: say what to do.
@@ -657,7 +693,12 @@ pub(crate) fn create_file<R>(
         .metadata()
         .map_err(|e| Error::io("cannot stat", e).at(path))?;
     crate::fail::point("file.create.filled");
-    let file = tmp.publish(name).map_err(|err| {
+    let published = if replace {
+        tmp.publish_replacing(name)
+    } else {
+        tmp.publish(name)
+    };
+    let file = published.map_err(|err| {
         if err.kind() == io::ErrorKind::AlreadyExists {
             Error::new(
                 ErrorKind::AlreadyExists,
@@ -748,6 +789,29 @@ impl Unpublished {
         }
     }
 
+    /// Put the file in place as `name`, replacing what is there (renaming
+    /// over it; an unnamed file first gets a temporary name), and return it.
+    fn publish_replacing(mut self, name: &std::ffi::OsStr) -> io::Result<File> {
+        use std::os::fd::AsFd;
+        let tmp = match self.named.take() {
+            Some(tmp) => tmp,
+            None => loop {
+                let t = std::ffi::OsString::from(format!(".sharray-tmp-{:016x}", temp_suffix()));
+                match sys::link_unnamed(self.file.as_fd(), self.dir.as_fd(), &t) {
+                    Ok(()) => break t,
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(e),
+                }
+            },
+        };
+        if let Err(e) = sys::rename_replace(self.dir.as_fd(), &tmp, name) {
+            // Dropping `self` with the temporary name removes it.
+            self.named = Some(tmp);
+            return Err(e);
+        }
+        self.file.try_clone()
+    }
+
     /// Link the file into place as `name`, never replacing an entry, and
     /// return it opened through that name (a description opened while the
     /// file had no name shows as deleted in `/proc/PID/maps` and `lsof`).
@@ -832,5 +896,22 @@ pub fn resolve_location(loc: &str) -> Result<PathBuf> {
     match loc.strip_prefix("shm:") {
         Some(name) => shm_path(name),
         None => Ok(PathBuf::from(loc)),
+    }
+}
+
+/// `n` bytes in the largest binary unit that keeps it at least 1
+/// (`1.5 GiB`), for messages.
+fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
     }
 }

@@ -135,6 +135,7 @@ pub use array::{
 pub use check::{Problem, check};
 pub use convert::{
     CopyOptions, export_npy, export_npy_with, import_npy, import_npy_with, write_npy,
+    write_npy_replacing,
 };
 pub use element::{Bool, Element};
 pub use error::{Error, ErrorKind, Result};

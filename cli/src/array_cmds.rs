@@ -30,6 +30,8 @@ pub enum ArrayCmd {
         /// Print one JSON object instead of a summary.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        owner: OwnerArgs,
     },
     /// Validate every invariant of a file; exit 0 only if all hold.
     Check {
@@ -47,6 +49,8 @@ pub enum ArrayCmd {
         max: usize,
         #[command(flatten)]
         lock: LockArgs,
+        #[command(flatten)]
+        owner: OwnerArgs,
     },
     /// Copy a plain .npy into a new sharray file (dtype, shape, order and bytes kept).
     Import {
@@ -59,6 +63,8 @@ pub enum ArrayCmd {
         mode: u32,
         #[command(flatten)]
         lock: LockArgs,
+        #[command(flatten)]
+        owner: OwnerArgs,
     },
     /// Copy an array into a new plain .npy exactly as numpy's np.save writes it.
     Export {
@@ -66,11 +72,18 @@ pub enum ArrayCmd {
         src: String,
         /// The new .npy file.
         dst: String,
+        /// Replace an existing DST atomically: the new file is written under
+        /// a temporary name and renamed over it (a process mapping the old
+        /// file keeps it intact).
+        #[arg(long)]
+        force: bool,
         /// Permission bits of the new file, in octal.
         #[arg(long, default_value = "600", value_parser = crate::args::parse_mode)]
         mode: u32,
         #[command(flatten)]
         lock: LockArgs,
+        #[command(flatten)]
+        owner: OwnerArgs,
     },
 }
 
@@ -81,6 +94,15 @@ pub struct LockArgs {
     /// without it, wait as long as it takes.
     #[arg(long, value_name = "SECONDS", value_parser = crate::args::parse_seconds)]
     lock_timeout: Option<Duration>,
+}
+
+/// `--allow-other-owner`, shared by the commands that open a file to read.
+#[derive(Args)]
+pub struct OwnerArgs {
+    /// Accept a file owned by another user (refused by default: that
+    /// user's bytes decide what this command reads).
+    #[arg(long)]
+    pub allow_other_owner: bool,
 }
 
 /// Memory order on the command line.
@@ -135,21 +157,43 @@ fn invalid(message: impl Into<String>) -> Error {
 pub fn run(cmd: ArrayCmd) -> Result<()> {
     match cmd {
         ArrayCmd::Create(args) => create(args),
-        ArrayCmd::Info { path, json } => info(&path, json),
+        ArrayCmd::Info { path, json, owner } => info(&path, json, owner.allow_other_owner),
         ArrayCmd::Check { path, lock } => check(&path, lock.lock_timeout),
-        ArrayCmd::Show { path, max, lock } => show(&path, max, lock.lock_timeout),
+        ArrayCmd::Show {
+            path,
+            max,
+            lock,
+            owner,
+        } => show(&path, max, lock.lock_timeout, owner.allow_other_owner),
         ArrayCmd::Import {
             src,
             dst,
             mode,
             lock,
-        } => copy(&src, &dst, mode, lock.lock_timeout, true),
+            owner,
+        } => copy(
+            &src,
+            &dst,
+            mode,
+            lock.lock_timeout,
+            owner.allow_other_owner,
+            None,
+        ),
         ArrayCmd::Export {
             src,
             dst,
+            force,
             mode,
             lock,
-        } => copy(&src, &dst, mode, lock.lock_timeout, false),
+            owner,
+        } => copy(
+            &src,
+            &dst,
+            mode,
+            lock.lock_timeout,
+            owner.allow_other_owner,
+            Some(force),
+        ),
     }
 }
 
@@ -180,7 +224,7 @@ fn create(args: CreateArgs) -> Result<()> {
 }
 
 /// numpy's spelling of a shape: `()`, `(5,)`, `(3, 4)`.
-fn shape_text(shape: &[usize]) -> String {
+pub(crate) fn shape_text(shape: &[usize]) -> String {
     match shape {
         [d] => format!("({d},)"),
         _ => format!(
@@ -194,7 +238,7 @@ fn shape_text(shape: &[usize]) -> String {
     }
 }
 
-fn human_bytes(n: u64) -> String {
+pub(crate) fn human_bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
     if n < 1024 {
         return format!("{n} B");
@@ -253,8 +297,10 @@ fn info_json(i: &Info) -> serde_json::Value {
     })
 }
 
-fn info(loc: &str, json: bool) -> Result<()> {
-    let i = sharray::inspect(location(loc)?)?;
+fn info(loc: &str, json: bool, allow_other_owner: bool) -> Result<()> {
+    let i = sharray::OpenOptions::new()
+        .allow_other_owner(allow_other_owner)
+        .inspect(location(loc)?)?;
     if i.kind == FileKind::Npy && i.data_offset == 4096 {
         // A sharray file that lost its control block looks like a plain
         // .npy; `check` knows the signs (cheap for a plain file).
@@ -267,7 +313,9 @@ fn info(loc: &str, json: bool) -> Result<()> {
         if i.kind == FileKind::Queue {
             v["queue"] = crate::pool_cmds::queue_info_json(&i.path)?;
         }
-        if let Some(r) = crate::ring_cmds::ring_info_json(&i.path)? {
+        if i.kind == FileKind::Ring
+            && let Some(r) = crate::ring_cmds::ring_info_json(&i.path, allow_other_owner)?
+        {
             v["ring"] = r;
         }
         println!("{v}");
@@ -307,14 +355,44 @@ fn info(loc: &str, json: bool) -> Result<()> {
     if i.kind == FileKind::Queue {
         print!("{}", crate::pool_cmds::queue_info_text(&i.path)?);
     }
-    if let Some(r) = crate::ring_cmds::ring_info_json(&i.path)? {
-        let pretty = serde_json::to_string_pretty(&r).unwrap_or_default();
+    if i.kind == FileKind::Ring
+        && let Some(r) = crate::ring_cmds::ring_info_json(&i.path, allow_other_owner)?
+    {
         println!("ring state:");
-        for line in pretty.lines() {
-            println!("  {line}");
-        }
+        print!("{}", text_of_json(&r, 1));
     }
     Ok(())
+}
+
+/// A JSON object as indented `key: value` lines (the text form of `info`;
+/// `--json` gives the JSON itself).
+fn text_of_json(v: &serde_json::Value, depth: usize) -> String {
+    use serde_json::Value;
+    let pad = "  ".repeat(depth);
+    let mut out = String::new();
+    let Value::Object(m) = v else {
+        return format!("{pad}{v}\n");
+    };
+    for (k, val) in m {
+        match val {
+            Value::Object(_) => {
+                out += &format!("{pad}{k}:\n{}", text_of_json(val, depth + 1));
+            }
+            Value::Array(items) if items.iter().any(Value::is_object) => {
+                out += &format!("{pad}{k}:{}\n", if items.is_empty() { " none" } else { "" });
+                for (n, item) in items.iter().enumerate() {
+                    out += &format!("{pad}  - #{n}\n{}", text_of_json(item, depth + 2));
+                }
+            }
+            Value::Array(items) => {
+                let parts: Vec<String> = items.iter().map(Value::to_string).collect();
+                out += &format!("{pad}{k}: [{}]\n", parts.join(", "));
+            }
+            Value::String(s) => out += &format!("{pad}{k}: {s}\n"),
+            _ => out += &format!("{pad}{k}: {val}\n"),
+        }
+    }
+    out
 }
 
 fn check(loc: &str, lock_timeout: Option<Duration>) -> Result<()> {
@@ -354,9 +432,17 @@ fn check(loc: &str, lock_timeout: Option<Duration>) -> Result<()> {
     .at(&path))
 }
 
-fn show(loc: &str, max: usize, lock_timeout: Option<Duration>) -> Result<()> {
+fn show(
+    loc: &str,
+    max: usize,
+    lock_timeout: Option<Duration>,
+    allow_other_owner: bool,
+) -> Result<()> {
     let path = location(loc)?;
-    let a = UntypedArray::open_read_only(&path)?;
+    let a = sharray::OpenOptions::new()
+        .read_only(true)
+        .allow_other_owner(allow_other_owner)
+        .open_untyped(&path)?;
     let guard = match lock_timeout {
         Some(t) => a.read_timeout(t)?,
         None => a.read()?,
@@ -407,10 +493,17 @@ fn copy(
     dst: &str,
     mode: u32,
     lock_timeout: Option<Duration>,
-    import: bool,
+    allow_other_owner: bool,
+    // `None` for import, `Some(replace)` for export.
+    export: Option<bool>,
 ) -> Result<()> {
+    let import = export.is_none();
     let (src, dst) = (location(src)?, location(dst)?);
-    let opts = CopyOptions::new().mode(mode).lock_timeout(lock_timeout);
+    let opts = CopyOptions::new()
+        .mode(mode)
+        .lock_timeout(lock_timeout)
+        .allow_other_owner(allow_other_owner)
+        .replace(export == Some(true));
     if import {
         let mut bar = progress_bar("importing");
         sharray::import_npy_with(&src, &dst, opts, &mut bar)?;

@@ -1,11 +1,12 @@
 //! The `sharray` command-line tool: create, inspect, check, import/export,
-//! push/pop and watch shared arrays, rings and queues.
+//! push/pop and watch shared arrays, rings and queues; list and delete them.
 //!
 //! Exit codes: 0 success, 1 error, 2 usage error, 3 timeout (a lock or an
 //! event did not come in time). Errors are one line on stderr.
 
 mod args;
 mod array_cmds;
+mod fs_cmds;
 mod pool_cmds;
 mod ring_cmds;
 
@@ -27,14 +28,42 @@ enum Cmd {
     Pool(pool_cmds::PoolCmd),
     #[command(flatten)]
     Ring(ring_cmds::RingCmd),
+    #[command(flatten)]
+    Fs(fs_cmds::FsCmd),
+}
+
+/// Rust ignores SIGPIPE, so printing to a closed pipe (`sharray show BIG |
+/// head -3`) fails with EPIPE and `println!` panics. Turn exactly that panic
+/// into a quiet exit 0 (the reader has what it wanted), for every command's
+/// output at once; every other panic reports as usual. (The examples do the
+/// same in `examples/common/mod.rs`.)
+fn quiet_on_closed_pipe() {
+    const EPIPE: i32 = 32; // Linux and macOS alike.
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.starts_with("failed printing to stdout")
+            && msg.contains(&std::io::Error::from_raw_os_error(EPIPE).to_string())
+        {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
 }
 
 fn main() {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     let result = match cli.cmd {
         Cmd::Array(c) => array_cmds::run(c),
         Cmd::Pool(c) => pool_cmds::run(c),
         Cmd::Ring(c) => ring_cmds::run(c),
+        Cmd::Fs(c) => fs_cmds::run(c),
     };
     if let Err(e) = result {
         eprintln!("sharray: {e}");

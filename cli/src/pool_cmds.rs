@@ -29,7 +29,11 @@ fn positive(s: &str) -> Result<usize, String> {
 pub enum QueueCmd {
     /// Create a queue file that splits N rows of axis 0 into chunks of R
     /// rows (`--rows N --chunk R`), or holds N tasks (`--tasks N`).
-    #[command(group(ArgGroup::new("size").required(true).args(["rows", "tasks"])))]
+    #[command(
+        group(ArgGroup::new("size").required(true).args(["rows", "tasks"])),
+        override_usage = "sharray queue create <PATH> --rows <N> --chunk <R> [OPTIONS]\n       \
+                          sharray queue create <PATH> --tasks <N> [OPTIONS]"
+    )]
     Create {
         /// Path of the new queue file, or shm:NAME for /dev/shm/NAME.
         path: String,
@@ -60,6 +64,9 @@ pub enum QueueCmd {
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+        /// Accept a queue file owned by another user.
+        #[arg(long)]
+        allow_other_owner: bool,
     },
     /// Wait until every chunk is done, re-queueing the chunks of dead
     /// workers meanwhile. Exits 3 on timeout.
@@ -72,11 +79,17 @@ pub enum QueueCmd {
         /// Print the final progress as JSON.
         #[arg(long)]
         json: bool,
+        /// Accept a queue file owned by another user.
+        #[arg(long)]
+        allow_other_owner: bool,
     },
     /// Re-queue the chunks of dead workers now and print how many.
     Reap {
         /// Path, or shm:NAME.
         path: String,
+        /// Accept a queue file owned by another user.
+        #[arg(long)]
+        allow_other_owner: bool,
     },
 }
 
@@ -177,6 +190,13 @@ fn progress_text(path: &Path, q: &WorkQueue, p: &QueueProgress) -> String {
     s
 }
 
+fn open(path: &Path, read_only: bool, allow_other_owner: bool) -> sharray::Result<WorkQueue> {
+    let options = sharray::OpenOptions::new()
+        .read_only(read_only)
+        .allow_other_owner(allow_other_owner);
+    WorkQueue::open_with_options(path, options)
+}
+
 /// Run a queue command.
 pub fn run(cmd: PoolCmd) -> sharray::Result<()> {
     let PoolCmd::Queue(cmd) = cmd;
@@ -204,9 +224,13 @@ pub fn run(cmd: PoolCmd) -> sharray::Result<()> {
             println!("created {} with {} chunks", path.display(), q.chunks());
             Ok(())
         }
-        QueueCmd::Status { path, json } => {
+        QueueCmd::Status {
+            path,
+            json,
+            allow_other_owner,
+        } => {
             let path = sharray::resolve_location(&path)?;
-            let q = WorkQueue::open_read_only(&path)?;
+            let q = open(&path, true, allow_other_owner)?;
             let p = q.progress();
             if json {
                 let mut v = progress_json(&p);
@@ -222,9 +246,10 @@ pub fn run(cmd: PoolCmd) -> sharray::Result<()> {
             path,
             timeout,
             json,
+            allow_other_owner,
         } => {
             let path = sharray::resolve_location(&path)?;
-            let q = WorkQueue::open(&path)?;
+            let q = open(&path, false, allow_other_owner)?;
             let p = q.wait_all(timeout)?;
             if json {
                 println!("{}", progress_json(&p));
@@ -233,9 +258,12 @@ pub fn run(cmd: PoolCmd) -> sharray::Result<()> {
             }
             Ok(())
         }
-        QueueCmd::Reap { path } => {
+        QueueCmd::Reap {
+            path,
+            allow_other_owner,
+        } => {
             let path = sharray::resolve_location(&path)?;
-            let n = WorkQueue::open(&path)?.reap()?;
+            let n = open(&path, false, allow_other_owner)?.reap()?;
             println!("re-queued {n} chunks of dead workers");
             Ok(())
         }

@@ -11,7 +11,8 @@ use sharray::{Dtype, Error, ErrorKind, ReadLease, Ring, RingStats};
 /// Commands on producer/consumer rings.
 #[derive(Subcommand)]
 pub enum RingCmd {
-    /// Create a ring, or close or reopen its stream.
+    /// Create a ring, or close or reopen its stream (`sharray info`,
+    /// `watch` and `check` inspect one).
     Ring {
         #[command(subcommand)]
         cmd: RingSub,
@@ -20,6 +21,8 @@ pub enum RingCmd {
     Push {
         /// The ring (path, or shm:NAME for /dev/shm/NAME).
         path: String,
+        #[command(flatten)]
+        owner: crate::array_cmds::OwnerArgs,
         /// A .npy file with the ring's dtype and frame shape.
         frame: PathBuf,
         /// Give up after this many seconds if no slot is free (exit code 3).
@@ -36,7 +39,7 @@ pub enum RingCmd {
         #[arg(long)]
         reopen: bool,
     },
-    /// Receive one frame and write it to a new .npy file (never overwrites).
+    /// Receive one frame and write it to a new .npy file (never overwrites unless --force).
     ///
     /// Queue mode: the next frame. Broadcast mode: attaches as a one-shot
     /// subscriber and writes the next frame committed after that. Waits for
@@ -45,16 +48,24 @@ pub enum RingCmd {
     Pop {
         /// The ring.
         path: String,
-        /// Output .npy file (must not exist).
+        #[command(flatten)]
+        owner: crate::array_cmds::OwnerArgs,
+        /// Output .npy file (must not exist, unless --force).
         out: PathBuf,
         /// Give up after this many seconds (exit code 3).
         #[arg(long, value_name = "S")]
         timeout: Option<f64>,
+        /// Replace an existing OUT atomically (written under a temporary
+        /// name and renamed over it; a process mapping the old file keeps it).
+        #[arg(long)]
+        force: bool,
     },
     /// Receive N frames as a subscriber and write them as DIR/frame_000000.npy, ...
     Subscribe {
         /// The ring.
         path: String,
+        #[command(flatten)]
+        owner: crate::array_cmds::OwnerArgs,
         /// Number of frames to write.
         #[arg(long)]
         count: u64,
@@ -69,6 +80,8 @@ pub enum RingCmd {
     Watch {
         /// The ring.
         path: String,
+        #[command(flatten)]
+        owner: crate::array_cmds::OwnerArgs,
         /// Seconds between refreshes.
         #[arg(long, value_name = "S", default_value_t = 1.0)]
         interval: f64,
@@ -141,8 +154,27 @@ fn parse_shape(s: &str) -> sharray::Result<Vec<usize>> {
     crate::args::parse_shape(s).map_err(|m| invalid(format!("invalid frame shape: {m}")))
 }
 
+/// `--allow-other-owner` of the running command (one command per process).
+static OTHER_OWNER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Open a ring, accepting one of another user if the command says so.
+fn open_ring(path: &Path) -> sharray::Result<Ring> {
+    let allow = OTHER_OWNER.load(std::sync::atomic::Ordering::Relaxed);
+    Ring::open_with_options(path, sharray::OpenOptions::new().allow_other_owner(allow))
+}
+
 /// Run a ring command.
 pub fn run(cmd: RingCmd) -> sharray::Result<()> {
+    if let RingCmd::Push { owner, .. }
+    | RingCmd::Pop { owner, .. }
+    | RingCmd::Subscribe { owner, .. }
+    | RingCmd::Watch { owner, .. } = &cmd
+    {
+        OTHER_OWNER.store(
+            owner.allow_other_owner,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
     match cmd {
         RingCmd::Ring { cmd } => match cmd {
             RingSub::Create(a) => create(a),
@@ -156,6 +188,7 @@ pub fn run(cmd: RingCmd) -> sharray::Result<()> {
             tag,
             close,
             reopen,
+            ..
         } => push(
             &path,
             &frame,
@@ -163,17 +196,25 @@ pub fn run(cmd: RingCmd) -> sharray::Result<()> {
             tag,
             PushEnd { close, reopen },
         ),
-        RingCmd::Pop { path, out, timeout } => pop(&path, &out, timeout_of(timeout)?),
+        RingCmd::Pop {
+            path,
+            out,
+            timeout,
+            force,
+            ..
+        } => pop(&path, &out, timeout_of(timeout)?, force),
         RingCmd::Subscribe {
             path,
             count,
             out_dir,
             timeout,
+            ..
         } => subscribe(&path, count, &out_dir, timeout_of(timeout)?),
         RingCmd::Watch {
             path,
             interval,
             json,
+            ..
         } => watch(&path, interval, json),
     }
 }
@@ -215,7 +256,7 @@ fn create(a: CreateArgs) -> sharray::Result<()> {
 /// is no error), close, detach.
 fn close(path: &str) -> sharray::Result<()> {
     let p = sharray::resolve_location(path)?;
-    let ring = Ring::open(&p)?;
+    let ring = open_ring(&p)?;
     let was = ring.stats().closed;
     ring.producer_reopening()?.close()?;
     println!(
@@ -229,7 +270,7 @@ fn close(path: &str) -> sharray::Result<()> {
 /// `sharray ring reopen PATH`.
 fn reopen(path: &str) -> sharray::Result<()> {
     let p = sharray::resolve_location(path)?;
-    let ring = Ring::open(&p)?;
+    let ring = open_ring(&p)?;
     let was = ring.stats().closed;
     drop(ring.producer_reopening()?);
     println!(
@@ -253,7 +294,7 @@ fn push(
     tag: u64,
     end: PushEnd,
 ) -> sharray::Result<()> {
-    let ring = Ring::open(sharray::resolve_location(path)?)?;
+    let ring = open_ring(&sharray::resolve_location(path)?)?;
     let src = sharray::UntypedArray::open_read_only(frame)?;
     if src.dtype() != ring.dtype() || src.shape() != ring.frame_shape() {
         return Err(Error::new(
@@ -340,17 +381,28 @@ fn exists(out: &Path) -> Error {
     .at(out)
 }
 
-/// Write a plain .npy (numpy's own header) atomically, never overwriting.
-fn write_npy(out: &Path, dtype: &Dtype, shape: &[usize], data: &[u8]) -> sharray::Result<()> {
-    sharray::write_npy(out, dtype, shape, sharray::Order::C, data, 0o600)
+/// Write a plain .npy (numpy's own header) atomically, never overwriting
+/// (unless `force`: then replacing an existing file atomically).
+fn write_npy(
+    out: &Path,
+    dtype: &Dtype,
+    shape: &[usize],
+    data: &[u8],
+    force: bool,
+) -> sharray::Result<()> {
+    if force {
+        sharray::write_npy_replacing(out, dtype, shape, sharray::Order::C, data, 0o600)
+    } else {
+        sharray::write_npy(out, dtype, shape, sharray::Order::C, data, 0o600)
+    }
 }
 
 /// Save the frame while its lease is held; if that fails (full disk, a path
 /// that appeared meanwhile...), give the frame back unconsumed so the next
 /// consumer gets it, and report the write error. Consumes the lease either
 /// way (released only after the file is published).
-fn save(ring: &Ring, f: ReadLease, out: &Path) -> sharray::Result<()> {
-    match write_npy(out, ring.dtype(), ring.frame_shape(), f.slot_bytes()) {
+fn save(ring: &Ring, f: ReadLease, out: &Path, force: bool) -> sharray::Result<()> {
+    match write_npy(out, ring.dtype(), ring.frame_shape(), f.slot_bytes(), force) {
         Ok(()) => Ok(()),
         Err(e) => {
             let what = match f.give_back() {
@@ -362,10 +414,10 @@ fn save(ring: &Ring, f: ReadLease, out: &Path) -> sharray::Result<()> {
     }
 }
 
-fn pop(path: &str, out: &Path, timeout: Option<Duration>) -> sharray::Result<()> {
+fn pop(path: &str, out: &Path, timeout: Option<Duration>, force: bool) -> sharray::Result<()> {
     let p = sharray::resolve_location(path)?;
-    let ring = Ring::open(&p)?;
-    if out.symlink_metadata().is_ok() {
+    let ring = open_ring(&p)?;
+    if !force && out.symlink_metadata().is_ok() {
         return Err(exists(out));
     }
     let c = ring.consumer()?;
@@ -379,14 +431,14 @@ fn pop(path: &str, out: &Path, timeout: Option<Duration>) -> sharray::Result<()>
         f.valid_len(),
         f.lost()
     );
-    save(&ring, f, out)?;
+    save(&ring, f, out, force)?;
     println!("{line}");
     Ok(())
 }
 
 fn subscribe(path: &str, count: u64, dir: &Path, timeout: Option<Duration>) -> sharray::Result<()> {
     let p = sharray::resolve_location(path)?;
-    let ring = Ring::open(&p)?;
+    let ring = open_ring(&p)?;
     std::fs::create_dir_all(dir).map_err(|e| {
         Error::new(
             ErrorKind::Io,
@@ -401,7 +453,7 @@ fn subscribe(path: &str, count: u64, dir: &Path, timeout: Option<Duration>) -> s
         if f.lost() > 0 {
             eprintln!("sharray: lost {} frames before seq {}", f.lost(), f.seq());
         }
-        save(&ring, f, &dir.join(format!("frame_{i:06}.npy")))?;
+        save(&ring, f, &dir.join(format!("frame_{i:06}.npy")), false)?;
     }
     Ok(())
 }
@@ -446,17 +498,18 @@ fn stats_json(ring: &Ring, st: &RingStats) -> Value {
 /// # Errors
 ///
 /// Errors of opening the ring.
-pub fn ring_info_json(path: &Path) -> sharray::Result<Option<Value>> {
+pub fn ring_info_json(path: &Path, allow_other_owner: bool) -> sharray::Result<Option<Value>> {
     if sharray::inspect(path)?.kind != sharray::FileKind::Ring {
         return Ok(None);
     }
-    let ring = Ring::open(path)?;
+    OTHER_OWNER.store(allow_other_owner, std::sync::atomic::Ordering::Relaxed);
+    let ring = open_ring(path)?;
     Ok(Some(stats_json(&ring, &ring.stats())))
 }
 
 fn watch(path: &str, interval: f64, as_json: bool) -> sharray::Result<()> {
     let p = sharray::resolve_location(path)?;
-    let ring = Ring::open(&p)?;
+    let ring = open_ring(&p)?;
     if as_json {
         let v = json!({ "path": p.display().to_string(), "kind": "ring", "ring": stats_json(&ring, &ring.stats()) });
         println!("{v}");
@@ -517,20 +570,26 @@ fn watch(path: &str, interval: f64, as_json: bool) -> sharray::Result<()> {
                 q.lost
             ));
         }
-        let mut so = std::io::stdout().lock();
+        let mut text = String::new();
         if tty {
             if lines_drawn > 0 {
-                let _ = write!(so, "\x1b[{lines_drawn}A");
+                text += &format!("\x1b[{lines_drawn}A");
             }
             for l in &out {
-                let _ = writeln!(so, "\x1b[2K{l}");
+                text += &format!("\x1b[2K{l}\n");
             }
-            let _ = write!(so, "\x1b[J");
+            text += "\x1b[J";
             lines_drawn = out.len();
         } else {
-            let _ = writeln!(so, "{}", out[1..3].join("   "));
+            text += &format!("{}\n", out[1..3].join("   "));
         }
-        let _ = so.flush();
+        let mut so = std::io::stdout().lock();
+        if let Err(e) = so.write_all(text.as_bytes()).and_then(|()| so.flush()) {
+            // The reader went away (`sharray watch R | head`): stop quietly.
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                return Ok(());
+            }
+        }
         prev = st;
     }
 }

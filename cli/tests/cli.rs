@@ -121,7 +121,7 @@ fn create_with_every_spelling_and_fill() {
     assert_eq!(ok(&["show", &p("u.npy")]).trim(), "['' '']");
     // Errors: one line, exit 1.
     let e = fails(
-        &["create", &p("x.npy"), "--dtype", "float", "--shape", "2"],
+        &["create", &p("x.npy"), "--dtype", "floaty", "--shape", "2"],
         1,
     );
     assert!(e.contains("dtype"), "{e}");

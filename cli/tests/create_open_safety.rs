@@ -247,6 +247,32 @@ fn files_of_another_user_are_refused_even_for_root() {
         .open::<u8>(&path)
         .unwrap();
     assert_eq!(a.read().unwrap().len(), 4);
+    // Rings too, in the library and the CLI.
+    let ring = dir.path().join("ring.npy");
+    sharray::Ring::builder(sharray::Dtype::parse_user("uint8").unwrap(), &[4])
+        .create(&ring)
+        .unwrap();
+    std::os::unix::fs::chown(&ring, Some(65534), Some(65534)).unwrap();
+    let err = sharray::Ring::open(&ring).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::PermissionDenied, "{err}");
+    let r = sharray::Ring::open_with_options(
+        &ring,
+        sharray::OpenOptions::new().allow_other_owner(true),
+    )
+    .unwrap();
+    drop(r);
+    let rp = ring.to_str().unwrap();
+    let o = cli().args(["watch", rp, "--json"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--allow-other-owner"),
+        "{o:?}"
+    );
+    let o = cli()
+        .args(["watch", rp, "--json", "--allow-other-owner"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
 }
 
 /// A file truncated under an open handle (here: to exactly the end of its
@@ -353,7 +379,18 @@ fn a_full_disk_fails_at_create_and_leaves_nothing() {
     let p = mnt.join("big.npy");
     let err = SharedArray::<f64>::create(&p, &[1 << 20]).unwrap_err(); // 8 MiB
     assert_eq!(err.kind(), ErrorKind::NoSpace, "{err}");
-    assert!(err.to_string().contains("full"), "{err}");
+    // How much was asked and how much is free, not a bare "full".
+    let msg = err.to_string();
+    assert!(msg.contains("too full"), "{err}");
+    let number_after = |s: &str, key: &str| -> u64 {
+        s.split(key)
+            .nth(1)
+            .and_then(|t| t.split(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no byte count after {key:?} in {s}"))
+    };
+    assert!(number_after(&msg, "the file needs ") >= 8 << 20, "{msg}");
+    assert!(number_after(&msg, "but only ") <= 1 << 20, "{msg}");
     assert!(
         dir_entries(&mnt).is_empty(),
         "left behind: {:?}",
@@ -372,7 +409,12 @@ fn a_full_disk_fails_at_create_and_leaves_nothing() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(String::from_utf8_lossy(&out.stderr).lines().count(), 1);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1);
+    assert!(
+        stderr.contains("the file needs ") && stderr.contains("are free"),
+        "{stderr}"
+    );
     assert!(dir_entries(&mnt).is_empty());
     // Import of something too big fails the same way.
     let src = dir.path().join("src.npy");

@@ -345,6 +345,21 @@ impl WorkQueue {
         Self::open_with(path.as_ref(), false)
     }
 
+    /// Open a queue file with [`crate::OpenOptions`]: read-only or not, and
+    /// [`crate::OpenOptions::allow_other_owner`] for a queue of another user.
+    ///
+    /// # Errors
+    ///
+    /// As [`WorkQueue::open`].
+    pub fn open_with_options(
+        path: impl AsRef<Path>,
+        options: crate::OpenOptions,
+    ) -> Result<WorkQueue> {
+        Ok(WorkQueue {
+            shared: Arc::new(QueueShared::open(path.as_ref(), options.flags())?),
+        })
+    }
+
     fn open_with(path: &Path, writable: bool) -> Result<WorkQueue> {
         let flags = OpenFlags {
             writable,

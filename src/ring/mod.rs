@@ -377,23 +377,37 @@ impl Ring {
     /// [`ErrorKind::Unsupported`] if the file is not a ring; errors of
     /// opening arrays; [`ErrorKind::Corrupt`] for an invalid ring section.
     pub fn open(path: impl AsRef<Path>) -> Result<Ring> {
-        let path = path.as_ref();
+        Self::open_with(path.as_ref(), false)
+    }
+
+    /// Open a ring of another user: [`crate::OpenOptions::allow_other_owner`]
+    /// is the only option that applies (participants write control words,
+    /// so a ring is always opened read-write).
+    ///
+    /// # Errors
+    ///
+    /// As [`Ring::open`].
+    pub fn open_with_options(path: impl AsRef<Path>, options: crate::OpenOptions) -> Result<Ring> {
+        Self::open_with(path.as_ref(), options.flags().allow_foreign_owner)
+    }
+
+    fn open_with(path: &Path, allow_foreign_owner: bool) -> Result<Ring> {
         let map = Mapping::open(
             path,
             OpenFlags {
                 writable: true,
-                allow_foreign_owner: false,
+                allow_foreign_owner,
             },
         )?;
         match map.control().map(|c| c.kind) {
             Some(Kind::Ring) => {}
             other => {
-                let what = other.map_or("plain .npy file", |k| k.name());
+                let what = other.map_or("a plain .npy file".to_string(), |k| {
+                    format!("a sharray {}", k.name())
+                });
                 return Err(Error::new(
                     ErrorKind::Unsupported,
-                    format!(
-                        "this is a {what}, not a ring; create a ring with `sharray ring create`"
-                    ),
+                    format!("this is {what}, not a ring; create a ring with `sharray ring create`"),
                 )
                 .at(path));
             }

@@ -355,6 +355,17 @@ pub fn fs_type(fd: impl AsFd) -> io::Result<i64> {
     Ok(st.f_type as i64)
 }
 
+/// Bytes an unprivileged user may still allocate on the filesystem holding
+/// `fd` (`fstatvfs(2)`: available blocks times the fragment size).
+pub fn free_bytes(fd: impl AsFd) -> io::Result<u64> {
+    // SAFETY: all-zero is a valid statvfs; the kernel fills it.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid writable struct living across the call.
+    cvt(unsafe { libc::fstatvfs(fd.as_fd().as_raw_fd(), &mut st) })?;
+    #[allow(clippy::unnecessary_cast)]
+    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
 /// The effective user id of this process.
 pub fn euid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -509,6 +520,20 @@ pub fn link_unnamed(
         }
         r => r.map(drop),
     }
+}
+
+/// Rename `from` to `to` within `dir`, atomically replacing `to` if it
+/// exists (`renameat(2)`).
+pub fn rename_replace(
+    dir: std::os::fd::BorrowedFd<'_>,
+    from: &std::ffi::OsStr,
+    to: &std::ffi::OsStr,
+) -> io::Result<()> {
+    let f = c_path(std::path::Path::new(from))?;
+    let t = c_path(std::path::Path::new(to))?;
+    let d = dir.as_raw_fd();
+    // SAFETY: both strings are NUL-terminated and alive for the call.
+    cvt(unsafe { libc::renameat(d, f.as_ptr(), d, t.as_ptr()) }).map(drop)
 }
 
 /// Rename `from` to `to` within `dir`, never replacing `to` (`EEXIST`):

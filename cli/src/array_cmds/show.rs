@@ -10,7 +10,7 @@ use super::values::{format_elements, scalar_text};
 
 const EDGE_ITEMS: usize = 3;
 const LINE_WIDTH: usize = 75;
-/// More printed elements than this (only possible with very many
+/// More printed elements than this (a large `--max`, or very many
 /// dimensions) is refused rather than flooding the terminal.
 const MAX_PRINTED: usize = 1 << 20;
 
@@ -61,16 +61,27 @@ pub fn render(
         }
     }
     let axes: Vec<Vec<usize>> = shape.iter().map(|&n| shown(n, summarize)).collect();
-    let printed = axes
+    let count = axes
         .iter()
-        .try_fold(1usize, |acc, a| acc.checked_mul(a.len()))
-        .filter(|&n| n <= MAX_PRINTED)
-        .ok_or_else(|| {
+        .try_fold(1usize, |acc, a| acc.checked_mul(a.len()));
+    let printed = count.filter(|&n| n <= MAX_PRINTED).ok_or_else(|| {
+        let asked = match count {
+            Some(n) => format!("{n} elements"),
+            None => "more elements than a usize counts".to_string(),
+        };
+        let why = if summarize {
             format!(
-                "the array has {} dimensions, too many to print; lower --max or look at it with numpy",
+                "(the corners of {} dimensions)",
                 shape.len()
             )
-        })?;
+        } else {
+            format!("(--max {threshold} lets all of them print)")
+        };
+        format!(
+            "printing this array would write {asked} {why}, over the limit of {MAX_PRINTED} printed elements; \
+             lower --max below {MAX_PRINTED} to print its corners, or look at it with numpy"
+        )
+    })?;
     // Every printed element's flat index, in print order.
     let mut flats = Vec::with_capacity(printed);
     let mut idx = vec![0usize; shape.len()];

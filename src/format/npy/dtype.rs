@@ -69,7 +69,9 @@ impl Dtype {
                 show(t)
             )));
         }
-        let typestr = rust_name(t).or_else(|| numpy_name(t));
+        let typestr = rust_name(t)
+            .or_else(|| numpy_name(t))
+            .or_else(|| numpy_alias(t));
         let parsed = match typestr {
             Some(typestr) => parse_typestr(typestr),
             None => simple_from_str(t),
@@ -216,6 +218,48 @@ pub(super) fn numpy_name(s: &str) -> Option<&'static str> {
         "float64" => "f8",
         "complex64" => "c8",
         "complex128" => "c16",
+        _ => return None,
+    })
+}
+
+/// The other names `numpy.dtype()` takes for fixed-size types (numpy 2):
+/// C-type names, Python type names and the one-letter type codes, with the
+/// sizes of this platform's C types (as numpy itself reads them here).
+pub(super) fn numpy_alias(s: &str) -> Option<&'static str> {
+    use std::mem::size_of;
+    use std::os::raw::c_long;
+    let long = if size_of::<c_long>() == 8 { "i8" } else { "i4" };
+    let ulong = if size_of::<c_long>() == 8 { "u8" } else { "u4" };
+    let intp = if size_of::<usize>() == 8 { "i8" } else { "i4" };
+    let uintp = if size_of::<usize>() == 8 { "u8" } else { "u4" };
+    // numpy's long double is 16 bytes (x87 extended, padded, or IEEE quad)
+    // on 64-bit Linux; elsewhere its size varies, so it stays unknown.
+    let long_double = cfg!(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    ));
+    Some(match s {
+        "bool_" | "?" => "b1",
+        "byte" | "b" => "i1",
+        "ubyte" | "B" => "u1",
+        "short" | "h" => "i2",
+        "ushort" | "H" => "u2",
+        "intc" | "i" => "i4",
+        "uintc" | "I" => "u4",
+        "long" | "l" => long,
+        "ulong" | "L" => ulong,
+        "longlong" | "q" => "i8",
+        "ulonglong" | "Q" => "u8",
+        "int" | "int_" | "intp" | "p" => intp,
+        "uint" | "uintp" | "P" => uintp,
+        "half" | "e" => "f2",
+        "single" | "f" => "f4",
+        "double" | "float" | "d" => "f8",
+        "csingle" | "F" => "c8",
+        "cdouble" | "complex" | "D" => "c16",
+        "longdouble" | "float128" | "g" if long_double => "f16",
+        "clongdouble" | "complex256" | "G" if long_double => "c32",
+        "c" => "S1",
         _ => return None,
     })
 }
@@ -624,8 +668,12 @@ mod tests {
         assert!(user_err("<M8[0s]").contains("unit"));
         assert!(user_err("<M8[ns").contains("unit"));
         assert!(user_err("<f4x").contains("unexpected text"));
-        assert!(user_err("float").contains("unknown dtype"));
-        assert!(user_err("double").contains("unknown dtype"));
+        // numpy's C-type and Python names are names (see `numpy_alias`);
+        // other words are not.
+        assert!(user_err("floaty").contains("unknown dtype"));
+        assert!(user_err("float_").contains("unknown dtype"));
+        assert_eq!(Dtype::parse_user("float").unwrap().descr(), "<f8");
+        assert_eq!(Dtype::parse_user("double").unwrap().descr(), "<f8");
         assert!(user_err("").contains("no type character"));
         assert!(user_err("<").contains("no type character"));
         assert!(user_err("<q8").contains("unknown type character"));
