@@ -5,7 +5,7 @@ the Rust crate and the CLI (what is wrong and what to do), plus ``.kind`` (a
 short name such as ``"lock_timeout"``) and ``.path`` (the file concerned, or
 ``None``). Each subclass also derives from the builtin exception a Python
 programmer would expect, so ``except FileNotFoundError`` or
-``except TimeoutError`` work as usual. Those that are ``OSError``\ s carry
+``except TimeoutError`` work as usual. The ``OSError`` subclasses carry
 an ``errno`` too: the operating system's error when one caused it, else the
 usual number for the class (``NotFound``: ``ENOENT``, ``AlreadyExists``:
 ``EEXIST``, ...), as the builtin exceptions do.
