@@ -713,9 +713,8 @@ mod tests {
         let s = lit("[('c', ('<f8', (5,)), (2,))]");
         assert_eq!(s.descr(), "[('c', ('<f8', (5,)), (2,))]");
         assert_eq!(s.itemsize(), 80);
-        let s = lit(
-            "[('x', ([('a', '|i1'), ('', '|V3'), ('b', '|i1'), ('', '|V3')], (3,)), (4,))]",
-        );
+        let s =
+            lit("[('x', ([('a', '|i1'), ('', '|V3'), ('b', '|i1'), ('', '|V3')], (3,)), (4,))]");
         assert_eq!(s.itemsize(), 8 * 3 * 4);
         assert_eq!(lit(s.descr()), s);
         let s = lit("[('a', (('>i2', 3), (2, 2)))]");

@@ -648,7 +648,8 @@ mod tests {
         let text = "{'descr': [('\u{e9}', '<f4')], 'fortran_order': False, 'shape': (3, 4), }";
         let (h, _) = NpyHeader::parse(&v1_with_text(text)).unwrap();
         assert_eq!(h.dtype.descr(), "[('\u{c3}\u{a9}', '<f4')]");
-        let mut bytes = v1_with_text("{'descr': [('Q', '<f4')], 'fortran_order': False, 'shape': (3, 4), }");
+        let mut bytes =
+            v1_with_text("{'descr': [('Q', '<f4')], 'fortran_order': False, 'shape': (3, 4), }");
         let at = bytes.iter().position(|&b| b == b'Q').unwrap();
         bytes[at] = 0xe9;
         let (h, _) = NpyHeader::parse(&bytes).unwrap();
@@ -794,7 +795,12 @@ mod tests {
             fortran_order: false,
             shape: vec![1],
         };
-        assert!(u.emit_padded(4096).unwrap_err().message().contains("Latin-1"));
+        assert!(
+            u.emit_padded(4096)
+                .unwrap_err()
+                .message()
+                .contains("Latin-1")
+        );
         assert_eq!(u.emit_standard()[6], 3);
         assert!(header("<f4", false, &[1; 65]).emit_padded(4096).is_err());
     }
