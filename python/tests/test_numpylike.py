@@ -229,3 +229,27 @@ def test_documented_multiprocessing_patterns(tmp_path, method):
         # spawn/forkserver pickle the handle as its path: the worker opens it.
         assert _run(ctx, _work_on_handle, a) == 0
         assert np.array_equal(a[:], [11, 11, 11, 11])
+
+
+@pytest.mark.parametrize(
+    "dt",
+    [
+        np.dtype([("c", ("<f8", (5,)), (2,))]),  # numpy's record_arrays
+        np.dtype({"names": ["a", "", "b"], "formats": ["i4"] * 3}),  # '' is a field
+        np.dtype([("\xe9t\xe9", "<i4"), ("\xff", ">f8")]),  # Latin-1 names (1.0)
+    ],
+)
+def test_numpy_test_format_dtypes(tmp_path, dt):
+    path = str(tmp_path / "d.npy")
+    a = sharray.create(path, 3, dt)
+    assert a.dtype == dt
+    raw = np.arange(3 * dt.itemsize, dtype=np.uint8) % 251
+    a[:] = raw.view(dt)
+    assert np.load(path).tobytes() == raw.tobytes() and np.load(path).dtype == dt
+    src = str(tmp_path / "np.npy")
+    np.save(src, raw.view(dt))
+    b = sharray.import_npy(src, str(tmp_path / "imp.npy"))
+    assert b.dtype == dt and np.asarray(b).tobytes() == raw.tobytes()
+    sharray.export_npy(b.path, str(tmp_path / "exp.npy"))
+    with open(src, "rb") as f1, open(tmp_path / "exp.npy", "rb") as f2:
+        assert f1.read() == f2.read()
