@@ -612,19 +612,19 @@ fn check_layout(
             ));
         }
     }
-    if let Some(want) = shape {
-        if want != inner.array.shape() {
-            return Err(errors::new(
-                py,
-                ErrorKind::ShapeMismatch,
-                &format!(
-                    "shape mismatch: the file holds {:?} but {:?} was asked for",
-                    inner.array.shape(),
-                    want
-                ),
-                Some(&inner.path),
-            ));
-        }
+    if let Some(want) = shape
+        && want != inner.array.shape()
+    {
+        return Err(errors::new(
+            py,
+            ErrorKind::ShapeMismatch,
+            &format!(
+                "shape mismatch: the file holds {:?} but {:?} was asked for",
+                inner.array.shape(),
+                want
+            ),
+            Some(&inner.path),
+        ));
     }
     Ok(())
 }
