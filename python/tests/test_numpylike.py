@@ -7,6 +7,7 @@ import errno
 import multiprocessing
 import os
 import stat
+import threading
 
 import numpy as np
 import pytest
@@ -46,12 +47,17 @@ def test_getitem_is_a_copy_taken_under_a_read_guard(arr):
     assert np.array_equal(arr[arr[:, 0] > 5], want[want[:, 0] > 5])
     # The guard is released once the copy is made: a write lock is free.
     arr.write(timeout=0).release()
-    # ... and the read guard is needed: a held write lock blocks indexing
-    # from another handle (here: times out through the lock of another open).
+    # ... and taken for real: indexing waits while another handle writes.
     other = sharray.open(arr.path)
-    with arr.write():
-        with pytest.raises(sharray.LockTimeout):
-            other.read(timeout=0)
+    got = []
+    with other.write() as v:
+        t = threading.Thread(target=lambda: got.append(arr[0, 0]))
+        t.start()
+        t.join(0.3)
+        assert t.is_alive() and not got, "indexing did not wait for the writer"
+        v[0, 0] = 42
+    t.join(30)
+    assert got == [42]
     with pytest.raises(IndexError):
         arr[7]
 
@@ -83,15 +89,15 @@ def test_setitem_writes_under_a_write_guard(arr):
         ro[0] = 1
 
 
-def test_setitem_blocks_while_another_handle_reads(arr):
+def test_setitem_waits_while_another_handle_reads(arr):
     other = sharray.open(arr.path)
-    with other.read():
-        # Our write guard cannot be granted while another handle reads:
-        # indexing takes the same lock (checked with a non-blocking write).
-        with pytest.raises(sharray.LockTimeout):
-            arr.write(timeout=0)
-    arr[0, 0] = 9
-    assert other[0, 0] == 9
+    with other.read() as v:
+        t = threading.Thread(target=arr.__setitem__, args=((0, 0), 9))
+        t.start()
+        t.join(0.3)
+        assert t.is_alive() and v[0, 0] == 0, "assignment did not wait for the reader"
+    t.join(30)
+    assert not t.is_alive() and other[0, 0] == 9
 
 
 def test_asarray_is_a_copy(arr):
