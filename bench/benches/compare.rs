@@ -81,6 +81,7 @@ fn main() {
     let mut r = Results {
         header: header(&o, pinned, boosted),
         command: std::env::args().collect::<Vec<_>>().join(" "),
+        smoke: o.mode == Mode::Smoke,
         ..Results::default()
     };
     if o.has(Part::Throughput) {

@@ -29,6 +29,11 @@ arrays = {
     "structured": np.array([(1, 2.5, b"ab"), (3, -1.0, b"xyz")], dtype=[("n", "<i4"), ("v", "<f8"), ("s", "S3")]),
     "unicode": np.array(["hé", "wörld"], dtype="<U5"),
     "big_1mib": rng.integers(0, 255, size=(1024, 1024), dtype=np.uint8),
+    # numpy's own lib/tests/test_format.py: a sub-array of a sub-array, a
+    # field named '' that is not padding; and Latin-1 names (version 1.0).
+    "subarray_of_subarray": np.arange(40.0).view([("c", ("<f8", (5,)), (2,))]),
+    "empty_name": np.arange(9, dtype="<i4").view(np.dtype({"names": ["a", "", "b"], "formats": ["i4"] * 3})),
+    "latin1_names": np.zeros(3, dtype=[("\xe9t\xe9", "<i4"), ("\xff", ">f8")]),
 }
 for name, a in arrays.items():
     np.save(f"{d}/{name}.npy", a)

@@ -123,6 +123,16 @@ class SharedArray:
         tb: Optional[TracebackType],
     ) -> bool: ...
     def __reduce__(self) -> Tuple[Any, Tuple[str, bool]]: ...
+    def __len__(self) -> int:
+        """Length of the first axis (``TypeError`` for a 0-d array)."""
+    def __getitem__(self, key: Any) -> Any:
+        """A copy of ``view[key]`` taken under a read guard (never a view)."""
+    def __setitem__(self, key: Any, value: Any) -> None:
+        """``view[key] = value`` under a write guard (bumps the generation)."""
+    def __array__(
+        self, dtype: Optional[npt.DTypeLike] = None, copy: Optional[bool] = None
+    ) -> npt.NDArray[Any]:
+        """``np.asarray(a)``: a copy under a read guard; ``copy=False`` raises ``ValueError``."""
 
 def create(
     path: _Path,
@@ -131,8 +141,12 @@ def create(
     fill: Any = None,
     order: str = "C",
     mode: int = 0o600,
+    exist_ok: bool = False,
 ) -> SharedArray:
-    """Create a new array file (``shm:NAME`` = ``/dev/shm/NAME``); never overwrites."""
+    """Create a new array file (``shm:NAME`` = ``/dev/shm/NAME``); never overwrites.
+    With ``exist_ok=True`` an existing file of the same dtype, shape and order
+    is opened instead (``fill`` not applied); a different one raises
+    ``DtypeMismatch``/``ShapeMismatch``."""
 
 def open(
     path: _Path,

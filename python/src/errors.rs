@@ -30,8 +30,15 @@ pub(crate) fn class_name(kind: ErrorKind) -> &'static str {
     }
 }
 
-/// Build `sharray.<class>(message)` with `.kind` and `.path` set.
-pub(crate) fn make(py: Python<'_>, class: &str, message: &str, path: Option<&str>) -> PyErr {
+/// Build `sharray.<class>(message)` with `.kind` and `.path` set (and
+/// `.errno` for `OSError` subclasses: `os_errno`, else the class's `ERRNO`).
+pub(crate) fn make(
+    py: Python<'_>,
+    class: &str,
+    message: &str,
+    path: Option<&str>,
+    os_errno: Option<i32>,
+) -> PyErr {
     let build = || -> PyResult<PyErr> {
         let module = py.import("sharray._errors")?;
         let cls = module
@@ -39,6 +46,16 @@ pub(crate) fn make(py: Python<'_>, class: &str, message: &str, path: Option<&str
             .or_else(|_| module.getattr("SharrayError"))?;
         let exc = cls.call1((message,))?;
         exc.setattr("kind", cls.getattr("KIND")?)?;
+        // OSError subclasses carry an errno like the builtin ones: the OS
+        // error behind it if there was one, else the class's usual errno.
+        // (Only `errno` is set: `strerror`/`filename` would change str().)
+        if exc.is_instance_of::<pyo3::exceptions::PyOSError>() {
+            let errno = match os_errno {
+                Some(n) => n.into_pyobject(py)?.into_any(),
+                None => cls.getattr("ERRNO")?,
+            };
+            exc.setattr("errno", errno)?;
+        }
         exc.setattr("path", path.map(|p| PyString::new(py, p)))?;
         Ok(PyErr::from_value(exc))
     };
@@ -54,7 +71,28 @@ pub(crate) fn make(py: Python<'_>, class: &str, message: &str, path: Option<&str
 /// Convert a sharray error, keeping its one-line message.
 pub(crate) fn to_py(py: Python<'_>, e: &sharray::Error) -> PyErr {
     let path = e.path().map(|p| p.to_string_lossy().into_owned());
-    make(py, class_name(e.kind()), &e.to_string(), path.as_deref())
+    make(
+        py,
+        class_name(e.kind()),
+        &e.to_string(),
+        path.as_deref(),
+        os_errno(e),
+    )
+}
+
+/// The OS error number behind a sharray error, if the chain holds one.
+fn os_errno(e: &sharray::Error) -> Option<i32> {
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(n) = s
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::raw_os_error)
+        {
+            return Some(n);
+        }
+        source = s.source();
+    }
+    None
 }
 
 /// An error of `kind` raised by the binding itself (not by the crate).
@@ -63,7 +101,7 @@ pub(crate) fn new(py: Python<'_>, kind: ErrorKind, message: &str, path: Option<&
         Some(p) => format!("{p}: {message}"),
         None => message.to_string(),
     };
-    make(py, class_name(kind), &full, path)
+    make(py, class_name(kind), &full, path, None)
 }
 
 /// `?`-friendly conversion for sharray results.

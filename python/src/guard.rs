@@ -159,7 +159,7 @@ impl Guard {
         )
     }
 
-    fn view_or_make(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+    pub(crate) fn view_or_make(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let inner = {
             let state = self.state.lock();
             let Some(held) = state.as_ref() else {
@@ -224,7 +224,7 @@ impl Guard {
         }
     }
 
-    fn release_now(&self, py: Python<'_>) {
+    pub(crate) fn release_now(&self, py: Python<'_>) {
         let held = self.state.lock().take();
         if let Some(h) = held {
             release(py, h);

@@ -310,6 +310,76 @@ impl SharedArray {
         Guard::take(py, &self.get(py)?, true, timeout)
     }
 
+    /// Length of the first axis, as `len()` of a numpy array (a 0-d array
+    /// has none: `TypeError`).
+    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
+        match self.get(py)?.array.shape().first() {
+            Some(&n) => Ok(n),
+            None => Err(pyo3::exceptions::PyTypeError::new_err(
+                "len() of unsized object (a 0-d array)",
+            )),
+        }
+    }
+
+    /// `a[key]`: a copy of the selected elements, taken under a read guard
+    /// (held only while copying), as numpy indexing returns them (an array
+    /// or a scalar). Never a view: views live only inside `with a.read()`.
+    fn __getitem__(&self, py: Python<'_>, key: &Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+        with_view(py, &self.get(py)?, false, None, |view| {
+            let np = py.import("numpy")?;
+            let item = view.get_item(key)?;
+            // An array or an np.void (a record of a structured array is
+            // itself a view into the array, and `np.array(record)` still
+            // shares its memory): `.copy()`. Other numpy scalars are values.
+            if item.is_instance(&np.getattr("ndarray")?)?
+                || item.is_instance(&np.getattr("void")?)?
+            {
+                Ok(item.call_method0("copy")?.unbind())
+            } else {
+                Ok(item.unbind())
+            }
+        })
+    }
+
+    /// `a[key] = value`: writes under a write guard (held only while
+    /// writing; the generation is bumped), as numpy assignment does.
+    fn __setitem__(
+        &self,
+        py: Python<'_>,
+        key: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        with_view(py, &self.get(py)?, true, None, |view| {
+            view.set_item(key, value)
+        })
+    }
+
+    /// `np.asarray(a)` / `np.array(a)`: a copy of the whole array, taken
+    /// under a read guard. `copy=False` (numpy 2) raises `ValueError`: the
+    /// data can only be shared inside `with a.read() as view:`.
+    #[pyo3(signature = (dtype=None, copy=None))]
+    fn __array__(
+        &self,
+        py: Python<'_>,
+        dtype: Option<&Bound<'_, PyAny>>,
+        copy: Option<bool>,
+    ) -> PyResult<Py<PyAny>> {
+        if copy == Some(false) {
+            return Err(pyo3::exceptions::PyValueError::new_err(
+                "a SharedArray cannot be converted without a copy; share the data with `with a.read() as view:`",
+            ));
+        }
+        with_view(py, &self.get(py)?, false, None, |view| {
+            let kwargs = PyDict::new(py);
+            kwargs.set_item("dtype", dtype)?;
+            kwargs.set_item("copy", true)?;
+            Ok(py
+                .import("numpy")?
+                .call_method("array", (view,), Some(&kwargs))?
+                .unbind())
+        })
+    }
+
     /// The layout and generation, as `sharray.info()` returns them.
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         info_dict(py, &self.get(py)?.array.info())
@@ -360,6 +430,22 @@ impl SharedArray {
     }
 }
 
+/// Run `f` on the whole-array view of a guard taken for this call only
+/// (read or write), then release the guard (revoking the view) whatever `f`
+/// returned.
+fn with_view<T>(
+    py: Python<'_>,
+    inner: &Arc<Inner>,
+    write: bool,
+    timeout: Option<f64>,
+    f: impl FnOnce(&Bound<'_, PyAny>) -> PyResult<T>,
+) -> PyResult<T> {
+    let g = Guard::take(py, inner, write, timeout)?;
+    let out = g.view_or_make(py).and_then(|v| f(v.bind(py)));
+    g.release_now(py);
+    out
+}
+
 /// `(2, 3)`, `(5,)` or `()`, as Python prints a tuple.
 pub(crate) fn py_tuple(shape: &[usize]) -> String {
     match shape {
@@ -381,9 +467,13 @@ pub(crate) fn py_tuple(shape: &[usize]) -> String {
 /// `numpy.dtype()` accepts (structured and big-endian included; no objects).
 /// `fill` is one value for every element (default zeros). The file appears
 /// complete or not at all, is never overwritten (`sharray.AlreadyExists`),
-/// and gets permission bits `mode` regardless of the umask.
+/// and gets permission bits `mode` regardless of the umask. With
+/// `exist_ok=True` an existing file is opened instead if it holds the same
+/// dtype, shape and order (`fill` is then not applied), and refused with
+/// `sharray.DtypeMismatch` / `sharray.ShapeMismatch` if not.
 #[pyfunction]
-#[pyo3(signature = (path, shape, dtype, fill=None, order="C", mode=0o600))]
+#[pyo3(signature = (path, shape, dtype, fill=None, order="C", mode=0o600, exist_ok=false))]
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn create(
     py: Python<'_>,
     path: &Bound<'_, PyAny>,
@@ -392,6 +482,7 @@ pub(crate) fn create(
     fill: Option<&Bound<'_, PyAny>>,
     order: &str,
     mode: u32,
+    exist_ok: bool,
 ) -> PyResult<SharedArray> {
     let path = location(py, path)?;
     let shape = shape_arg(py, shape)?;
@@ -439,7 +530,34 @@ pub(crate) fn create(
         let bytes: Vec<u8> = value.call_method0("tobytes")?.extract()?;
         builder = builder.fill_bytes(&bytes);
     }
-    let array = py.detach(|| builder.create(&path)).py_err(py)?;
+    let array = match py.detach(|| builder.create(&path)) {
+        Err(e) if exist_ok && e.kind() == ErrorKind::AlreadyExists => {
+            // Re-running a script: open what is there if it is the same
+            // array (the file is never changed, `fill` is not applied).
+            let handle = SharedArray::wrap(
+                py,
+                py.detach(|| OpenOptions::new().open_untyped(&path))
+                    .py_err(py)?,
+            )?;
+            check_layout(py, handle.get(py)?.as_ref(), Some(&np_dtype), Some(&shape))?;
+            let have = handle.get(py)?.array.order();
+            if have != order {
+                return Err(errors::new(
+                    py,
+                    ErrorKind::ShapeMismatch,
+                    &format!(
+                        "order mismatch: the file is order {:?} but {:?} was asked for; remove the file or create it with order={:?}",
+                        have.as_str(),
+                        order.as_str(),
+                        have.as_str()
+                    ),
+                    Some(&handle.path),
+                ));
+            }
+            return Ok(handle);
+        }
+        other => other.py_err(py)?,
+    };
     SharedArray::wrap(py, array)
 }
 
@@ -466,7 +584,18 @@ pub(crate) fn open(
         .allow_other_owner(allow_other_owner);
     let array = py.detach(|| opts.open_untyped(&path)).py_err(py)?;
     let handle = SharedArray::wrap(py, array)?;
-    let inner = handle.get(py)?;
+    let want_shape = shape.map(|s| shape_arg(py, s)).transpose()?;
+    check_layout(py, handle.get(py)?.as_ref(), dtype, want_shape.as_deref())?;
+    Ok(handle)
+}
+
+/// Refuse a file whose dtype or shape is not the one asked for.
+fn check_layout(
+    py: Python<'_>,
+    inner: &Inner,
+    dtype: Option<&Bound<'_, PyAny>>,
+    shape: Option<&[usize]>,
+) -> PyResult<()> {
     if let Some(want) = dtype {
         let want = py.import("numpy")?.call_method1("dtype", (want,))?;
         let have = inner.dtype.bind(py);
@@ -483,22 +612,21 @@ pub(crate) fn open(
             ));
         }
     }
-    if let Some(want) = shape {
-        let want = shape_arg(py, want)?;
-        if want != inner.array.shape() {
-            return Err(errors::new(
-                py,
-                ErrorKind::ShapeMismatch,
-                &format!(
-                    "shape mismatch: the file holds {:?} but {:?} was asked for",
-                    inner.array.shape(),
-                    want
-                ),
-                Some(&inner.path),
-            ));
-        }
+    if let Some(want) = shape
+        && want != inner.array.shape()
+    {
+        return Err(errors::new(
+            py,
+            ErrorKind::ShapeMismatch,
+            &format!(
+                "shape mismatch: the file holds {:?} but {:?} was asked for",
+                inner.array.shape(),
+                want
+            ),
+            Some(&inner.path),
+        ));
     }
-    Ok(handle)
+    Ok(())
 }
 
 /// The layout of any sharray or `.npy` file, without taking locks: a dict

@@ -417,6 +417,50 @@ pub(super) fn datetime_unit(tail: &str) -> Option<String> {
     }
 }
 
+/// The format of a field: a typestr, a list of fields, or a sub-array
+/// `(format, shape)` whose format may itself be any of these (numpy's
+/// `[('c', ('<f8', (5,)), (2,))]`). A sub-array keeps its spelling (numpy
+/// does not merge nested shapes); an empty shape is dropped, as numpy does.
+fn field_format(value: &Value) -> Result<Dtype, HeaderError> {
+    match value {
+        Value::Str(s) => simple_from_str(s),
+        Value::List(inner) => structured(inner),
+        Value::Tuple(parts) => {
+            let [inner, shape] = parts.as_slice() else {
+                return Err(HeaderError::new(format!(
+                    "a sub-array format must be a (format, shape) pair, not a tuple of {} items",
+                    parts.len()
+                )));
+            };
+            let base = field_format(inner)?;
+            let dims = shape_from_value(shape)?;
+            if dims.is_empty() {
+                return Ok(base);
+            }
+            let itemsize = dims
+                .iter()
+                .try_fold(base.itemsize, |acc, &d| acc.checked_mul(d))
+                .filter(|&s| s <= MAX_BYTES)
+                .ok_or_else(|| HeaderError::new("the sub-array is too large"))?;
+            let mut descr = String::from("(");
+            descr.push_str(&base.descr_literal());
+            descr.push_str(", ");
+            py_repr_shape(&dims, &mut descr);
+            descr.push(')');
+            Ok(Dtype {
+                descr,
+                itemsize,
+                kind: None,
+                native: base.native,
+            })
+        }
+        other => Err(HeaderError::new(format!(
+            "its format must be a string, a list of fields or a (format, shape) pair, not {}",
+            other.describe()
+        ))),
+    }
+}
+
 /// A structured dtype from the list of field tuples of a descr.
 pub(super) fn structured(fields: &[Value]) -> Result<Dtype, HeaderError> {
     if fields.is_empty() {
@@ -461,26 +505,17 @@ pub(super) fn structured(fields: &[Value]) -> Result<Dtype, HeaderError> {
             }
         };
         let context = format!("field {}: ", show(name));
-        let format = match format_value {
-            Value::Str(s) => simple_from_str(s),
-            Value::List(inner) => structured(inner),
-            other => Err(HeaderError::new(format!(
-                "its format must be a string or a list of fields, not {}",
-                other.describe()
-            ))),
-        }
-        .map_err(|e| e.context(&context))?;
+        let format = field_format(format_value).map_err(|e| e.context(&context))?;
         let dims = match shape_value {
             Some(v) => shape_from_value(v).map_err(|e| e.context(&context))?,
             None => Vec::new(),
         };
-        if name.is_empty() && (title.is_some() || format.kind != Some('V')) {
-            return Err(field_err(
-                "has an empty name, which only padding fields of type 'V' may have",
-            ));
-        }
+        // As numpy's descr_to_dtype: a field named '' of a plain void type
+        // is padding (skipped, so any number of them); any other field named
+        // '' is a real field with the name ''.
+        let padding = name.is_empty() && title.is_none() && format.kind == Some('V');
         for label in title.into_iter().chain(Some(name)) {
-            if !label.is_empty() && !seen.insert(label) {
+            if !padding && !seen.insert(label) {
                 return Err(HeaderError::new(format!(
                     "the structured dtype has the field name {} twice",
                     show(label)
@@ -690,8 +725,10 @@ mod tests {
             "[('a', '<f4', (2,), 1)]",
             "[(1, '<f4')]",
             "[('a', 4)]",
-            "[('', '<f4')]",
-            "[(('t', ''), '|V4')]",
+            "[('', '<f4'), ('', '<i4')]",
+            "[('a', ('<f4', (2,), 1))]",
+            "[('a', (4, (2,)))]",
+            "[('a', ('<f4', (-1,)))]",
             "[('a', '<f4'), ('a', '<i4')]",
             "[(('a', 'b'), '<f4'), ('a', '<i4')]",
             "[('a', '<f4', (-1,))]",
@@ -714,6 +751,34 @@ mod tests {
         // One message says which field is wrong.
         let e = Dtype::from_descr_literal("[('a', '<f4'), ('b', '<x4')]").unwrap_err();
         assert!(e.message().starts_with("field 'b': '<x4'"), "{e}");
+    }
+
+    #[test]
+    fn numpy_format_test_cases() {
+        // numpy's lib/tests/test_format.py: record_arrays and
+        // test_descr_to_dtype write sub-arrays of sub-arrays as
+        // (format, shape) pairs, kept as written (numpy does not merge them).
+        let s = lit("[('c', ('<f8', (5,)), (2,))]");
+        assert_eq!(s.descr(), "[('c', ('<f8', (5,)), (2,))]");
+        assert_eq!(s.itemsize(), 80);
+        let s =
+            lit("[('x', ([('a', '|i1'), ('', '|V3'), ('b', '|i1'), ('', '|V3')], (3,)), (4,))]");
+        assert_eq!(s.itemsize(), 8 * 3 * 4);
+        assert_eq!(lit(s.descr()), s);
+        let s = lit("[('a', (('>i2', 3), (2, 2)))]");
+        assert_eq!(s.descr(), "[('a', (('>i2', (3,)), (2, 2)))]");
+        assert_eq!(s.itemsize(), 2 * 3 * 4);
+        assert!(!s.is_native_endian());
+        // An empty sub-array shape is dropped, as numpy does.
+        assert_eq!(lit("[('a', ('<f8', ()))]").descr(), "[('a', '<f8')]");
+        // A field named '' that is not padding (dt4 of test_format.py) is a
+        // field; '' padding fields of type V may repeat.
+        let s = lit("[('a', '<i4'), ('', '<i4'), ('b', '<i4')]");
+        assert_eq!(s.descr(), "[('a', '<i4'), ('', '<i4'), ('b', '<i4')]");
+        assert_eq!(s.itemsize(), 12);
+        assert_eq!(lit("[('', '<f4')]").itemsize(), 4);
+        assert_eq!(lit("[(('t', ''), '|V4')]").descr(), "[(('t', ''), '|V4')]");
+        assert_eq!(lit("[('', '|V1'), ('', '|V2'), ('', '<i4')]").itemsize(), 7);
     }
 
     #[test]

@@ -39,7 +39,7 @@ impl NpyHeader {
     /// shorter than the header: then an error saying the file is
     /// truncated). Validates the magic "\x93NUMPY", major version 1, 2 or 3
     /// (minor 0), the u16le (v1) or u32le (v2, v3) HEADER_LEN, that the
-    /// header text is ASCII (v1/v2) or UTF-8 (v3), ends in '\n', and is a
+    /// header text is Latin-1 (v1/v2, as numpy reads it) or UTF-8 (v3), ends in '\n', and is a
     /// dict literal with exactly the keys 'descr', 'fortran_order', 'shape'
     /// (any key order, optional trailing comma, arbitrary spaces; extra keys
     /// are an error; missing keys are an error). shape is a tuple of
@@ -91,14 +91,17 @@ impl NpyHeader {
                 "the .npy file is truncated: its header needs {end} bytes but only {have} are present"
             )));
         };
-        if major < 3 && !raw.is_ascii() {
-            return Err(HeaderError::new(format!(
-                "the .npy header contains non-ASCII bytes, which format version {major}.0 does not allow"
-            )));
-        }
-        let text = std::str::from_utf8(raw).map_err(|_| {
-            HeaderError::new("the .npy header of format version 3.0 is not valid UTF-8")
-        })?;
+        // As numpy's read_array_header: versions 1.0 and 2.0 are Latin-1
+        // (np.save writes field names such as 'é' that way), 3.0 is UTF-8.
+        let decoded: String;
+        let text = if major < 3 {
+            decoded = raw.iter().map(|&b| char::from(b)).collect();
+            decoded.as_str()
+        } else {
+            std::str::from_utf8(raw).map_err(|_| {
+                HeaderError::new("the .npy header of format version 3.0 is not valid UTF-8")
+            })?
+        };
         if !text.ends_with('\n') {
             return Err(HeaderError::new(
                 "the .npy header does not end with a newline",
@@ -218,7 +221,7 @@ impl NpyHeader {
     /// len + dict text + space padding + final '\n') is exactly `total_len`
     /// (sharray uses 4096, so HEADER_LEN = 4086). Error if it does not fit,
     /// if `total_len` is not a multiple of 64 or > 65535+10, if the header
-    /// text is not ASCII (field names outside ASCII need format 3.0: see
+    /// text is not Latin-1 (field names outside Latin-1 need format 3.0: see
     /// [`NpyHeader::emit_standard`]) or if the shape has more than
     /// [`MAX_NDIM`] dimensions.
     pub fn emit_padded(&self, total_len: usize) -> Result<Vec<u8>, HeaderError> {
@@ -241,12 +244,11 @@ impl NpyHeader {
                 self.shape.len()
             )));
         }
-        let text = self.dict_text();
-        if !text.is_ascii() {
+        let Some(text) = latin1(&self.dict_text()) else {
             return Err(HeaderError::new(
-                "the .npy header text is not ASCII (a field name is), which needs format version 3.0",
+                "the .npy header text is not Latin-1 (a field name is not), which needs format version 3.0",
             ));
-        }
+        };
         let needed = 10 + text.len() + 1;
         if needed > total_len {
             return Err(HeaderError::new(format!(
@@ -257,7 +259,7 @@ impl NpyHeader {
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&[1, 0]);
         out.extend_from_slice(&header_len.to_le_bytes());
-        out.extend_from_slice(text.as_bytes());
+        out.extend_from_slice(&text);
         out.resize(total_len - 1, b' ');
         out.push(b'\n');
         Ok(out)
@@ -266,7 +268,8 @@ impl NpyHeader {
     /// Emit the header numpy itself would write (np.save): version 1.0 if
     /// the header fits in u16 else 2.0, total length a multiple of 64, with
     /// numpy's spare room for the growth axis. A header whose text is not
-    /// ASCII (non-ASCII field names) is written as version 3.0 (UTF-8).
+    /// Latin-1 (field names beyond U+00FF) is written as version 3.0 (UTF-8),
+    /// as numpy does; Latin-1 text is written as Latin-1 in 1.0/2.0.
     pub fn emit_standard(&self) -> Vec<u8> {
         let mut text = self.dict_text();
         // Like numpy >= 1.23: spare spaces so that the first (C order) or
@@ -283,12 +286,16 @@ impl NpyHeader {
         }
         // numpy: hlen counts the final '\n'; pad = ALIGN - (prefix + hlen) % ALIGN
         // (a full 64 when already aligned).
+        // numpy tries 1.0, then 2.0, encoding Latin-1; a text that is not
+        // Latin-1 goes to 3.0 (UTF-8). hlen counts encoded bytes.
+        let latin = latin1(&text);
+        let text = latin.clone().unwrap_or_else(|| text.into_bytes());
         let hlen = text.len() + 1;
         let pad_v1 = ARRAY_ALIGN - (10 + hlen) % ARRAY_ALIGN;
-        let (major, prefix, pad) = if text.is_ascii() && hlen + pad_v1 <= usize::from(u16::MAX) {
+        let (major, prefix, pad) = if latin.is_some() && hlen + pad_v1 <= usize::from(u16::MAX) {
             (1u8, 10, pad_v1)
         } else {
-            let major = if text.is_ascii() { 2 } else { 3 };
+            let major = if latin.is_some() { 2 } else { 3 };
             (major, 12, ARRAY_ALIGN - (12 + hlen) % ARRAY_ALIGN)
         };
         let header_len = hlen + pad;
@@ -304,7 +311,7 @@ impl NpyHeader {
             let len = u32::try_from(header_len).unwrap_or(u32::MAX);
             out.extend_from_slice(&len.to_le_bytes());
         }
-        out.extend_from_slice(text.as_bytes());
+        out.extend_from_slice(&text);
         out.resize(out.len() + pad, b' ');
         out.push(b'\n');
         out
@@ -325,6 +332,12 @@ impl NpyHeader {
         s.push_str(", }");
         s
     }
+}
+
+/// `text` encoded as Latin-1 (one byte per char), or None if a char is
+/// above U+00FF.
+fn latin1(text: &str) -> Option<Vec<u8>> {
+    text.chars().map(|c| u8::try_from(c).ok()).collect()
 }
 
 #[cfg(test)]
@@ -630,12 +643,23 @@ mod tests {
         let mut bytes = good.clone();
         *bytes.last_mut().unwrap() = b' ';
         assert!(parse_err(&bytes).contains("newline"));
-        // Non-ASCII in v1 and v2; invalid UTF-8 in v3.
+        // v1 and v2 are Latin-1, as numpy reads them: the UTF-8 bytes of 'é'
+        // are two Latin-1 chars; invalid UTF-8 in v3 is an error.
         let text = "{'descr': [('\u{e9}', '<f4')], 'fortran_order': False, 'shape': (3, 4), }";
-        assert!(parse_err(&v1_with_text(text)).contains("ASCII"));
+        let (h, _) = NpyHeader::parse(&v1_with_text(text)).unwrap();
+        assert_eq!(h.dtype.descr(), "[('\u{c3}\u{a9}', '<f4')]");
+        let mut bytes =
+            v1_with_text("{'descr': [('Q', '<f4')], 'fortran_order': False, 'shape': (3, 4), }");
+        let at = bytes.iter().position(|&b| b == b'Q').unwrap();
+        bytes[at] = 0xe9;
+        let (h, _) = NpyHeader::parse(&bytes).unwrap();
+        assert_eq!(h.dtype.descr(), "[('\u{e9}', '<f4')]");
+        let standard = h.emit_standard();
+        assert_eq!(standard[6], 1);
+        assert!(standard.windows(3).any(|w| w == b"'\xe9'"));
         let mut bytes = v1_with_text("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }");
         bytes[40] = 0xff;
-        assert!(parse_err(&bytes).contains("ASCII"));
+        assert!(NpyHeader::parse(&bytes).is_err());
         let mut v3 = b"\x93NUMPY\x03\x00\x04\x00\x00\x00".to_vec();
         v3.extend_from_slice(b"{\xff}\n");
         assert!(parse_err(&v3).contains("UTF-8"));
@@ -755,13 +779,28 @@ mod tests {
                 .contains("multiple of 64")
         );
         assert!(h.emit_padded(usize::MAX).is_err());
-        // Non-ASCII needs version 3.0; too many dimensions.
+        // Latin-1 names fit version 1.0 (as np.save writes them); others
+        // need version 3.0; too many dimensions.
         let u = NpyHeader {
             dtype: lit("[('\u{e9}', '<f4')]"),
             fortran_order: false,
             shape: vec![1],
         };
-        assert!(u.emit_padded(4096).unwrap_err().message().contains("ASCII"));
+        let bytes = u.emit_padded(4096).unwrap();
+        assert!(bytes.windows(3).any(|w| w == b"'\xe9'"));
+        assert_eq!(NpyHeader::parse(&bytes), Ok((u.clone(), 4096)));
+        assert_eq!(u.emit_standard()[6], 1);
+        let u = NpyHeader {
+            dtype: lit("[('\u{416}', '<f4')]"),
+            fortran_order: false,
+            shape: vec![1],
+        };
+        assert!(
+            u.emit_padded(4096)
+                .unwrap_err()
+                .message()
+                .contains("Latin-1")
+        );
         assert_eq!(u.emit_standard()[6], 3);
         assert!(header("<f4", false, &[1; 65]).emit_padded(4096).is_err());
     }
@@ -890,12 +929,12 @@ mod tests {
                     prop_assert_eq!(bytes.len(), 4096);
                     prop_assert_eq!(NpyHeader::parse(&bytes), Ok((h.clone(), 4096)));
                 }
-                Err(e) => prop_assert!(!h.dict_text().is_ascii(), "{}", e),
+                Err(e) => prop_assert!(latin1(&h.dict_text()).is_none(), "{}", e),
             }
 
             let bytes = h.emit_standard();
             prop_assert_eq!(bytes.len() % 64, 0);
-            prop_assert_eq!(bytes[6], if h.dict_text().is_ascii() { 1 } else { 3 });
+            prop_assert_eq!(bytes[6], if latin1(&h.dict_text()).is_some() { 1 } else { 3 });
             prop_assert_eq!(NpyHeader::parse(&bytes), Ok((h.clone(), bytes.len())));
             // Data after the header does not matter.
             let mut with_data = bytes.clone();

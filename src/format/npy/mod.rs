@@ -9,7 +9,7 @@
 //! | 0..6 | magic `\x93NUMPY` |
 //! | 6, 7 | major and minor version: 1.0, 2.0 or 3.0 |
 //! | 8..10 (v1), 8..12 (v2, v3) | `HEADER_LEN`, a little-endian `u16` (v1) or `u32` |
-//! | next `HEADER_LEN` bytes | a Python dict literal (ASCII in v1/v2, UTF-8 in v3), padded with spaces, ending in `'\n'` |
+//! | next `HEADER_LEN` bytes | a Python dict literal (Latin-1 in v1/v2, UTF-8 in v3), padded with spaces, ending in `'\n'` |
 //!
 //! The array data starts right after the header, at `10 + HEADER_LEN` (v1)
 //! or `12 + HEADER_LEN` (v2, v3).
