@@ -15,12 +15,16 @@
 //! - `kill`: SIGKILL this process (a crash at exactly this step);
 //! - `stop`: SIGSTOP this process; the test resumes it with SIGCONT (a
 //!   process preempted at exactly this step, for as long as the test likes);
-//! - `sleep(MS)`: sleep this thread for `MS` milliseconds.
+//! - `sleep(MS)`: sleep this thread for `MS` milliseconds;
+//! - `on`: for a *switch* (see [`forced`]), take the other branch.
 //!
 //! [`NAMES`] lists every point, so a harness can try each one.
 
 /// Every fail point of the crate, in the order of the protocols.
 pub const NAMES: &[&str] = &[
+    // switch: behave as on a filesystem without O_TMPFILE (the named
+    // temporary file fallback of file creation)
+    "file.tmpfile.unsupported",
     // file creation: the new file is complete but has no name yet
     "file.create.filled",
     // ring attach: the entry's OFD liveness lock taken, its epoch not bumped
@@ -83,6 +87,19 @@ pub const NAMES: &[&str] = &[
     "pool.barrier.arrived",
 ];
 
+/// Is the switch `name` armed with `on`? Always false without the
+/// `failpoints` feature.
+#[inline(always)]
+pub(crate) fn forced(name: &'static str) -> bool {
+    #[cfg(feature = "failpoints")]
+    return armed::forced(name);
+    #[cfg(not(feature = "failpoints"))]
+    {
+        let _ = name;
+        false
+    }
+}
+
 /// Reach fail point `name` (see the module docs).
 #[inline(always)]
 pub(crate) fn point(name: &'static str) {
@@ -104,6 +121,7 @@ mod armed {
         Kill,
         Stop,
         Sleep(u64),
+        On,
     }
 
     struct Armed {
@@ -147,6 +165,7 @@ mod armed {
             let action = match action.trim() {
                 "kill" => Action::Kill,
                 "stop" => Action::Stop,
+                "on" => Action::On,
                 a => a
                     .strip_prefix("sleep(")
                     .and_then(|a| a.strip_suffix(')'))
@@ -166,6 +185,10 @@ mod armed {
         Ok(out)
     }
 
+    pub(super) fn forced(name: &'static str) -> bool {
+        table().get(name).is_some_and(|a| a.action == Action::On)
+    }
+
     pub(super) fn reach(name: &'static str) {
         let Some(a) = table().get(name) else { return };
         if a.hits.fetch_add(1, Ordering::Relaxed) + 1 != a.at {
@@ -179,6 +202,7 @@ mod armed {
                 let _ = crate::sys::raise(libc::SIGSTOP);
             }
             Action::Sleep(ms) => std::thread::sleep(Duration::from_millis(ms)),
+            Action::On => {}
         }
     }
 

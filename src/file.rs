@@ -741,12 +741,17 @@ struct Unpublished {
 impl Unpublished {
     fn new(dir: std::os::fd::OwnedFd, mode: u32) -> io::Result<Unpublished> {
         use std::os::fd::AsFd;
-        match sys::open_no_symlinks(
-            Some(dir.as_fd()),
-            Path::new("."),
-            libc::O_TMPFILE | libc::O_RDWR,
-            mode,
-        ) {
+        let tmpfile = if crate::fail::forced("file.tmpfile.unsupported") {
+            Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+        } else {
+            sys::open_no_symlinks(
+                Some(dir.as_fd()),
+                Path::new("."),
+                libc::O_TMPFILE | libc::O_RDWR,
+                mode,
+            )
+        };
+        match tmpfile {
             Ok(fd) => {
                 return Ok(Unpublished {
                     dir,

@@ -468,6 +468,14 @@ fn progress_bar(label: &str) -> impl FnMut(u64, u64) {
     let label = label.to_string();
     let mut bar: Option<indicatif::ProgressBar> = None;
     move |done, total| {
+        // Ctrl-C (or SIGTERM) during the copy: unwind out of the library,
+        // which removes the unpublished file, to `main` (exit 130/143).
+        if let Some(sig) = sharray::sys::interrupted() {
+            if let Some(b) = &bar {
+                b.abandon();
+            }
+            std::panic::resume_unwind(Box::new(crate::Interrupted(sig)));
+        }
         if !tty || total < MIN_BYTES {
             return;
         }
@@ -504,6 +512,11 @@ fn copy(
         .lock_timeout(lock_timeout)
         .allow_other_owner(allow_other_owner)
         .replace(export == Some(true));
+    // Interrupts stop the copy cleanly instead of killing the process in
+    // the middle (which, where the filesystem has no O_TMPFILE, would leave
+    // the named temporary file behind).
+    let _cancellable = sharray::sys::Cancellable::new()
+        .map_err(|e| sharray::Error::new(ErrorKind::Io, format!("cannot handle Ctrl-C: {e}")))?;
     if import {
         let mut bar = progress_bar("importing");
         sharray::import_npy_with(&src, &dst, opts, &mut bar)?;

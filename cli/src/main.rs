@@ -56,14 +56,28 @@ fn quiet_on_closed_pipe() {
     }));
 }
 
+/// Unwound out of a long copy by Ctrl-C or SIGTERM (the signal number):
+/// the copy's unpublished file is removed on the way.
+pub struct Interrupted(pub i32);
+
 fn main() {
     quiet_on_closed_pipe();
     let cli = Cli::parse();
-    let result = match cli.cmd {
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match cli.cmd {
         Cmd::Array(c) => array_cmds::run(c),
         Cmd::Pool(c) => pool_cmds::run(c),
         Cmd::Ring(c) => ring_cmds::run(c),
         Cmd::Fs(c) => fs_cmds::run(c),
+    }));
+    let result = match run {
+        Ok(r) => r,
+        Err(payload) => match payload.downcast::<Interrupted>() {
+            Ok(i) => {
+                eprintln!("sharray: interrupted; nothing was published");
+                std::process::exit(128 + i.0);
+            }
+            Err(other) => std::panic::resume_unwind(other),
+        },
     };
     if let Err(e) = result {
         eprintln!("sharray: {e}");

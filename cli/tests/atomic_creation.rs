@@ -183,3 +183,86 @@ fn create_in_dev_shm_killed_at_random_instants_leaves_nothing_or_a_whole_file() 
     }
     println!("create: {killed} killed mid-way, {complete} complete, full run {full:?}");
 }
+
+/// Where the filesystem has no O_TMPFILE (forced here with the switch
+/// `file.tmpfile.unsupported`), creation goes through a named temporary
+/// file; Ctrl-C during an import removes it, and the import publishes
+/// nothing. Uninterrupted, the fallback publishes a complete file.
+#[test]
+fn ctrl_c_removes_the_fallback_temporary_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let src = dir.path().join("src.npy");
+    let n = (64u64 << 20) / 8;
+    let data: Vec<u8> = (0..n).flat_map(|i| (i * 3).to_le_bytes()).collect();
+    sharray::write_npy(
+        &src,
+        &sharray::Dtype::parse_user("uint64").unwrap(),
+        &[n as usize],
+        sharray::Order::C,
+        &data,
+        0o600,
+    )
+    .unwrap();
+    drop(data);
+    let dst = dir.path().join("dst.npy");
+    let (s, d) = (src.to_str().unwrap(), dst.to_str().unwrap());
+    let fallback = [("SHARRAY_FAILPOINTS", "file.tmpfile.unsupported=on")];
+    // Uninterrupted: a complete, clean file and no temporary name left.
+    let st = cli()
+        .args(["import", s, d])
+        .envs(fallback)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    assert_eq!(sharray::check(&dst, None).unwrap(), vec![]);
+    only(dir.path(), &["src.npy", "dst.npy"]);
+    std::fs::remove_file(&dst).unwrap();
+    // Interrupted as soon as the temporary file exists.
+    let mut interrupted = 0;
+    for _ in 0..5 {
+        let mut child = cli()
+            .args(["import", s, d])
+            .envs(fallback)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let tmp_seen = loop {
+            let tmp = std::fs::read_dir(dir.path()).unwrap().any(|e| {
+                e.unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(".sharray-tmp-")
+            });
+            if tmp || child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+                break tmp;
+            }
+            std::thread::sleep(Duration::from_micros(300));
+        };
+        if tmp_seen {
+            // SAFETY: kill(2) on our own child's pid (not reaped yet).
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+        }
+        let st = common::wait_with_watchdog(&mut child, Duration::from_secs(120));
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        if st.success() {
+            // The copy won the race: a complete file.
+            assert_eq!(sharray::check(&dst, None).unwrap(), vec![]);
+            std::fs::remove_file(&dst).unwrap();
+        } else {
+            assert_eq!(st.code(), Some(130), "{err}");
+            assert!(err.contains("interrupted"), "{err}");
+            assert!(!dst.exists());
+            interrupted += 1;
+        }
+        only(dir.path(), &["src.npy"]);
+    }
+    assert!(interrupted > 0, "no run was interrupted mid-copy");
+}

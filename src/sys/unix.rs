@@ -565,3 +565,76 @@ pub fn unlink_at(dir: std::os::fd::BorrowedFd<'_>, name: &std::ffi::OsStr) -> io
     // SAFETY: `c` is NUL-terminated and alive for the call.
     cvt(unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), 0) }).map(drop)
 }
+
+static CANCELLABLE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static INTERRUPTED: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn on_interrupt(sig: libc::c_int) {
+    use std::sync::atomic::Ordering::SeqCst;
+    if CANCELLABLE.load(SeqCst) > 0 {
+        INTERRUPTED.store(sig, SeqCst);
+    } else {
+        // Nothing asked to be told: the signal's default action (terminate),
+        // as if no handler were installed. Both calls are async-signal-safe.
+        // SAFETY: resetting the disposition of the signal being handled and
+        // raising it again has no memory preconditions.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+            libc::raise(sig);
+        }
+    }
+}
+
+/// While a `Cancellable` lives, SIGINT and SIGTERM do not terminate the
+/// process: they are recorded, and [`interrupted`] returns the signal, so a
+/// long operation can stop cleanly (and clean up what it made). With no
+/// `Cancellable` alive the signals keep their default action. For front
+/// ends (the CLI's copies); a library never installs signal handlers on its
+/// own.
+#[derive(Debug)]
+pub struct Cancellable(());
+
+impl Cancellable {
+    /// Start turning SIGINT and SIGTERM into [`interrupted`].
+    ///
+    /// # Errors
+    ///
+    /// The error of `sigaction(2)`.
+    pub fn new() -> io::Result<Cancellable> {
+        static INSTALLED: std::sync::OnceLock<io::Result<()>> = std::sync::OnceLock::new();
+        let installed = INSTALLED.get_or_init(|| {
+            for sig in [libc::SIGINT, libc::SIGTERM] {
+                // SAFETY: a zeroed sigaction is a valid value to fill in; the
+                // handler only touches atomics and async-signal-safe calls.
+                let mut act: libc::sigaction = unsafe { std::mem::zeroed() };
+                act.sa_sigaction = on_interrupt as extern "C" fn(libc::c_int) as usize;
+                // SAFETY: `act.sa_mask` is a valid sigset_t to initialise.
+                unsafe { libc::sigemptyset(&mut act.sa_mask) };
+                act.sa_flags = libc::SA_RESTART;
+                // SAFETY: `act` is fully initialised; the old action is not asked for.
+                cvt(unsafe { libc::sigaction(sig, &act, std::ptr::null_mut()) })?;
+            }
+            Ok(())
+        });
+        if let Err(e) = installed {
+            return Err(io::Error::new(e.kind(), e.to_string()));
+        }
+        CANCELLABLE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(Cancellable(()))
+    }
+}
+
+impl Drop for Cancellable {
+    fn drop(&mut self) {
+        CANCELLABLE.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// The signal (SIGINT or SIGTERM) received while a [`Cancellable`] was
+/// alive, if any.
+pub fn interrupted() -> Option<i32> {
+    match INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+        0 => None,
+        s => Some(s),
+    }
+}
