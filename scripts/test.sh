@@ -50,6 +50,21 @@ echo "== Python: build the extension (maturin), install it into the venv, run py
 rm -f target/wheels/sharray-*.whl
 (cd python && "$VENV/bin/maturin" build --release --quiet -o ../target/wheels)
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps target/wheels/sharray-*.whl
+echo "== the wheel installs and imports in a fresh venv, with no Rust toolchain on PATH"
+FRESH="$(mktemp -d)"
+trap 'rm -rf "$FRESH"' EXIT
+python3 -m venv "$FRESH/venv" || { rm -rf "$FRESH/venv"; python3 -m venv --without-pip "$FRESH/venv"; }
+if ! "$FRESH/venv/bin/python" -m pip --version >/dev/null 2>&1; then
+    python3 -m pip --python "$FRESH/venv/bin/python" install --quiet --disable-pip-version-check pip
+fi
+PATH="$FRESH/venv/bin:/usr/bin:/bin" "$FRESH/venv/bin/python" -m pip install --quiet \
+    --disable-pip-version-check numpy target/wheels/sharray-*.whl
+(cd "$FRESH" && PATH="$FRESH/venv/bin:/usr/bin:/bin" "$FRESH/venv/bin/python" -c '
+import numpy as np, sharray
+a = sharray.create("fresh.npy", (3, 4), "float32", fill=1.5)
+assert float(np.load("fresh.npy", mmap_mode="r").sum()) == 18.0
+print("fresh venv: sharray", sharray.__name__, "imports and works")
+')
 # The suite runs the Rust peer examples and the `sharray` binary (of the
 # sharray-cli crate, still target/debug/sharray); build them first, with the
 # workspace's features so nothing is rebuilt.
