@@ -151,7 +151,7 @@ pub fn check(path: impl AsRef<Path>, lock_timeout: Option<Duration>) -> Result<V
         Ok(canonical) if canonical[..] == prefix[..canonical.len()] => {}
         Ok(_) => report.at(
             0,
-            "the .npy header is valid but not the canonical one sharray writes (version 1.0, the dict exactly as numpy prints it, space padding, newline at byte 4095)",
+            "the .npy header is valid but not the canonical one sharray writes (version 1.0, or 3.0 for names beyond Latin-1, the dict exactly as numpy prints it, space padding, newline at byte 4095)",
         ),
         Err(e) => report.at(0, format!("the header cannot be written canonically: {e}")),
     }

@@ -217,39 +217,45 @@ impl NpyHeader {
         spaces >= MIN_PADDING
     }
 
-    /// Emit a version 1.0 header whose TOTAL length (magic + version + u16
-    /// len + dict text + space padding + final '\n') is exactly `total_len`
-    /// (sharray uses 4096, so HEADER_LEN = 4086). Error if it does not fit,
-    /// if `total_len` is not a multiple of 64 or > 65535+10, if the header
-    /// text is not Latin-1 (field names outside Latin-1 need format 3.0: see
-    /// [`NpyHeader::emit_standard`]) or if the shape has more than
-    /// [`MAX_NDIM`] dimensions.
+    /// Emit a header whose TOTAL length (magic + version + length + dict
+    /// text + space padding + final '\n') is exactly `total_len` (sharray
+    /// uses 4096): version 1.0 (u16 length, Latin-1 text; HEADER_LEN =
+    /// 4086) as numpy writes it, or version 3.0 (u32 length, UTF-8 text;
+    /// HEADER_LEN = 4084) when a field name is beyond Latin-1. Error if it
+    /// does not fit, if `total_len` is not a multiple of 64 (or, for 1.0,
+    /// above 65535+10) or if the shape has more than [`MAX_NDIM`]
+    /// dimensions.
     pub fn emit_padded(&self, total_len: usize) -> Result<Vec<u8>, HeaderError> {
         if !total_len.is_multiple_of(ARRAY_ALIGN) {
             return Err(HeaderError::new(format!(
                 "an .npy header length of {total_len} bytes is not a multiple of {ARRAY_ALIGN}"
             )));
         }
-        let header_len = total_len
-            .checked_sub(10)
-            .and_then(|n| u16::try_from(n).ok());
-        let Some(header_len) = header_len else {
-            return Err(HeaderError::new(format!(
-                "an .npy header of {total_len} bytes does not fit format version 1.0 (10 to 65545 bytes)"
-            )));
-        };
         if self.shape.len() > MAX_NDIM {
             return Err(HeaderError::new(format!(
                 "the shape has {} dimensions, more than the limit of {MAX_NDIM}",
                 self.shape.len()
             )));
         }
-        let Some(text) = latin1(&self.dict_text()) else {
-            return Err(HeaderError::new(
-                "the .npy header text is not Latin-1 (a field name is not), which needs format version 3.0",
-            ));
+        // Version 1.0 (Latin-1 text, u16 length) whenever the text is
+        // Latin-1, as numpy writes it; version 3.0 (UTF-8 text, u32 length)
+        // only for field names beyond Latin-1, which numpy >= 1.17 reads.
+        let dict = self.dict_text();
+        let (version, prefix, text) = match latin1(&dict) {
+            Some(t) => ([1u8, 0u8], 10usize, t),
+            None => ([3, 0], 12, dict.into_bytes()),
         };
-        let needed = 10 + text.len() + 1;
+        let Some(header_len) = total_len.checked_sub(prefix) else {
+            return Err(HeaderError::new(format!(
+                "an .npy header of {total_len} bytes is too short for its prefix"
+            )));
+        };
+        if version[0] == 1 && header_len > usize::from(u16::MAX) {
+            return Err(HeaderError::new(format!(
+                "an .npy header of {total_len} bytes does not fit format version 1.0 (10 to 65545 bytes)"
+            )));
+        }
+        let needed = prefix + text.len() + 1;
         if needed > total_len {
             return Err(HeaderError::new(format!(
                 "the .npy header needs {needed} bytes, more than the {total_len} available"
@@ -257,8 +263,12 @@ impl NpyHeader {
         }
         let mut out = Vec::with_capacity(total_len);
         out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&[1, 0]);
-        out.extend_from_slice(&header_len.to_le_bytes());
+        out.extend_from_slice(&version);
+        if version[0] == 1 {
+            out.extend_from_slice(&(header_len as u16).to_le_bytes());
+        } else {
+            out.extend_from_slice(&(header_len as u32).to_le_bytes());
+        }
         out.extend_from_slice(&text);
         out.resize(total_len - 1, b' ');
         out.push(b'\n');
@@ -795,12 +805,10 @@ mod tests {
             fortran_order: false,
             shape: vec![1],
         };
-        assert!(
-            u.emit_padded(4096)
-                .unwrap_err()
-                .message()
-                .contains("Latin-1")
-        );
+        // Beyond Latin-1: version 3.0, UTF-8, still 4096 bytes.
+        let v3 = u.emit_padded(4096).unwrap();
+        assert_eq!((v3.len(), v3[6], v3[4095]), (4096, 3, b'\n'));
+        assert_eq!(NpyHeader::parse(&v3), Ok((u.clone(), 4096)));
         assert_eq!(u.emit_standard()[6], 3);
         assert!(header("<f4", false, &[1; 65]).emit_padded(4096).is_err());
     }
