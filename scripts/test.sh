@@ -12,6 +12,9 @@
 #   SHARRAY_SKIP_PYTHON=1                     skip the numpy interop tests
 #   SHARRAY_STORM_ITERS, SHARRAY_SOAK_FRAMES   bigger ring SIGKILL storms / soaks
 #   SHARRAY_PY_STORM                          lock rounds per process in the Python suite
+#   SHARRAY_STORM_KILLS, SHARRAY_CRASH_N       the cross-kind storm, ring crash points per N
+#   SHARRAY_ATOMIC_BYTES / SHARRAY_ATOMIC_KILLS atomic-creation kills (size, count)
+#   SHARRAY_PY_FUZZ                           mutated files in the Python open-path fuzz
 # Lints run first (fast failure); pytest runs last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
