@@ -349,7 +349,6 @@ impl Mapping {
         self.ctrl.as_ref().map(|(_, h)| h)
     }
 
-    #[allow(dead_code)] // used by the ring and queue layers
     /// Offset of the control block in the file (for OFD lock ranges).
     pub(crate) fn ctrl_offset(&self) -> Option<u64> {
         self.ctrl.as_ref().map(|(o, _)| *o)
@@ -394,7 +393,6 @@ impl Mapping {
         unsafe { &*(self.ctrl_word(off, 4) as *const AtomicU32) }
     }
 
-    #[allow(dead_code)] // used by the ring and queue layers
     /// Offset of the kind section within the control block, and its length.
     pub(crate) fn section(&self) -> Option<(u64, u64)> {
         self.control()
@@ -402,7 +400,6 @@ impl Mapping {
             .map(|h| (h.section_offset, h.section_len))
     }
 
-    #[allow(dead_code)] // used by the ring and queue layers
     /// The atomic u64 at `off` bytes into the kind section.
     pub(crate) fn section_u64(&self, off: u64) -> &AtomicU64 {
         let (s, len) = self.section().expect("section present (checked by caller)");
@@ -410,7 +407,6 @@ impl Mapping {
         self.ctrl_u64(s + off)
     }
 
-    #[allow(dead_code)] // used by the ring and queue layers
     /// The atomic u32 at `off` bytes into the kind section.
     pub(crate) fn section_u32(&self, off: u64) -> &AtomicU32 {
         let (s, len) = self.section().expect("section present (checked by caller)");
@@ -418,7 +414,6 @@ impl Mapping {
         self.ctrl_u32(s + off)
     }
 
-    #[allow(dead_code)] // used by the ring and queue layers
     /// Copy of the kind section's bytes (for validation by the ring/pool
     /// layers: they parse a private copy, never the live bytes).
     pub(crate) fn section_copy(&self) -> Vec<u8> {
@@ -470,7 +465,6 @@ impl Mapping {
         unsafe { std::slice::from_raw_parts_mut(self.data_ptr().add(off), len) }
     }
 
-    #[allow(dead_code)] // used by the ring and queue layers
     /// Fault in data pages for writing ahead of use (a hint; errors ignored).
     pub(crate) fn prefault(&self, off: usize, len: usize) {
         if self.writable && off.checked_add(len).is_some_and(|e| e <= self.nbytes) {
