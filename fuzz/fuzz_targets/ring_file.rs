@@ -89,7 +89,9 @@ fuzz_target!(|data: &[u8]| {
         Err(e) if clean => panic!("check found no problem but Ring::open failed: {e}"),
         Err(_) => return,
     };
-    let (prod, cons) = match (ring.producer(), ring.consumer()) {
+    // A closed stream is a valid state in which a plain producer is refused
+    // by design: attach reopening, which works in every valid state.
+    let (prod, cons) = match (ring.producer_reopening(), ring.consumer()) {
         (Ok(p), Ok(c)) => (p, c),
         (Err(e), _) | (_, Err(e)) if clean => {
             panic!("check found no problem but attaching failed: {e}")
