@@ -144,6 +144,10 @@ fn import_killed_at_random_instants_publishes_all_or_nothing() {
         "import: {killed} killed mid-way, {complete} complete (of {} MiB), full run {full:?}",
         (n * 8) >> 20
     );
+    assert!(
+        killed > 0,
+        "no import was killed: the test did not test anything"
+    );
 }
 
 #[test]
@@ -182,6 +186,10 @@ fn create_in_dev_shm_killed_at_random_instants_leaves_nothing_or_a_whole_file() 
         only(dir.path(), &[]);
     }
     println!("create: {killed} killed mid-way, {complete} complete, full run {full:?}");
+    assert!(
+        killed > 0,
+        "no create was killed: the test did not test anything"
+    );
 }
 
 /// Where the filesystem has no O_TMPFILE (forced here with the switch
