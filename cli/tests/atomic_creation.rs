@@ -16,8 +16,38 @@ use std::time::{Duration, Instant};
 
 use common::{Rng, cli, env_or};
 
-fn bytes() -> u64 {
-    env_or("SHARRAY_ATOMIC_BYTES", 256 << 20)
+/// The array size for a run in `dir`: `SHARRAY_ATOMIC_BYTES`, but at most a
+/// quarter of the space free there (a source and a destination must fit,
+/// with room to spare for other tests; CI machines have been seen with a
+/// few hundred MiB free). Says so when it had to shrink.
+fn bytes(dir: &Path) -> u64 {
+    let want: u64 = env_or("SHARRAY_ATOMIC_BYTES", 256 << 20);
+    let c = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: all-zero is a valid statvfs, which the kernel fills; `c` is a
+    // NUL-terminated path that outlives the call.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let free = if unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0 {
+        st.f_bavail as u64 * st.f_frsize as u64
+    } else {
+        u64::MAX
+    };
+    let fits = (free / 4) & !((1 << 20) - 1);
+    if fits < want {
+        println!(
+            "note: {} has {} MiB free; using {} MiB arrays instead of {} MiB",
+            dir.display(),
+            free >> 20,
+            fits >> 20,
+            want >> 20
+        );
+    }
+    assert!(
+        fits >= 8 << 20,
+        "{}: only {} MiB free, too little for this test (needs 32 MiB)",
+        dir.display(),
+        free >> 20
+    );
+    want.min(fits)
 }
 
 /// Only the files named in `keep` are in `dir`.
@@ -87,8 +117,12 @@ fn timed(args: &[&str], made: &Path) -> Duration {
     (0..2)
         .map(|_| {
             let t = Instant::now();
-            let st = cli().args(args).stdout(Stdio::null()).status().unwrap();
-            assert!(st.success(), "{args:?}");
+            let out = cli().args(args).stdout(Stdio::null()).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             let d = t.elapsed();
             std::fs::remove_file(made).unwrap();
             d
@@ -101,7 +135,7 @@ fn timed(args: &[&str], made: &Path) -> Duration {
 fn import_killed_at_random_instants_publishes_all_or_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src.npy");
-    let n = bytes() / 8;
+    let n = bytes(dir.path()) / 8;
     // A plain .npy written the way numpy writes it, with varied data.
     let data: Vec<u8> = (0..n)
         .flat_map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).to_le_bytes())
@@ -158,7 +192,7 @@ fn create_in_dev_shm_killed_at_random_instants_leaves_nothing_or_a_whole_file() 
     };
     let path = dir.path().join("a.npy");
     let p = path.to_str().unwrap();
-    let n = (bytes() / 4).to_string();
+    let n = (bytes(dir.path()) / 4).to_string();
     let args = [
         "create", p, "--dtype", "float32", "--shape", &n, "--fill", "2.5",
     ];
@@ -200,7 +234,7 @@ fn create_in_dev_shm_killed_at_random_instants_leaves_nothing_or_a_whole_file() 
 fn ctrl_c_removes_the_fallback_temporary_file() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("src.npy");
-    let n = (64u64 << 20) / 8;
+    let n = bytes(dir.path()).min(64 << 20) / 8;
     let data: Vec<u8> = (0..n).flat_map(|i| (i * 3).to_le_bytes()).collect();
     sharray::write_npy(
         &src,
