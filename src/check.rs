@@ -146,6 +146,12 @@ pub fn check(path: impl AsRef<Path>, lock_timeout: Option<Duration>) -> Result<V
         return Ok(report.done());
     }
 
+    // A growable array: its control block is found from the file length.
+    if crate::growable::probe(f, file_len) {
+        crate::growable::check_file(&read, &header, &prefix, file_len, &mut report.0)?;
+        return Ok(report.done());
+    }
+
     // A sharray file.
     match header.emit_padded(control::DATA_OFFSET as usize) {
         Ok(canonical) if canonical[..] == prefix[..canonical.len()] => {}

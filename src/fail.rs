@@ -85,6 +85,12 @@ pub const NAMES: &[&str] = &[
     // pool barrier: arrival counted, the party has not seen the generation
     // complete
     "pool.barrier.arrived",
+    // growable append: rows reserved, nothing written yet
+    "grow.append.reserved",
+    // growable append: rows written, not marked written yet
+    "grow.append.written",
+    // growable transaction: one more store applied (hit once per store: `@N`)
+    "grow.txn.store",
 ];
 
 /// Is the switch `name` armed with `on`? Always false without the

@@ -120,6 +120,7 @@ mod error;
 pub mod fail;
 mod file;
 pub mod format;
+mod growable;
 mod mapping;
 pub mod pool;
 mod ranges;
@@ -170,6 +171,7 @@ pub use file::{resolve_location, shm_path};
 /// ```
 #[doc(inline)]
 pub use format::npy::Dtype;
+pub use growable::{GrowInfo, GrowReadGuard, GrowableArray, GrowableBuilder};
 #[cfg(feature = "ndarray")]
 pub use ndarray;
 pub use num_complex::Complex;

@@ -249,6 +249,13 @@ impl Mapping {
         // `.npy` that ends right after its data opens without one.)
         let mut ctrl = None;
         if data_offset as u64 == control::DATA_OFFSET && file_len > data_end {
+            if crate::growable::probe(f, file_len) {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    "this is a growable array (FORMAT.md section 9); open it with GrowableArray (Python: sharray.open, CLI: sharray append / info)",
+                )
+                .at(path));
+            }
             let ctrl_off = control::ctrl_offset(nbytes as u64)
                 .ok_or_else(|| corrupt("sizes overflow").at(path))?;
             let header_end = ctrl_off.saturating_add(control::HEADER_LEN);

@@ -5,6 +5,7 @@
 //! (`sink.rs`). Pure logic without I/O, so all of it can be fuzzed.
 
 pub mod control;
+pub mod grow;
 pub mod le;
 pub mod npy;
 pub mod queue;
