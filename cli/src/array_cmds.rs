@@ -135,6 +135,8 @@ pub struct CreateArgs {
     /// Permission bits of the new file, in octal (applied whatever the umask).
     #[arg(long, default_value = "600", value_parser = crate::args::parse_mode)]
     mode: u32,
+    #[command(flatten)]
+    grow: crate::grow_cmds::GrowArgs,
 }
 
 /// A parsed `--shape`.
@@ -200,6 +202,21 @@ pub fn run(cmd: ArrayCmd) -> Result<()> {
 fn create(args: CreateArgs) -> Result<()> {
     let path = location(&args.path)?;
     let dtype = Dtype::parse_user(&args.dtype).map_err(|e| invalid(format!("--dtype: {e}")))?;
+    if args.grow.growable {
+        let order = match args.order {
+            OrderArg::C => Order::C,
+            OrderArg::F => Order::F,
+        };
+        return crate::grow_cmds::create(
+            &path,
+            dtype,
+            &args.shape.0,
+            order,
+            args.fill.is_some(),
+            args.mode,
+            &args.grow,
+        );
+    }
     let mut builder = UntypedArray::builder(dtype.clone())
         .shape(&args.shape.0)
         .order(match args.order {
@@ -298,6 +315,9 @@ fn info_json(i: &Info) -> serde_json::Value {
 }
 
 fn info(loc: &str, json: bool, allow_other_owner: bool) -> Result<()> {
+    if crate::grow_cmds::info(&location(loc)?, json)? {
+        return Ok(());
+    }
     let i = sharray::OpenOptions::new()
         .allow_other_owner(allow_other_owner)
         .inspect(location(loc)?)?;
@@ -398,6 +418,17 @@ fn text_of_json(v: &serde_json::Value, depth: usize) -> String {
 fn check(loc: &str, lock_timeout: Option<Duration>) -> Result<()> {
     let path = location(loc)?;
     let problems = sharray::check(&path, lock_timeout)?;
+    if problems.is_empty() && sharray::GrowableArray::detect(&path)? {
+        let g = sharray::GrowableArray::open_read_only(&path)?;
+        println!(
+            "ok: {} is a valid sharray growable array (format 2) ({} rows of {}, capacity {})",
+            path.display(),
+            g.len(),
+            shape_text(g.row_shape()),
+            g.capacity()
+        );
+        return Ok(());
+    }
     if problems.is_empty() {
         let i = sharray::inspect(&path)?;
         println!(

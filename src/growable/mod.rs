@@ -314,6 +314,22 @@ impl GrowableArray {
         }
     }
 
+    /// Is the file at `path` a growable array (FORMAT.md section 1's locate
+    /// rule)? Reads 16 bytes; takes no lock and validates nothing.
+    ///
+    /// # Errors
+    ///
+    /// When the file cannot be opened or examined.
+    pub fn detect(path: impl AsRef<Path>) -> Result<bool> {
+        let path = path.as_ref();
+        let f = std::fs::File::open(path).map_err(|e| Error::io("cannot open", e).at(path))?;
+        let len = f
+            .metadata()
+            .map_err(|e| Error::io("cannot stat", e).at(path))?
+            .len();
+        Ok(probe(&f, len))
+    }
+
     /// Open an existing growable array for reading and appending.
     ///
     /// # Errors
