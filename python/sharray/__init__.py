@@ -54,13 +54,12 @@ from ._sharray import (
     WorkQueue,
     Worker,
     WriteLoan,
+    GrowableArray,
     __version__,
-    create,
     export_npy,
     import_npy,
-    info,
-    open,
 )
+from ._grow import create, info, open  # growable arrays, then the native functions
 
 __all__ = [
     "create",
@@ -79,6 +78,7 @@ __all__ = [
     "Worker",
     "Claim",
     "ClaimRows",
+    "GrowableArray",
     "__version__",
     *_errors.__all__,
 ]

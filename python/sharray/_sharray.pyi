@@ -500,3 +500,48 @@ class ClaimRows:
     def rows(self) -> range: ...
     @property
     def _window(self) -> Optional[Tuple[int, int]]: ...
+
+class GrowableArray:
+    """A ``.npy`` whose first axis grows as processes ``append`` rows
+    (``sharray.create(path, (0, *row_shape), dtype, growable=True,
+    capacity=N)``; ``sharray.open`` returns one for such a file). ``len(a)``
+    is the number of published rows, exactly what ``np.load(path,
+    mmap_mode="r")`` shows."""
+    def append(self, rows: npt.ArrayLike) -> int:
+        """Append ``(n, *row_shape)`` rows (or one row); returns the index of
+        the first once they are published. ``Full`` past the capacity."""
+    def __len__(self) -> int: ...
+    @property
+    def rows(self) -> int: ...
+    @property
+    def capacity(self) -> int: ...
+    @property
+    def dtype(self) -> np.dtype[Any]: ...
+    @property
+    def row_shape(self) -> List[int]: ...
+    @property
+    def shape(self) -> List[int]: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def generation(self) -> int: ...
+    def wait_changed(self, since: int, timeout: float) -> int:
+        """Wait until rows are published after generation ``since``."""
+    def view(self) -> npt.NDArray[Any]:
+        """The published rows, read-only, mapping the file (they never change)."""
+    def to_numpy(self) -> npt.NDArray[Any]:
+        """A copy of the published rows."""
+    def info(self) -> Dict[str, Any]:
+        """path, kind, dtype, row_shape, rows, reserved, capacity, row_bytes,
+        max_appenders, rollbacks, generation, file_len."""
+
+def _grow_create(
+    path: _Path,
+    shape: _Shape,
+    dtype: npt.DTypeLike,
+    capacity: Optional[int] = None,
+    mode: int = 0o600,
+    max_appenders: int = 64,
+) -> GrowableArray: ...
+def _grow_open(path: _Path, readonly: bool = False) -> GrowableArray: ...
+def _grow_detect(path: _Path) -> bool: ...

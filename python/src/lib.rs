@@ -12,6 +12,7 @@
 
 mod errors;
 mod fork;
+mod grow;
 mod guard;
 mod handle;
 mod lease;
@@ -37,6 +38,10 @@ fn _sharray(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<pool::Worker>()?;
     m.add_class::<pool::Claim>()?;
     m.add_class::<pool::ClaimRows>()?;
+    m.add_class::<grow::GrowableArray>()?;
+    m.add_function(wrap_pyfunction!(grow::_grow_create, m)?)?;
+    m.add_function(wrap_pyfunction!(grow::_grow_open, m)?)?;
+    m.add_function(wrap_pyfunction!(grow::_grow_detect, m)?)?;
     m.add_function(wrap_pyfunction!(ring::_ring_open, m)?)?;
     m.add_function(wrap_pyfunction!(pool::_queue_open, m)?)?;
     m.add_function(wrap_pyfunction!(handle::create, m)?)?;
