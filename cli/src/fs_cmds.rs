@@ -91,6 +91,10 @@ fn sharray_file(path: &Path) -> Result<Info> {
 
 fn rm(loc: &str, force: bool) -> Result<()> {
     let path = sharray::resolve_location(loc)?;
+    if sharray::GrowableArray::detect(&path).unwrap_or(false) {
+        // A growable array keeps no count of its appenders (like an array).
+        return std::fs::remove_file(&path).map_err(|e| os_error("cannot remove", &e).at(&path));
+    }
     let i = sharray_file(&path)?;
     if let Some(n) = live(&i)?
         && n > 0
@@ -110,6 +114,15 @@ fn rm(loc: &str, force: bool) -> Result<()> {
     std::fs::remove_file(&path).map_err(|e| os_error("cannot remove", &e).at(&path))
 }
 
+/// One line of `ls`.
+struct Row {
+    path: PathBuf,
+    kind: &'static str,
+    dtype: sharray::Dtype,
+    shape: Vec<usize>,
+    file_len: u64,
+}
+
 fn ls(dir: &Path, as_json: bool) -> Result<()> {
     let entries =
         std::fs::read_dir(dir).map_err(|e| os_error("cannot list the directory", &e).at(dir))?;
@@ -121,6 +134,25 @@ fn ls(dir: &Path, as_json: bool) -> Result<()> {
     names.sort();
     let mut rows = Vec::new();
     for p in names {
+        if sharray::GrowableArray::detect(&p).unwrap_or(false) {
+            if let Ok(g) = sharray::GrowableArray::open_read_only(&p) {
+                let g = g.info();
+                let shape = std::iter::once(g.rows as usize)
+                    .chain(g.row_shape)
+                    .collect();
+                rows.push((
+                    Row {
+                        path: g.path,
+                        kind: "growable",
+                        dtype: g.dtype,
+                        shape,
+                        file_len: g.file_len,
+                    },
+                    None,
+                ));
+            }
+            continue;
+        }
         // Files that are not sharray's (or vanish meanwhile) are not listed.
         let Ok(i) = sharray::inspect(&p) else {
             continue;
@@ -129,7 +161,16 @@ fn ls(dir: &Path, as_json: bool) -> Result<()> {
             continue;
         }
         let live = live(&i).ok().flatten();
-        rows.push((i, live));
+        rows.push((
+            Row {
+                path: i.path.clone(),
+                kind: i.kind.name(),
+                dtype: i.dtype.clone(),
+                shape: i.shape.clone(),
+                file_len: i.file_len,
+            },
+            live,
+        ));
     }
     if as_json {
         let v: Vec<Value> = rows
@@ -137,7 +178,7 @@ fn ls(dir: &Path, as_json: bool) -> Result<()> {
             .map(|(i, live)| {
                 json!({
                     "path": i.path.display().to_string(),
-                    "kind": i.kind.name(),
+                    "kind": i.kind,
                     "dtype": i.dtype.descr(),
                     "shape": i.shape,
                     "file_len": i.file_len,
@@ -155,7 +196,7 @@ fn ls(dir: &Path, as_json: bool) -> Result<()> {
     for (i, live) in &rows {
         println!(
             "{:<6} {:<10} {:<18} {:>10} {:>5}  {}",
-            i.kind.name(),
+            i.kind,
             i.dtype.descr(),
             shape_text(&i.shape),
             human_bytes(i.file_len),

@@ -586,6 +586,63 @@ mod tests {
         }
     }
 
+    fn sample() -> (NpyHeader, Vec<u8>, Vec<u8>, u64) {
+        let h = NpyHeader {
+            dtype: Dtype::parse_user("<f4").unwrap(),
+            fortran_order: false,
+            shape: vec![2, 3],
+        };
+        let (head, field) = growable_header(&h, 2).unwrap();
+        let cfg = GrowConfig {
+            ctrl_off: 65536,
+            capacity: 10,
+            row_bytes: 12,
+            max_appenders: 4,
+            count_field: field,
+        };
+        let mut ctrl = vec![0u8; GROW_CTRL_LEN as usize];
+        le::put(&mut ctrl, 0, &MAGIC);
+        le::put_u32(&mut ctrl, 8, GROW_FORMAT_VERSION);
+        le::put_u32(&mut ctrl, 12, KIND_GROWABLE);
+        le::put_u64(&mut ctrl, 16, GROW_CTRL_LEN);
+        le::put_u64(&mut ctrl, 24, control::DATA_OFFSET);
+        le::put_u64(&mut ctrl, 32, 120);
+        le::put_u64(&mut ctrl, 40, HEADER_LEN);
+        le::put_u64(&mut ctrl, 48, section_len(4));
+        le::put_u32(&mut ctrl, 60, STATE_READY);
+        encode_section(&mut ctrl[HEADER_LEN as usize..], &cfg, 2);
+        (h, head, ctrl, 2 * GROW_CTRL_LEN)
+    }
+
+    #[test]
+    fn a_fresh_block_validates() {
+        let (h, head, ctrl, len) = sample();
+        let cfg = GrowConfig::decode(&ctrl, 65536, &h, &head, len).unwrap();
+        assert_eq!((cfg.capacity, cfg.row_bytes), (10, 12));
+        let mut all = crate::format::sink::AllProblems::default();
+        let _ = validate_state(&ctrl[HEADER_LEN as usize..], &cfg, 2, &mut all);
+        assert!(all.0.is_empty(), "{:?}", all.0);
+        assert!(GrowConfig::decode(&ctrl, 65536, &h, &head, len + 1).is_err());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(3000))]
+        #[test]
+        fn damaged_blocks_never_panic(pos in 0usize..(HEADER_LEN as usize + 4608 + 256), val: u8,
+                                      hpos in 0usize..4096, hval: u8, cut in 0usize..70000) {
+            let (h, mut head, mut ctrl, len) = sample();
+            ctrl[pos] = val;
+            head[hpos] = hval;
+            ctrl.truncate(cut.max(16));
+            let mut all = crate::format::sink::AllProblems::default();
+            if let Some(cfg) = validate(&ctrl, 65536, &h, &head, len, &mut all) {
+                let sec = ctrl.get(HEADER_LEN as usize..).unwrap_or(&[]);
+                let _ = validate_state(sec, &cfg, 2, &mut all);
+            }
+            let _ = GrowConfig::decode(&ctrl, 65536, &h, &head, len);
+        }
+    }
+
     #[test]
     fn header_parses_with_numpy_rules_and_field_is_aligned() {
         for shape in [vec![0usize], vec![5, 3], vec![7, 2, 2]] {

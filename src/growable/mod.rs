@@ -429,9 +429,11 @@ impl GrowableArray {
 
     /// Published rows: what every reader sees now.
     pub fn len(&self) -> u64 {
+        // Never more than the data area holds, whatever a damaged file says.
         self.inner
             .u64(self.inner.sec(off::PUBLISHED))
             .load(Ordering::Acquire)
+            .min(self.inner.cfg.capacity)
     }
 
     /// No rows published yet?
@@ -659,8 +661,8 @@ impl GrowReadGuard<'_> {
     pub fn bytes(&self) -> &[u8] {
         let i = &self.array.inner;
         let len = (self.rows * i.cfg.row_bytes) as usize;
-        // SAFETY: published rows lie inside the mapping (rows <= capacity,
-        // checked at open: the data area holds capacity rows) and are never
+        // SAFETY: published rows lie inside the mapping (`len()` is at
+        // most the capacity, and the data area holds capacity rows: checked at open) and are never
         // written by cooperating peers (module docs, "Safety"); the shared
         // lock keeps out writers that take whole-array locks.
         unsafe { std::slice::from_raw_parts(i.data_ptr(), len) }

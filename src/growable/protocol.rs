@@ -275,7 +275,7 @@ impl Inner {
                 writes.push((at(entry::TICKET), ticket.wrapping_add(1)));
                 writes.push((at(entry::STATE), grow::WRITING));
             }
-            w += count;
+            w = w.saturating_add(count);
         }
         writes.push((self.sec(off::RESERVED), w));
         writes.push((
@@ -301,7 +301,7 @@ impl Inner {
                 break;
             }
             writes.push((self.sec(grow::entry_off(e) + entry::STATE), grow::FREE));
-            p += count;
+            p = p.saturating_add(count);
         }
         if p == old {
             return false;
@@ -359,6 +359,21 @@ impl Inner {
         };
         crate::fail::point("grow.append.reserved");
         loop {
+            // A peer outside the protocol (or a damaged file) must not make
+            // us write outside the data area.
+            if start
+                .checked_add(n)
+                .is_none_or(|end| end > self.cfg.capacity)
+            {
+                return Err(Error::new(
+                    ErrorKind::Corrupt,
+                    format!(
+                        "the append section gave rows {start}..+{n} beyond the capacity of {} rows; the file is damaged, run `sharray check` on it",
+                        self.cfg.capacity
+                    ),
+                )
+                .at(path));
+            }
             // Write, then mark written (under the lock, so a relocation in
             // between is seen).
             let off_bytes = control::DATA_OFFSET + start * self.cfg.row_bytes;
