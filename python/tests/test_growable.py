@@ -127,3 +127,31 @@ def test_four_appender_processes_one_killed_and_a_reader(tmp_path):
     assert len(killed) % 7 == 0
     np.testing.assert_array_equal(killed[:, 1], np.arange(len(killed)))
     np.testing.assert_array_equal(np.load(path, mmap_mode="r"), v)
+
+
+def test_fork_child_must_open_again(tmp_path):
+    path = str(tmp_path / "g.npy")
+    a = make(path)
+    a.append([[1, 0, 10**6]])
+    pid = os.fork()
+    if pid == 0:  # child: the inherited handle refuses; a new one appends
+        code = 1
+        try:
+            try:
+                a.append([[2, 0, 2 * 10**6]])
+            except sharray.Unsupported:
+                b = sharray.open(path)
+                b.append([[2, 0, 2 * 10**6]])
+                code = 0
+        finally:
+            os._exit(code)
+    deadline = time.monotonic() + 60
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        assert time.monotonic() < deadline, "forked child hung"
+        time.sleep(0.01)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert a.append([[1, 1, 10**6 + 1]]) == 2  # the parent's handle still works
+    np.testing.assert_array_equal(a.view()[:, 0], [1, 2, 1])

@@ -54,7 +54,9 @@ mod protocol;
 
 pub(crate) use check::check_file;
 
-type Key = (u64, u64);
+/// (process id, device, inode): a child made by `fork()` starts with its
+/// own empty set (its parent's entries are not its own).
+type Key = (u32, u64, u64);
 
 /// What this process knows about one growable file: the appender entries
 /// its handles hold (OFD locks do not tell a process its own locks) and the
@@ -409,7 +411,7 @@ impl GrowableArray {
         }
         .map_err(|e| Error::io("cannot map the file", e).at(&path))?;
         file.set_turnstile(ctrl_off + control::off::TURNSTILE as u64);
-        let key = (meta.dev(), meta.ino());
+        let key = (std::process::id(), meta.dev(), meta.ino());
         let thread_lock = locals().lock().entry(key).or_default().lock.clone();
         Ok(GrowableArray {
             inner: Arc::new(Inner {
@@ -525,8 +527,10 @@ impl GrowableArray {
     /// # Errors
     ///
     /// I/O errors from the lock; [`ErrorKind::Replaced`] if the file was
-    /// replaced.
+    /// replaced; [`ErrorKind::Unsupported`] through a handle inherited by a
+    /// child made by `fork()` (open the path again there).
     pub fn read(&self) -> Result<GrowReadGuard<'_>> {
+        self.check_origin()?;
         let lock = self.inner.file.lock(LockMode::Shared, Wait::Forever)?;
         Ok(GrowReadGuard {
             array: self,
@@ -573,9 +577,12 @@ impl GrowableArray {
     /// rows; [`ErrorKind::PermissionDenied`] on a read-only handle;
     /// [`ErrorKind::Full`] past the capacity (nothing is written) or when 64
     /// handles already append; [`ErrorKind::NoSpace`] if the disk is full
-    /// (the reservation is rolled back); I/O errors.
+    /// (the reservation is rolled back); [`ErrorKind::Unsupported`] through
+    /// a handle inherited by a child made by `fork()` (open the path again
+    /// there); I/O errors.
     pub fn append_bytes(&self, data: &[u8]) -> Result<u64> {
         let i = &*self.inner;
+        self.check_origin()?;
         if !i.writable {
             return Err(Error::new(
                 ErrorKind::PermissionDenied,
@@ -623,9 +630,28 @@ impl GrowableArray {
     }
 }
 
+impl GrowableArray {
+    /// Refuse to act through a handle inherited by a child made by `fork()`.
+    fn check_origin(&self) -> Result<()> {
+        if self.inner.key.0 != std::process::id() {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "this handle was inherited through fork(), so its locks belong to the parent process; open the path again in this process",
+            )
+            .at(self.path()));
+        }
+        Ok(())
+    }
+}
+
 impl Drop for GrowableArray {
     fn drop(&mut self) {
-        if let Some(e) = self.slot.get_mut().take() {
+        // In a child made by fork() the entry (and its lock, which belongs
+        // to the open file description shared with the parent) is the
+        // parent's: leave it alone.
+        if let Some(e) = self.slot.get_mut().take()
+            && self.inner.key.0 == std::process::id()
+        {
             self.inner.release_entry(e);
         }
     }
