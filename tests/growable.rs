@@ -391,11 +391,25 @@ fn check_reports_a_damaged_growable_array() {
     let p = sharray::check(&path, None).unwrap();
     let text = format!("{p:?}");
     assert!(text.contains("published 5 <= reserved 2"), "{text}");
+    f.write_all_at(&2u64.to_le_bytes(), sec + 264).unwrap();
+    // a header ahead of the published rows (numpy would read unwritten rows)
+    f.write_all_at(&1u64.to_le_bytes(), sec + 264).unwrap();
+    let text = format!("{:?}", sharray::check(&path, None).unwrap());
     assert!(
-        text.contains("header shows 2 rows but 5 are published"),
+        text.contains("header shows 2 rows but only 1 are published"),
         "{text}"
     );
     f.write_all_at(&2u64.to_le_bytes(), sec + 264).unwrap();
+    // an unfinished transaction is judged as the next append will replay it
+    f.write_all_at(&1u64.to_le_bytes(), sec + 280).unwrap(); // journal_len
+    f.write_all_at(&(sec + 256).to_le_bytes(), sec + 512)
+        .unwrap(); // reserved_rows :=
+    f.write_all_at(&7u64.to_le_bytes(), sec + 520).unwrap(); //   7 (beyond the tiling)
+    assert!(
+        format!("{:?}", sharray::check(&path, None).unwrap())
+            .contains("reservations end at row 2, but reserved is 7")
+    );
+    f.write_all_at(&0u64.to_le_bytes(), sec + 280).unwrap();
     // an entry with an unknown state
     f.write_all_at(&7u64.to_le_bytes(), sec + 4608).unwrap();
     assert!(format!("{:?}", sharray::check(&path, None).unwrap()).contains("unknown state 7"));

@@ -490,6 +490,32 @@ pub fn journal_target_ok(cfg: &GrowConfig, file_off: u64) -> bool {
         || (rel >= off::TABLE && rel < table_end && (rel - off::TABLE) % entry::LEN < entry::PID)
 }
 
+/// Apply an unfinished transaction's journal to private copies of the
+/// section and the header's count field, as the next holder of the append
+/// lock will (FORMAT.md 9.3): the state `check` validates. A journal longer
+/// than the journal is left alone (`validate_state` reports it).
+pub fn replay_copy(sec: &mut [u8], count: &mut [u8], cfg: &GrowConfig) {
+    let len = le::u64_or0(sec, off::JOURNAL_LEN);
+    if len == 0 || len > JOURNAL_CAP {
+        return;
+    }
+    for k in 0..len {
+        let at = le::u64_or0(sec, off::JOURNAL + 16 * k);
+        let value = le::u64_or0(sec, off::JOURNAL + 16 * k + 8);
+        if !journal_target_ok(cfg, at) {
+            continue;
+        }
+        if at == cfg.count_field {
+            if count.len() == 8 {
+                count.copy_from_slice(&value.to_le_bytes());
+            }
+        } else {
+            le::put_u64(sec, at - cfg.sec(), value);
+        }
+    }
+    le::put_u64(sec, off::JOURNAL_LEN, 0);
+}
+
 /// Check the dynamic state (a stable copy of the section, after any journal
 /// was replayed): `published <= reserved <= capacity`, the header's row
 /// count equals `published`, entry states known, and the entries that are
@@ -503,8 +529,14 @@ pub fn validate_state(
 ) -> ControlFlow<()> {
     let at = |o: u64| Some(cfg.sec() + o);
     let st = state_of(sec);
-    if st.journal_len != 0 {
-        sink.problem(at(off::JOURNAL_LEN), format!("an append died mid-transaction: {} journal entries wait to be replayed (the next append does it)", st.journal_len))?;
+    if st.journal_len > JOURNAL_CAP {
+        sink.problem(
+            at(off::JOURNAL_LEN),
+            format!(
+                "journal_len is {}, more than the {JOURNAL_CAP} entries the journal holds",
+                st.journal_len
+            ),
+        )?;
     }
     if st.published > st.reserved || st.reserved > cfg.capacity {
         sink.problem(
@@ -515,11 +547,14 @@ pub fn validate_state(
             ),
         )?;
     }
-    if header_rows != st.published {
+    // A header behind `published` is a publisher that died between the two
+    // stores: the next holder of the append lock stores it again. Ahead of
+    // it, numpy would read rows that are not complete.
+    if header_rows > st.published {
         sink.problem(
             Some(cfg.count_field),
             format!(
-                "the .npy header shows {header_rows} rows but {} are published",
+                "the .npy header shows {header_rows} rows but only {} are published: numpy readers would see incomplete rows",
                 st.published
             ),
         )?;

@@ -75,6 +75,11 @@ pub(crate) fn check_file(
         }
         last = now;
     }
+    // Judge the state the next append will see: after replaying the journal
+    // of a transaction whose process died (as the append lock does).
+    let (mut sec, mut count) = last;
+    grow::replay_copy(&mut sec, &mut count, &cfg);
+    let last = (sec, count);
     let rows = grow::parse_count(&last.1).unwrap_or(u64::MAX);
     let _ = grow::validate_state(&last.0, &cfg, rows, sink);
     Ok(())
