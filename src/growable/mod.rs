@@ -120,6 +120,9 @@ struct Inner {
     cfg: GrowConfig,
     key: Key,
     thread_lock: Arc<Mutex<()>>,
+    /// A byte range of the data known to have blocks (this process
+    /// allocated it; see `Inner::allocate`).
+    allocated: Mutex<(u64, u64)>,
 }
 
 /// A growable array: a `.npy` file whose first axis grows as processes
@@ -424,6 +427,7 @@ impl GrowableArray {
                 cfg,
                 key,
                 thread_lock,
+                allocated: Mutex::new((0, 0)),
             }),
             slot: Mutex::new(None),
         })

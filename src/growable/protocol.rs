@@ -316,6 +316,28 @@ impl Inner {
         true
     }
 
+    /// Give `[off, off + len)` real blocks before writing it (ENOSPC here,
+    /// not SIGBUS later). Blocks are never freed (the file never shrinks),
+    /// so this process remembers the last run it allocated and allocates
+    /// ahead in 1 MiB steps: appends at the end rarely make the call.
+    fn allocate(&self, off: u64, len: u64) -> std::io::Result<()> {
+        const AHEAD: u64 = 1 << 20;
+        let end = off + len;
+        let mut run = self.allocated.lock();
+        if off >= run.0 && end <= run.1 {
+            return Ok(());
+        }
+        let data_end = control::DATA_OFFSET + self.cfg.capacity * self.cfg.row_bytes;
+        let to = end.saturating_add(AHEAD).min(data_end).max(end);
+        sys::fallocate(self.file.file(), off, to - off)?;
+        *run = if off >= run.0 && off <= run.1 {
+            (run.0, to)
+        } else {
+            (off, to)
+        };
+        Ok(())
+    }
+
     pub(super) fn append_in(&self, e: u32, data: &[u8], n: u64) -> Result<u64> {
         let path = self.file.path();
         let at = |f| self.sec(grow::entry_off(e) + f);
@@ -377,7 +399,7 @@ impl Inner {
             // Write, then mark written (under the lock, so a relocation in
             // between is seen).
             let off_bytes = control::DATA_OFFSET + start * self.cfg.row_bytes;
-            sys::fallocate(self.file.file(), off_bytes, data.len() as u64).map_err(|err| {
+            self.allocate(off_bytes, data.len() as u64).map_err(|err| {
                 Error::io("cannot allocate disk space for the new rows", err).at(path)
             })?;
             // SAFETY: rows [start, start + n) are reserved by our entry,
