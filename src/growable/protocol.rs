@@ -345,7 +345,10 @@ impl Inner {
         let (mut start, mut ticket) = loop {
             let s = self.gen_seq().load(Ordering::SeqCst);
             let g = self.lock()?;
-            if self.reap(&g) == Some(false) {
+            // Only outstanding reservations can be dead ones: skip the
+            // liveness probes (a syscall per entry) when there are none.
+            let outstanding = self.get(off::PUBLISHED) != self.get(off::RESERVED);
+            if outstanding && self.reap(&g) == Some(false) {
                 // A dead appender's rows wait for rollback: no new rows
                 // until it is done (else it could wait forever).
                 drop(g);
@@ -432,7 +435,15 @@ impl Inner {
                         .store(grow::WRITTEN, Ordering::Release);
                 }
                 self.advance(&g);
+                if self.u64(at(entry::STATE)).load(Ordering::Acquire) == grow::FREE {
+                    return Ok(start);
+                }
+                // Not published: an earlier reservation is unfinished. If its
+                // appender is dead, roll it back (we then move and rewrite).
                 self.reap(&g);
+                if self.u64(at(entry::TICKET)).load(Ordering::Acquire) != ticket {
+                    continue;
+                }
                 if self.u64(at(entry::STATE)).load(Ordering::Acquire) == grow::FREE {
                     return Ok(start);
                 }
