@@ -264,6 +264,33 @@ fn a_dead_appenders_rows_are_rolled_back_and_a_later_append_moves_down() {
 }
 
 #[test]
+fn an_appender_killed_mid_transaction_is_replayed_then_rolled_back() {
+    // Killed after the first store of its first reservation: its entry still
+    // reads FREE until the next lock holder replays the journal. A new
+    // appender must not take that entry (its rows would become a hole).
+    for nth in 1..=5 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.npy");
+        drop(create(&path, 100));
+        let p = path.to_str().unwrap();
+        let mut a = spawn_child_env(
+            "child_entry",
+            "appender",
+            &format!("{p},1,1,3"),
+            &[("SHARRAY_FAILPOINTS", &format!("grow.txn.store=kill@{nth}"))],
+        );
+        assert!(!wait_with_watchdog(&mut a, LIMIT).success());
+        let g = GrowableArray::open(&path).unwrap();
+        let at = common::with_watchdog(LIMIT, || g.append(&row(2, 0)).unwrap());
+        assert_eq!(
+            at, 0,
+            "killed at store {nth}: the dead reservation was not rolled back"
+        );
+        verify(&path, &[(2, 0, 1, 0)]);
+    }
+}
+
+#[test]
 fn numpy_never_sees_more_rows_than_are_published() {
     if !common::python_numpy() {
         return;

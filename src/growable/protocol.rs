@@ -182,6 +182,12 @@ impl Inner {
     /// Take a free appender entry for this handle: the first entry whose
     /// byte we can lock and whose state is FREE.
     pub(super) fn claim_entry(&self) -> Result<u32> {
+        // Under the append lock, after its journal replay: an appender
+        // killed mid-transaction may have left its entry looking FREE until
+        // the replay marks it WRITING (taking it then would lose its rows'
+        // reservation: a hole nobody fills). Lock order: append lock, then
+        // the process table (as `reap` does through `alive`).
+        let _g = self.lock()?;
         let mut all = locals().lock();
         let local = all.entry(self.key).or_default();
         for e in 0..self.cfg.max_appenders {
