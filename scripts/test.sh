@@ -15,6 +15,7 @@
 #   SHARRAY_STORM_KILLS, SHARRAY_CRASH_N       the cross-kind storm, ring crash points per N
 #   SHARRAY_ATOMIC_BYTES / SHARRAY_ATOMIC_KILLS atomic-creation kills (size, count)
 #   SHARRAY_PY_FUZZ                           mutated files in the Python open-path fuzz
+#   SHARRAY_GROW_ROUNDS                       rounds of killed appenders (tests/growable.rs)
 # Lints run first (fast failure); pytest runs last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
