@@ -20,12 +20,18 @@ pub(crate) struct GrowableArray {
     inner: sharray::GrowableArray,
     dtype: Py<PyAny>,
     path: String,
+    readonly: bool,
 }
 
-fn wrap(py: Python<'_>, inner: sharray::GrowableArray) -> PyResult<GrowableArray> {
+fn wrap(py: Python<'_>, inner: sharray::GrowableArray, readonly: bool) -> PyResult<GrowableArray> {
     let dtype = numpy_dtype(py, inner.dtype())?.into_any();
     let path = inner.path().to_string_lossy().into_owned();
-    Ok(GrowableArray { inner, dtype, path })
+    Ok(GrowableArray {
+        inner,
+        dtype,
+        path,
+        readonly,
+    })
 }
 
 /// Create a growable array (`sharray.create(..., growable=True)`).
@@ -60,7 +66,7 @@ pub(crate) fn _grow_create(
         b = b.capacity(c);
     }
     let inner = py.detach(|| b.create(&path)).py_err(py)?;
-    wrap(py, inner)
+    wrap(py, inner, false)
 }
 
 /// Open a growable array (`sharray.open` on one).
@@ -81,7 +87,7 @@ pub(crate) fn _grow_open(
             }
         })
         .py_err(py)?;
-    wrap(py, inner)
+    wrap(py, inner, readonly)
 }
 
 /// Is the file a growable array? (Reads 16 bytes; no lock.)
@@ -224,6 +230,16 @@ impl GrowableArray {
         d.set_item("generation", i.generation)?;
         d.set_item("file_len", i.file_len)?;
         Ok(d)
+    }
+
+    /// Pickles as its path (and read-only flag): unpickling opens the file
+    /// again, in the receiving process (`multiprocessing` with spawn or
+    /// forkserver).
+    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, (String, bool))> {
+        Ok((
+            py.import("sharray")?.getattr("open")?,
+            (self.path.clone(), self.readonly),
+        ))
     }
 
     fn __repr__(&self) -> String {

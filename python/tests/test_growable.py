@@ -85,6 +85,12 @@ def test_create_append_view_and_numpy(tmp_path):
         sharray.create(str(tmp_path / "x.npy"), (0, 3), np.float32, growable=True, order="F")
     with pytest.raises(sharray.InvalidInput):
         sharray.create(str(tmp_path / "y.npy"), (3,), np.float32, capacity=5)
+    # Pickles as its path (multiprocessing with spawn).
+    import pickle
+
+    c = pickle.loads(pickle.dumps(a))
+    assert isinstance(c, sharray.GrowableArray) and len(c) == 3
+    assert c.append([[0, 0, 0]]) == 3
     # Plain arrays are unaffected by the dispatch.
     p = sharray.create(str(tmp_path / "p.npy"), (2, 3), np.float32)
     assert not isinstance(p, sharray.GrowableArray)
