@@ -44,7 +44,9 @@
 //! - arrays: [`SharedArray`], [`UntypedArray`], guards and views;
 //! - coordination: [`Ring`]s (zero-copy producer/consumer pipelines, see
 //!   [`ring`]) and worker pools (coordinated by a [`WorkQueue`] file, see
-//!   [`pool`]) on top of the control block;
+//!   [`pool`]) on top of the control block, and [`GrowableArray`]s (a
+//!   first axis that several processes append to at once, numpy seeing
+//!   exactly the published rows);
 //! - front ends: the `sharray` CLI and the Python package.
 //!
 //! ## Safety model
