@@ -111,6 +111,7 @@
 #![deny(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod advice;
 mod array;
 mod check;
 mod convert;
@@ -123,10 +124,13 @@ pub mod format;
 mod mapping;
 pub mod pool;
 mod ranges;
+mod raw;
+mod readonly;
 pub mod ring;
 #[doc(hidden)]
 pub mod sys;
 
+pub use advice::{Advice, Advised};
 pub use array::{
     ArrayBuilder, FileKind, Info, OpenOptions, Order, OwnedUntypedReadGuard,
     OwnedUntypedWriteGuard, ReadGuard, SharedArray, UntypedArray, UntypedBuilder, UntypedReadGuard,
@@ -134,7 +138,7 @@ pub use array::{
 };
 pub use check::{Problem, check};
 pub use convert::{
-    CopyOptions, export_npy, export_npy_with, import_npy, import_npy_with, write_npy,
+    CopyOptions, export_npy, export_npy_with, import_npy, import_npy_with, import_raw, write_npy,
     write_npy_replacing,
 };
 pub use element::{Bool, Element};
@@ -177,6 +181,8 @@ pub use pool::{
     Claim, OwnedUntypedRowsMut, QueueProgress, RowMode, RowsGuard, RowsMut, UntypedRowsMut,
     WorkQueue, Worker,
 };
+pub use raw::RawLayout;
+pub use readonly::ReadOnlyArray;
 pub use ring::{
     Consumer, ParticipantStats, Producer, ReadLease, Ring, RingBuilder, RingStats, TryLoanError,
     TryRecvError, WriteLoan,
