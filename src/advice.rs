@@ -143,6 +143,63 @@ fn byte_range(
     Ok(start * itemsize..end * itemsize)
 }
 
+/// [`UntypedArray::advise`] over data bytes `r` of any mapped file.
+pub(crate) fn advise_map(map: &Mapping, r: Range<usize>, advice: Advice) -> Result<Advised> {
+    if r.is_empty() {
+        return Ok(Advised::Fallback("the range is empty".into()));
+    }
+    if advice == Advice::DontNeed && map.is_cow() {
+        return Ok(Advised::Fallback(
+            "this handle is copy-on-write: MADV_DONTNEED would discard its private changes; nothing was done".into(),
+        ));
+    }
+    match map.madvise_data(r.start, r.len(), advice.madv()) {
+        Ok(()) => {}
+        Err(e) if advice == Advice::HugePage && e.raw_os_error() == Some(libc::EINVAL) => {
+            return Ok(Advised::Fallback(
+                "this kernel has no transparent huge pages (madvise(MADV_HUGEPAGE) gave EINVAL); normal 4 KiB pages are used".into(),
+            ));
+        }
+        Err(e) => {
+            return Err(Error::io(format!("madvise({}) failed", advice.name()), e).at(map.path()));
+        }
+    }
+    if advice == Advice::HugePage
+        && let Some(why) = huge_page_verdict(map)
+    {
+        return Ok(Advised::Fallback(why));
+    }
+    Ok(Advised::Applied)
+}
+
+impl crate::ring::Ring {
+    /// Advise the kernel how this process will access the ring's slots (all
+    /// of them); see [`UntypedArray::advise`]. `Sequential` suits a
+    /// consumer that reads each frame once, `WillNeed` warms a ring on disk,
+    /// `HugePage` a large ring in `/dev/shm` where the system allows.
+    ///
+    /// # Errors
+    ///
+    /// As [`UntypedArray::advise`].
+    pub fn advise(&self, advice: Advice) -> Result<Advised> {
+        let map = self.mapping();
+        advise_map(map, 0..map.nbytes(), advice)
+    }
+}
+
+impl crate::pool::WorkQueue {
+    /// Advise the kernel how this process will access the queue file's
+    /// data; see [`UntypedArray::advise`].
+    ///
+    /// # Errors
+    ///
+    /// As [`UntypedArray::advise`].
+    pub fn advise(&self, advice: Advice) -> Result<Advised> {
+        let map = self.mapping();
+        advise_map(map, 0..map.nbytes(), advice)
+    }
+}
+
 /// Is transparent-huge-page use possible for this file, and if not, why?
 fn huge_page_verdict(map: &Mapping) -> Option<String> {
     const TMPFS_MAGIC: i64 = 0x0102_1994;
@@ -194,33 +251,7 @@ impl UntypedArray {
     pub fn advise(&self, range: impl RangeBounds<usize>, advice: Advice) -> Result<Advised> {
         let map = self.mapping();
         let r = byte_range(map, self.dtype().itemsize(), range)?;
-        if r.is_empty() {
-            return Ok(Advised::Fallback("the range is empty".into()));
-        }
-        if advice == Advice::DontNeed && map.is_cow() {
-            return Ok(Advised::Fallback(
-                "this handle is copy-on-write: MADV_DONTNEED would discard its private changes; nothing was done".into(),
-            ));
-        }
-        match map.madvise_data(r.start, r.len(), advice.madv()) {
-            Ok(()) => {}
-            Err(e) if advice == Advice::HugePage && e.raw_os_error() == Some(libc::EINVAL) => {
-                return Ok(Advised::Fallback(
-                    "this kernel has no transparent huge pages (madvise(MADV_HUGEPAGE) gave EINVAL); normal 4 KiB pages are used".into(),
-                ));
-            }
-            Err(e) => {
-                return Err(
-                    Error::io(format!("madvise({}) failed", advice.name()), e).at(self.path())
-                );
-            }
-        }
-        if advice == Advice::HugePage
-            && let Some(why) = huge_page_verdict(map)
-        {
-            return Ok(Advised::Fallback(why));
-        }
-        Ok(Advised::Applied)
+        advise_map(map, r, advice)
     }
 
     /// Fault elements `range` into this process for reading now

@@ -321,6 +321,14 @@ fn hints_apply_and_evict_drops_resident_pages() {
     let ro = ro.into_read_only();
     ro.prefault_read_range(..).unwrap();
     assert!(ro.advise(.., Advice::Sequential).unwrap().is_applied());
+
+    // Rings take the same hints over their slots.
+    let ring = sharray::Ring::builder(Dtype::parse_user("uint8").unwrap(), &[PAGE])
+        .slots(4)
+        .create(dir.path().join("ring.npy"))
+        .unwrap();
+    assert!(ring.advise(Advice::WillNeed).unwrap().is_applied());
+    assert!(ring.advise(Advice::Sequential).unwrap().is_applied());
 }
 
 #[test]

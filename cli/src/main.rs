@@ -7,6 +7,7 @@
 mod args;
 mod array_cmds;
 mod fs_cmds;
+mod hint_cmds;
 mod pool_cmds;
 mod ring_cmds;
 
@@ -30,6 +31,8 @@ enum Cmd {
     Ring(ring_cmds::RingCmd),
     #[command(flatten)]
     Fs(fs_cmds::FsCmd),
+    #[command(flatten)]
+    Hint(hint_cmds::HintCmd),
 }
 
 /// Rust ignores SIGPIPE, so printing to a closed pipe (`sharray show BIG |
@@ -68,6 +71,7 @@ fn main() {
         Cmd::Pool(c) => pool_cmds::run(c),
         Cmd::Ring(c) => ring_cmds::run(c),
         Cmd::Fs(c) => fs_cmds::run(c),
+        Cmd::Hint(c) => hint_cmds::run(c),
     }));
     let result = match run {
         Ok(r) => r,
