@@ -58,8 +58,10 @@ from ._sharray import (
     create,
     export_npy,
     import_npy,
+    import_raw,
     info,
     open,
+    open_raw,
 )
 
 __all__ = [
@@ -68,6 +70,8 @@ __all__ = [
     "info",
     "import_npy",
     "export_npy",
+    "open_raw",
+    "import_raw",
     "SharedArray",
     "Guard",
     "Ring",

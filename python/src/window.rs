@@ -183,6 +183,32 @@ impl ShadowPool {
         };
         Ok(Some(Window {
             region,
+            persistent: false,
+            state: Mutex::new(WindowState {
+                map,
+                revoked: false,
+            }),
+        }))
+    }
+
+    /// The one window of a copy-on-write handle: a private (`MAP_PRIVATE`)
+    /// mapping that lives as long as the handle and is never revoked, so
+    /// every guard of the handle sees the private changes of the earlier
+    /// ones (`Ok(None)` for an array without data).
+    pub(crate) fn private_window(&self, fd: BorrowedFd<'_>) -> io::Result<Option<Window>> {
+        let Some(region) = self.region else {
+            return Ok(None);
+        };
+        let map = RawMap {
+            addr: sys::map_private(fd, region.file_off, region.len)?,
+            len: region.len,
+        };
+        Ok(Some(Window {
+            region: Region {
+                writable: true,
+                ..region
+            },
+            persistent: true,
             state: Mutex::new(WindowState {
                 map,
                 revoked: false,
@@ -207,6 +233,9 @@ struct WindowState {
 /// the last view into it is gone.
 pub(crate) struct Window {
     region: Region,
+    /// A copy-on-write handle's private window: never revoked (its writes
+    /// reach nobody else, and the next guard must see them).
+    persistent: bool,
     state: Mutex<WindowState>,
 }
 
@@ -232,6 +261,9 @@ impl Window {
     /// `pool` as a shadow for the next guard, and the range becomes private
     /// zero pages. Must be called before the guard's lock is released.
     pub(crate) fn revoke(&self, pool: &ShadowPool) {
+        if self.persistent {
+            return;
+        }
         let mut s = self.state.lock();
         if s.revoked {
             return;

@@ -311,6 +311,32 @@ pub fn map_shared(
     Ok(NonNull::new(p.cast()).expect("mmap never returns null on success"))
 }
 
+/// Map `len` bytes of `fd` from `offset` (a multiple of [`page_size`]),
+/// `MAP_PRIVATE`, readable and writable: copy-on-write, so writes through it
+/// stay in this process and pages not yet written show the file's current
+/// content (`mmap(2)`). The caller owns the new range and unmaps it with
+/// [`munmap`].
+pub fn map_private(fd: impl AsFd, offset: u64, len: usize) -> io::Result<NonNull<u8>> {
+    let off =
+        libc::off_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: a fresh mapping at a kernel-chosen address replaces nothing;
+    // the fd is open for the duration of the call.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            prot(true),
+            libc::MAP_PRIVATE,
+            fd.as_fd().as_raw_fd(),
+            off,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(NonNull::new(p.cast()).expect("mmap never returns null on success"))
+}
+
 /// Move the page tables of the mapping `[addr, addr+len)` to a new address
 /// the kernel picks, and return it, leaving the old range mapped to the same
 /// file without page tables (`mremap(MREMAP_MAYMOVE | MREMAP_DONTUNMAP)`,
