@@ -352,9 +352,32 @@ impl SharedArray {
         let inner = self.get(py)?;
         let advice = sharray::Advice::parse(advice).py_err(py)?;
         let r = elements(&inner, start, stop);
-        let got = py
-            .detach(move || inner.array.advise(r, advice))
-            .py_err(py)?;
+        let got = {
+            let inner = Arc::clone(&inner);
+            let r = r.clone();
+            py.detach(move || inner.array.advise(r, advice))
+                .py_err(py)?
+        };
+        // Views live in per-guard windows: advice about how this process
+        // accesses them must reach those mappings too.
+        let madv = match advice {
+            sharray::Advice::Normal => Some(libc::MADV_NORMAL),
+            sharray::Advice::Sequential => Some(libc::MADV_SEQUENTIAL),
+            sharray::Advice::Random => Some(libc::MADV_RANDOM),
+            sharray::Advice::HugePage => Some(libc::MADV_HUGEPAGE),
+            // Page-cache effects, shared by every mapping.
+            sharray::Advice::WillNeed | sharray::Advice::DontNeed => None,
+        };
+        let item = inner.array.dtype().itemsize();
+        let (off, len) = (r.start * item, r.len() * item);
+        if let Some(madv) = madv {
+            inner.pool.remember_advice(off, len, madv);
+            if let Some(w) = &inner.private_window {
+                w.advise(off, len, madv);
+            }
+        } else if advice == sharray::Advice::DontNeed {
+            inner.pool.drop_shadow_pages(off, len);
+        }
         Ok(match got {
             sharray::Advised::Applied => "applied".to_string(),
             sharray::Advised::Fallback(why) => why,
@@ -397,6 +420,10 @@ impl SharedArray {
     fn evict(&self, py: Python<'_>, start: Option<usize>, stop: Option<usize>) -> PyResult<()> {
         let inner = self.get(py)?;
         let r = elements(&inner, start, stop);
+        let item = inner.array.dtype().itemsize();
+        // Ready shadows of earlier guards still map the pages: unmap them
+        // first, or the page cache keeps them.
+        inner.pool.drop_shadow_pages(r.start * item, r.len() * item);
         py.detach(move || inner.array.evict(r)).py_err(py)
     }
 

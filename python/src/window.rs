@@ -142,6 +142,11 @@ pub(crate) struct ShadowPool {
     /// Fault a fresh mapping's pages in with one `madvise` (for regions the
     /// holder is expected to touch in full: ring slots, claimed rows).
     populate: bool,
+    /// Access advice given to the handle (`SharedArray.advise`): data byte
+    /// range and `MADV_*` value, applied to every window made afterwards
+    /// (advice such as `MADV_RANDOM` belongs to one mapping, and each guard
+    /// has its own).
+    advice: Mutex<Vec<(usize, usize, libc::c_int)>>,
 }
 
 impl ShadowPool {
@@ -151,6 +156,7 @@ impl ShadowPool {
             shadows: Mutex::new(Vec::new()),
             max: MAX_SHADOWS,
             populate: false,
+            advice: Mutex::new(Vec::new()),
         }
     }
 
@@ -163,6 +169,36 @@ impl ShadowPool {
             shadows: Mutex::new(Vec::new()),
             max,
             populate: true,
+            advice: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Remember `advice` for data bytes `[off, off+len)`: applied to every
+    /// window opened from now on (and by the caller to live ones).
+    pub(crate) fn remember_advice(&self, off: usize, len: usize, advice: libc::c_int) {
+        let mut a = self.advice.lock();
+        // Advice over the same range replaces the older one; keep it short.
+        a.retain(|&(o, l, _)| (o, l) != (off, len));
+        if a.len() >= 64 {
+            a.remove(0);
+        }
+        a.push((off, len, advice));
+    }
+
+    /// Apply the remembered advice to a window's mapping.
+    fn apply_advice(&self, map: &RawMap, region: &Region) {
+        for &(off, len, advice) in self.advice.lock().iter() {
+            apply(map, region, off, len, advice);
+        }
+    }
+
+    /// Drop the shadows' page-table entries over data bytes
+    /// `[off, off+len)` (`MADV_DONTNEED` on a shared file mapping: contents
+    /// stay), so `posix_fadvise(DONTNEED)` can evict those pages.
+    pub(crate) fn drop_shadow_pages(&self, off: usize, len: usize) {
+        let Some(region) = self.region else { return };
+        for map in self.shadows.lock().iter() {
+            apply(map, &region, off, len, libc::MADV_DONTNEED);
         }
     }
 
@@ -181,6 +217,7 @@ impl ShadowPool {
                 m
             }
         };
+        self.apply_advice(&map, &region);
         Ok(Some(Window {
             region,
             persistent: false,
@@ -203,6 +240,7 @@ impl ShadowPool {
             addr: sys::map_private(fd, region.file_off, region.len)?,
             len: region.len,
         };
+        self.apply_advice(&map, &region);
         Ok(Some(Window {
             region: Region {
                 writable: true,
@@ -229,6 +267,17 @@ struct WindowState {
     revoked: bool,
 }
 
+/// `madvise(advice)` over data bytes `[off, off+len)` of `map` (clamped to
+/// the mapping; errors ignored: advice is a hint).
+fn apply(map: &RawMap, region: &Region, off: usize, len: usize, advice: libc::c_int) {
+    let start = region.delta.saturating_add(off).min(map.len);
+    let len = len.min(map.len - start);
+    // SAFETY: the range lies inside our own live mapping (clamped above).
+    // Callers pass only advice that keeps contents (the hints, and
+    // MADV_DONTNEED on shared file mappings, never on a private window).
+    let _ = unsafe { sys::madvise(map.addr.as_ptr().add(start), len, advice) };
+}
+
 /// The data mapping of one guard. Revoked when the guard ends; unmapped when
 /// the last view into it is gone.
 pub(crate) struct Window {
@@ -250,6 +299,15 @@ impl Window {
     pub(crate) fn range(&self) -> (usize, usize) {
         let s = self.state.lock();
         (s.map.addr.as_ptr() as usize, s.map.len)
+    }
+
+    /// Apply `advice` to this window now (the handle's live private
+    /// window; `MADV_DONTNEED` is never passed for it).
+    pub(crate) fn advise(&self, off: usize, len: usize, advice: libc::c_int) {
+        let s = self.state.lock();
+        if !s.revoked {
+            apply(&s.map, &self.region, off, len, advice);
+        }
     }
 
     /// Has the window been cut off from the file?
