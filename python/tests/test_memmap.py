@@ -155,3 +155,35 @@ def test_hints(tmp_path):
     with pytest.raises(sharray.PermissionDenied):
         r.prefault_write()
     r.prefault_read(0, 10)
+
+
+def vm_flags(addr):
+    """The VmFlags of the mapping that starts at `addr` (from /proc/self/smaps)."""
+    start = None
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split()[0]
+            if "-" in head and all(c in "0123456789abcdef-" for c in head):
+                start = int(head.split("-")[0], 16)
+            elif line.startswith("VmFlags:") and start == addr:
+                return line.split()[1:]
+    return None
+
+
+def test_advice_reaches_the_views_mappings(tmp_path):
+    a = sharray.create(str(tmp_path / "v.npy"), (16 * PAGE,), np.uint8)
+    g = a.read()
+    g.view
+    assert "rr" not in vm_flags(g._window[0])
+    g.release()
+    assert a.advise("random") == "applied"
+    g = a.read()
+    g.view
+    assert "rr" in vm_flags(g._window[0]), vm_flags(g._window[0])
+    g.release()
+    assert a.advise("sequential") == "applied"
+    g = a.read()
+    g.view
+    flags = vm_flags(g._window[0])
+    assert "sr" in flags and "rr" not in flags, flags
+    g.release()
