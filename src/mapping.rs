@@ -550,14 +550,6 @@ impl Mapping {
         }
     }
 
-    /// Fault in data pages for reading ahead of use (a hint; errors ignored).
-    pub(crate) fn prefault_read(&self, off: usize, len: usize) {
-        if off.checked_add(len).is_some_and(|e| e <= self.nbytes) {
-            // SAFETY: the range is inside our live mapping.
-            let _ = unsafe { sys::populate_read(self.data_ptr().add(off), len) };
-        }
-    }
-
     /// `madvise(advice)` over data bytes `[off, off+len)` of this mapping.
     ///
     /// # Panics

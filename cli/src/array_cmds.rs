@@ -51,6 +51,8 @@ pub enum ArrayCmd {
         lock: LockArgs,
         #[command(flatten)]
         owner: OwnerArgs,
+        #[command(flatten)]
+        raw: RawArgs,
     },
     /// Copy a plain .npy (or, with --raw, a headerless binary file) into a
     /// new sharray file (dtype, shape, order and bytes kept).
@@ -94,8 +96,9 @@ pub enum ArrayCmd {
 /// `np.memmap(path, dtype, shape=..., offset=..., order=...)` takes it.
 #[derive(Args)]
 pub struct RawArgs {
-    /// SRC is a headerless binary file laid out as --dtype, --shape,
-    /// --offset and --order say; its size must match exactly.
+    /// The file is headerless binary data laid out as --dtype, --shape,
+    /// --offset and --order say (np.memmap's arguments); its size must
+    /// match exactly.
     #[arg(long, requires_all = ["dtype", "shape"])]
     raw: bool,
     /// numpy dtype of the raw data (with --raw), e.g. float64 or '>i4'.
@@ -210,7 +213,14 @@ pub fn run(cmd: ArrayCmd) -> Result<()> {
             max,
             lock,
             owner,
-        } => show(&path, max, lock.lock_timeout, owner.allow_other_owner),
+            raw,
+        } => show(
+            &path,
+            max,
+            lock.lock_timeout,
+            owner.allow_other_owner,
+            raw.layout()?,
+        ),
         ArrayCmd::Import {
             src,
             dst,
@@ -499,12 +509,16 @@ fn show(
     max: usize,
     lock_timeout: Option<Duration>,
     allow_other_owner: bool,
+    raw: Option<sharray::RawLayout>,
 ) -> Result<()> {
     let path = location(loc)?;
-    let a = sharray::OpenOptions::new()
+    let opts = sharray::OpenOptions::new()
         .read_only(true)
-        .allow_other_owner(allow_other_owner)
-        .open_untyped(&path)?;
+        .allow_other_owner(allow_other_owner);
+    let a = match &raw {
+        Some(layout) => opts.open_raw_untyped(&path, layout)?,
+        None => opts.open_untyped(&path)?,
+    };
     let guard = match lock_timeout {
         Some(t) => a.read_timeout(t)?,
         None => a.read()?,

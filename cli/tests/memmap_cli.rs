@@ -94,6 +94,21 @@ print("ok")
         "{err}"
     );
     assert!(!dir.path().join("other.npy").exists());
+    // show reads a raw file the same way.
+    let out = ok(&[
+        "show",
+        "--raw",
+        "--dtype",
+        ">f8",
+        "--shape",
+        "4,3",
+        "--offset",
+        "100",
+        "--order",
+        "F",
+        &p("data.dat"),
+    ]);
+    assert!(out.contains("16.5"), "{out}");
     // --dtype without --raw is a usage error.
     fails(&["import", "--dtype", "f8", &p("data.dat"), &p("x.npy")], 2);
     fails(

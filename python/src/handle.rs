@@ -181,16 +181,20 @@ pub(crate) struct SharedArray {
     inner: Mutex<Option<Arc<Inner>>>,
     path: String,
     readonly: bool,
+    /// Opened copy-on-write (mode "c").
+    cow: bool,
 }
 
 impl SharedArray {
     fn wrap(py: Python<'_>, array: UntypedArray) -> PyResult<SharedArray> {
         let readonly = !array.is_writable();
+        let cow = array.is_copy_on_write();
         let inner = Inner::new(py, array)?;
         Ok(SharedArray {
             path: inner.path.clone(),
             inner: Mutex::new(Some(inner)),
             readonly,
+            cow,
         })
     }
 
@@ -547,11 +551,34 @@ impl SharedArray {
         false
     }
 
-    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, (String, bool))> {
-        Ok((
-            py.import("sharray")?.getattr("open")?,
-            (self.path.clone(), self.readonly),
-        ))
+    fn __reduce__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        let module = py.import("sharray")?;
+        let mode = if self.cow {
+            "c"
+        } else if self.readonly {
+            "r"
+        } else {
+            "r+"
+        };
+        // A raw file reopens with its layout (it has no header to read it from).
+        if let Some(inner) = self.inner.lock().clone()
+            && inner.array.kind() == sharray::FileKind::Raw
+        {
+            let args = (
+                self.path.clone(),
+                inner.dtype.clone_ref(py),
+                PyTuple::new(py, inner.array.shape())?,
+                mode,
+                inner.array.data_offset(),
+                inner.array.order().as_str(),
+            );
+            return Ok((module.getattr("open_raw")?, args.into_pyobject(py)?));
+        }
+        let args = (self.path.clone(), false, py.None(), py.None(), false, mode);
+        Ok((module.getattr("open")?, args.into_pyobject(py)?))
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
@@ -568,7 +595,13 @@ impl SharedArray {
                     self.path,
                     py_tuple(i.array.shape()),
                     i.array.order().as_str(),
-                    if self.readonly { " readonly" } else { "" }
+                    if self.cow {
+                        " copy-on-write"
+                    } else if self.readonly {
+                        " readonly"
+                    } else {
+                        ""
+                    }
                 )
             }
             None => format!("<sharray.SharedArray {:?} closed>", self.path),

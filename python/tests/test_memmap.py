@@ -187,3 +187,20 @@ def test_advice_reaches_the_views_mappings(tmp_path):
     flags = vm_flags(g._window[0])
     assert "sr" in flags and "rr" not in flags, flags
     g.release()
+
+
+def test_pickles_keep_mode_and_raw_layout(tmp_path):
+    import pickle
+
+    path = str(tmp_path / "p.npy")
+    sharray.create(path, (3,), np.int16)
+    for mode in ["r", "r+", "c"]:
+        b = pickle.loads(pickle.dumps(sharray.open(path, mode=mode)))
+        assert b.mode == mode
+    raw = str(tmp_path / "p.dat")
+    with open(raw, "wb") as f:
+        f.write(bytes(8 + 24))
+    r = sharray.open_raw(raw, ">u2", (3, 4), mode="r", offset=8, order="F")
+    b = pickle.loads(pickle.dumps(r))
+    assert (b.kind, b.mode, b.shape, b.order, b.dtype) == ("raw", "r", (3, 4), "F", np.dtype(">u2"))
+    assert "copy-on-write" in repr(sharray.open(path, mode="c"))
