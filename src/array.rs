@@ -132,7 +132,8 @@ impl OpenOptions {
     /// Map the file copy-on-write (`MAP_PRIVATE`, numpy's mode `"c"`):
     /// write guards change this process's private copy of the pages they
     /// touch, never the file and never what other processes see. Works on
-    /// files we may only read. [`UntypedArray::flush`] does nothing and the
+    /// files we may only read; [`OpenOptions::read_only`] is then ignored
+    /// (the private pages are always writable). [`UntypedArray::flush`] does nothing and the
     /// generation counter is never bumped by such a handle.
     ///
     /// What the handle sees of other processes' later writes: a page this
@@ -1040,7 +1041,7 @@ impl<T: Element> SharedArray<T> {
     }
 
     /// Open read-only. Errors as [`OpenOptions::open`]. The handle's write
-    /// methods fail at run time; [`ReadOnlyArray::open`] gives a handle that
+    /// methods fail at run time; [`ReadOnlyArray::open`](crate::ReadOnlyArray::open) gives a handle that
     /// has none.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<SharedArray<T>> {
         OpenOptions::new().read_only(true).open(path)
