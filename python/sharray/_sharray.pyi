@@ -235,6 +235,9 @@ class Ring:
     @staticmethod
     def open(path: _Path) -> "Ring":
         """Open a ring (``Unsupported`` if the file is not one)."""
+    def advise(self, advice: str) -> str:
+        """Access advice for the slots (as ``SharedArray.advise``); returns
+        ``"applied"`` or why not."""
     @property
     def path(self) -> str: ...
     @property

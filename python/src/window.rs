@@ -177,8 +177,10 @@ impl ShadowPool {
     /// window opened from now on (and by the caller to live ones).
     pub(crate) fn remember_advice(&self, off: usize, len: usize, advice: libc::c_int) {
         let mut a = self.advice.lock();
-        // Advice over the same range replaces the older one; keep it short.
-        a.retain(|&(o, l, _)| (o, l) != (off, len));
+        // Advice over the same range replaces older advice of its family
+        // (the access pattern, or huge pages); keep the list short.
+        let family = |adv: libc::c_int| adv == libc::MADV_HUGEPAGE;
+        a.retain(|&(o, l, old)| (o, l) != (off, len) || family(old) != family(advice));
         if a.len() >= 64 {
             a.remove(0);
         }

@@ -158,14 +158,14 @@ def test_hints(tmp_path):
 
 
 def vm_flags(addr):
-    """The VmFlags of the mapping that starts at `addr` (from /proc/self/smaps)."""
-    start = None
+    """The VmFlags of the mapping that holds `addr` (from /proc/self/smaps)."""
+    span = None
     with open("/proc/self/smaps") as f:
         for line in f:
             head = line.split()[0]
             if "-" in head and all(c in "0123456789abcdef-" for c in head):
-                start = int(head.split("-")[0], 16)
-            elif line.startswith("VmFlags:") and start == addr:
+                span = [int(x, 16) for x in head.split("-")]
+            elif line.startswith("VmFlags:") and span and span[0] <= addr < span[1]:
                 return line.split()[1:]
     return None
 
@@ -204,3 +204,18 @@ def test_pickles_keep_mode_and_raw_layout(tmp_path):
     b = pickle.loads(pickle.dumps(r))
     assert (b.kind, b.mode, b.shape, b.order, b.dtype) == ("raw", "r", (3, 4), "F", np.dtype(">u2"))
     assert "copy-on-write" in repr(sharray.open(path, mode="c"))
+
+
+def test_ring_advice_reaches_lease_views(tmp_path):
+    ring = sharray.Ring.create(str(tmp_path / "r.npy"), (4 * PAGE,), np.uint8, slots=2)
+    assert ring.advise("willneed") == "applied"
+    assert ring.advise("random") == "applied"
+    hp = ring.advise("hugepage")
+    assert hp == "applied" or "pages" in hp
+    with pytest.raises(sharray.InvalidInput):
+        ring.advise("soon")
+    p = ring.producer()
+    with p.loan() as frame:
+        frame[:] = 1
+        flags = vm_flags(frame.__array_interface__["data"][0])
+        assert flags is not None and "rr" in flags, flags
