@@ -42,7 +42,9 @@ impl Order {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FileKind {
     /// A plain `.npy` written by numpy (no control block): whole-array locks
-    /// only, no generation counter.
+    /// only, no generation counter. Also the kind of a headerless raw file
+    /// opened with [`OpenOptions::open_raw`], which behaves the same way
+    /// ([`UntypedArray::is_raw`] tells them apart).
     Npy,
     /// A sharray array.
     Array,
@@ -50,17 +52,12 @@ pub enum FileKind {
     Ring,
     /// A work queue: the file that coordinates a worker pool ([`crate::WorkQueue`]).
     Queue,
-    /// A headerless raw file opened with a given layout
-    /// ([`OpenOptions::open_raw`]): whole-array locks only, no generation
-    /// counter. Never reported by [`inspect`], which cannot know the layout.
-    Raw,
 }
 
 impl FileKind {
-    /// `"npy"`, `"array"`, `"ring"`, `"queue"` or `"raw"`.
+    /// `"npy"`, `"array"`, `"ring"` or `"queue"`.
     pub fn name(self) -> &'static str {
         match self {
-            FileKind::Raw => "raw",
             FileKind::Npy => "npy",
             FileKind::Array => "array",
             FileKind::Ring => "ring",
@@ -248,11 +245,7 @@ pub(crate) fn info_of(map: &Mapping) -> Info {
     let h = map.header();
     Info {
         path: map.path().to_path_buf(),
-        kind: if map.is_raw() {
-            FileKind::Raw
-        } else {
-            FileKind::of(map.control().map(|c| c.kind))
-        },
+        kind: FileKind::of(map.control().map(|c| c.kind)),
         dtype: h.dtype.clone(),
         shape: h.shape.clone(),
         order: if h.fortran_order { Order::F } else { Order::C },
@@ -539,12 +532,16 @@ impl UntypedArray {
         self.map.nbytes()
     }
 
-    /// Plain `.npy`, raw file or sharray array.
+    /// Plain `.npy` (or raw file) or sharray array.
     pub fn kind(&self) -> FileKind {
-        if self.map.is_raw() {
-            return FileKind::Raw;
-        }
         FileKind::of(self.map.control().map(|c| c.kind))
+    }
+
+    /// Was this handle opened as a headerless raw file
+    /// ([`OpenOptions::open_raw`])? Its [`kind`](UntypedArray::kind) is
+    /// [`FileKind::Npy`]: whole-array locks only, no generation counter.
+    pub fn is_raw(&self) -> bool {
+        self.map.is_raw()
     }
 
     /// Was this handle opened copy-on-write ([`OpenOptions::copy_on_write`])?

@@ -254,10 +254,15 @@ impl SharedArray {
         Ok(self.get(py)?.array.order().as_str())
     }
 
-    /// `"array"` for a sharray file, `"npy"` for a plain `.npy`.
+    /// `"array"` for a sharray file, `"npy"` for a plain `.npy`, `"raw"` for
+    /// a headerless file opened with `open_raw`.
     #[getter]
     fn kind(&self, py: Python<'_>) -> PyResult<&'static str> {
-        Ok(self.get(py)?.array.kind().name())
+        let inner = self.get(py)?;
+        if inner.array.is_raw() {
+            return Ok("raw");
+        }
+        Ok(inner.array.kind().name())
     }
 
     /// Was the handle opened read-only?
@@ -565,7 +570,7 @@ impl SharedArray {
         };
         // A raw file reopens with its layout (it has no header to read it from).
         if let Some(inner) = self.inner.lock().clone()
-            && inner.array.kind() == sharray::FileKind::Raw
+            && inner.array.is_raw()
         {
             let args = (
                 self.path.clone(),
