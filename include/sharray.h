@@ -72,7 +72,7 @@
 
 // The result of every call. `SHARRAY_OK` is 0; the values mirror the
 // library's error kinds, plus the codes of the C layer itself.
-typedef enum sharray_status {
+typedef enum {
   // Success.
   SHARRAY_OK = 0,
   // The file does not exist.
@@ -186,9 +186,9 @@ typedef struct sharray_worker sharray_worker;
 // with `sharray_write_guard_release`, from any thread.
 typedef struct sharray_write_guard sharray_write_guard;
 
-// A description of an array (`sharray_array_info`). The pointers point into
+// A description of an array (`sharray_array_get_info`). The pointers point into
 // the array handle: valid until `sharray_array_free`.
-typedef struct sharray_array_info {
+typedef struct {
   // numpy dtype string, e.g. "<f4" (NUL-terminated).
   const char *dtype;
   // Bytes per element.
@@ -212,8 +212,8 @@ typedef struct sharray_array_info {
   bool writable;
 } sharray_array_info;
 
-// A snapshot of a queue's progress (`sharray_queue_progress`).
-typedef struct sharray_queue_progress {
+// A snapshot of a queue's progress (`sharray_queue_get_progress`).
+typedef struct {
   // Number of chunks (or tasks).
   uint64_t chunks;
   // Chunks completed.
@@ -234,7 +234,7 @@ typedef struct sharray_queue_progress {
 
 // Options of a new ring (`sharray_ring_create`). All zero is the default:
 // a queue-mode ring with backpressure and the default slot count.
-typedef struct sharray_ring_options {
+typedef struct {
   // Number of slots, 1..=65536; 0 for the default (frames that fit in
   // 16 MiB, at least 4 and at most 64).
   uint32_t slots;
@@ -246,9 +246,9 @@ typedef struct sharray_ring_options {
   bool overwrite;
 } sharray_ring_options;
 
-// A description of a ring (`sharray_ring_info`). The pointers point into
+// A description of a ring (`sharray_ring_get_info`). The pointers point into
 // the ring handle: valid until `sharray_ring_free`.
-typedef struct sharray_ring_info {
+typedef struct {
   // numpy dtype of the frames, e.g. "<u8" (NUL-terminated).
   const char *dtype;
   // Bytes per element.
@@ -267,8 +267,8 @@ typedef struct sharray_ring_info {
   bool overwrite;
 } sharray_ring_info;
 
-// A snapshot of a ring's counters (`sharray_ring_stats`).
-typedef struct sharray_ring_stats {
+// A snapshot of a ring's counters (`sharray_ring_get_stats`).
+typedef struct {
   // Frames committed since creation.
   uint64_t committed;
   // Leases handed out since creation.
@@ -295,8 +295,8 @@ typedef struct sharray_ring_stats {
   uint64_t timestamp_ns;
 } sharray_ring_stats;
 
-// Metadata of a received frame (`sharray_lease_info`).
-typedef struct sharray_lease_info {
+// Metadata of a received frame (`sharray_lease_get_info`).
+typedef struct {
   // Sequence number (position in commit order, from 0).
   uint64_t seq;
   // `CLOCK_MONOTONIC` ns at commit (comparable across processes).
@@ -345,12 +345,12 @@ const char *sharray_version(void);
 // # Safety
 //
 // See the conventions at the top of the header.
-enum sharray_status sharray_array_create(const char *path,
-                                         const char *dtype,
-                                         const size_t *shape,
-                                         size_t ndim,
-                                         int order,
-                                         struct sharray_array **out);
+sharray_status sharray_array_create(const char *path,
+                                    const char *dtype,
+                                    const size_t *shape,
+                                    size_t ndim,
+                                    int order,
+                                    sharray_array **out);
 
 // Open an existing array (a sharray array, or any plain `.npy`) at `path`.
 // `read_only` non-zero opens it read-only (write guards are then refused).
@@ -362,7 +362,7 @@ enum sharray_status sharray_array_create(const char *path,
 // # Safety
 //
 // See the conventions at the top of the header.
-enum sharray_status sharray_array_open(const char *path, int read_only, struct sharray_array **out);
+sharray_status sharray_array_open(const char *path, int read_only, sharray_array **out);
 
 // Close an array handle. Guards taken from it stay valid until released.
 // NULL is accepted and does nothing.
@@ -371,7 +371,7 @@ enum sharray_status sharray_array_open(const char *path, int read_only, struct s
 //
 // `array` is NULL or a live handle, not used by any other thread now and
 // never again after this call.
-enum sharray_status sharray_array_free(struct sharray_array *array);
+sharray_status sharray_array_free(sharray_array *array);
 
 // Describe the array (dtype, shape, order, sizes). The pointers in
 // `*info` stay valid until `sharray_array_free(array)`.
@@ -381,8 +381,7 @@ enum sharray_status sharray_array_free(struct sharray_array *array);
 // # Safety
 //
 // See the conventions at the top of the header.
-enum sharray_status sharray_array_info(const struct sharray_array *array,
-                                       struct sharray_array_info *info);
+sharray_status sharray_array_get_info(const sharray_array *array, sharray_array_info *info);
 
 // The array's generation counter: bumped by every write guard released
 // (0 forever for a plain `.npy`). Never blocks. Thread-safe.
@@ -390,8 +389,7 @@ enum sharray_status sharray_array_info(const struct sharray_array *array,
 // # Safety
 //
 // See the conventions at the top of the header.
-enum sharray_status sharray_array_generation(const struct sharray_array *array,
-                                             uint64_t *generation);
+sharray_status sharray_array_generation(const sharray_array *array, uint64_t *generation);
 
 // Wait until the generation differs from `since`, at most `timeout_ms`
 // (`SHARRAY_FOREVER`, `SHARRAY_TRY` or milliseconds); the new generation
@@ -403,10 +401,10 @@ enum sharray_status sharray_array_generation(const struct sharray_array *array,
 // # Safety
 //
 // See the conventions at the top of the header.
-enum sharray_status sharray_array_wait_changed(const struct sharray_array *array,
-                                               uint64_t since,
-                                               int64_t timeout_ms,
-                                               uint64_t *now);
+sharray_status sharray_array_wait_changed(const sharray_array *array,
+                                          uint64_t since,
+                                          int64_t timeout_ms,
+                                          uint64_t *now);
 
 // Write the array's dirty pages to disk (`msync`). A no-op for read-only
 // handles. Blocks on I/O. Thread-safe.
@@ -414,7 +412,7 @@ enum sharray_status sharray_array_wait_changed(const struct sharray_array *array
 // # Safety
 //
 // See the conventions at the top of the header.
-enum sharray_status sharray_array_flush(const struct sharray_array *array);
+sharray_status sharray_array_flush(const sharray_array *array);
 
 // Take a shared (read) lock on the whole array: many readers at once, no
 // writer. `timeout_ms`: `SHARRAY_FOREVER` blocks until no writer holds
@@ -430,9 +428,9 @@ enum sharray_status sharray_array_flush(const struct sharray_array *array);
 // # Safety
 //
 // See the conventions at the top of the header.
-enum sharray_status sharray_array_read(const struct sharray_array *array,
-                                       int64_t timeout_ms,
-                                       struct sharray_read_guard **out);
+sharray_status sharray_array_read(const sharray_array *array,
+                                  int64_t timeout_ms,
+                                  sharray_read_guard **out);
 
 // The data under a read guard: `*data` (read-only) and `*len` bytes, in
 // the array's order and dtype. Valid until the guard is released; never
@@ -441,16 +439,16 @@ enum sharray_status sharray_array_read(const struct sharray_array *array,
 // # Safety
 //
 // See the conventions at the top of the header.
-enum sharray_status sharray_read_guard_data(const struct sharray_read_guard *guard,
-                                            const void **data,
-                                            size_t *len);
+sharray_status sharray_read_guard_data(const sharray_read_guard *guard,
+                                       const void **data,
+                                       size_t *len);
 
 // Release a read guard (any thread may). NULL does nothing.
 //
 // # Safety
 //
 // `guard` is NULL or a live read guard, never used again after this call.
-enum sharray_status sharray_read_guard_release(struct sharray_read_guard *guard);
+sharray_status sharray_read_guard_release(sharray_read_guard *guard);
 
 // Take an exclusive (write) lock on the whole array: no other reader or
 // writer in any process or thread. Timeouts as `sharray_array_read`.
@@ -462,9 +460,9 @@ enum sharray_status sharray_read_guard_release(struct sharray_read_guard *guard)
 // # Safety
 //
 // See the conventions at the top of the header.
-enum sharray_status sharray_array_write(const struct sharray_array *array,
-                                        int64_t timeout_ms,
-                                        struct sharray_write_guard **out);
+sharray_status sharray_array_write(const sharray_array *array,
+                                   int64_t timeout_ms,
+                                   sharray_write_guard **out);
 
 // The data under a write guard: `*data` and `*len` bytes, readable and
 // writable, in the array's order and dtype. Valid until the guard is
@@ -474,9 +472,7 @@ enum sharray_status sharray_array_write(const struct sharray_array *array,
 // # Safety
 //
 // See the conventions at the top of the header.
-enum sharray_status sharray_write_guard_data(const struct sharray_write_guard *guard,
-                                             void **data,
-                                             size_t *len);
+sharray_status sharray_write_guard_data(const sharray_write_guard *guard, void **data, size_t *len);
 
 // Release a write guard (any thread may): bumps the generation, then
 // unlocks. NULL does nothing.
@@ -485,7 +481,7 @@ enum sharray_status sharray_write_guard_data(const struct sharray_write_guard *g
 //
 // `guard` is NULL or a live write guard, never used again after this call
 // (nor its data pointer).
-enum sharray_status sharray_write_guard_release(struct sharray_write_guard *guard);
+sharray_status sharray_write_guard_release(sharray_write_guard *guard);
 
 // Create a work queue at `path` (or `shm:NAME`) that splits `rows` rows of
 // axis 0 into chunks of `chunk_rows` (the last may be shorter); with
@@ -495,10 +491,10 @@ enum sharray_status sharray_write_guard_release(struct sharray_write_guard *guar
 // # Safety
 //
 // See the conventions at the top of the header.
-enum sharray_status sharray_queue_create(const char *path,
-                                         size_t rows,
-                                         size_t chunk_rows,
-                                         struct sharray_queue **out);
+sharray_status sharray_queue_create(const char *path,
+                                    size_t rows,
+                                    size_t chunk_rows,
+                                    sharray_queue **out);
 
 // Open an existing work queue read-write. `SHARRAY_UNSUPPORTED` if the
 // file is not a queue. Thread-safe.
@@ -506,14 +502,14 @@ enum sharray_status sharray_queue_create(const char *path,
 // # Safety
 //
 // See the conventions at the top of the header.
-enum sharray_status sharray_queue_open(const char *path, struct sharray_queue **out);
+sharray_status sharray_queue_open(const char *path, sharray_queue **out);
 
 // Close a queue handle. NULL does nothing.
 //
 // # Safety
 //
 // `queue` is NULL or a live queue, never used again after this call.
-enum sharray_status sharray_queue_free(struct sharray_queue *queue);
+sharray_status sharray_queue_free(sharray_queue *queue);
 
 // A snapshot of the queue's progress (probes every worker's liveness: a
 // few system calls). Never blocks. Thread-safe.
@@ -521,8 +517,8 @@ enum sharray_status sharray_queue_free(struct sharray_queue *queue);
 // # Safety
 //
 // See the conventions at the top of the header.
-enum sharray_status sharray_queue_progress(const struct sharray_queue *queue,
-                                           struct sharray_queue_progress *progress);
+sharray_status sharray_queue_get_progress(const sharray_queue *queue,
+                                          sharray_queue_progress *progress);
 
 // Wait until every chunk is done, at most `timeout_ms` (`SHARRAY_FOREVER`,
 // `SHARRAY_TRY` or milliseconds), re-queueing the chunks of dead workers
@@ -532,9 +528,9 @@ enum sharray_status sharray_queue_progress(const struct sharray_queue *queue,
 // # Safety
 //
 // See the conventions at the top of the header.
-enum sharray_status sharray_queue_wait_all(const struct sharray_queue *queue,
-                                           int64_t timeout_ms,
-                                           struct sharray_queue_progress *progress);
+sharray_status sharray_queue_wait_all(const sharray_queue *queue,
+                                      int64_t timeout_ms,
+                                      sharray_queue_progress *progress);
 
 // Register this process (or thread) as a worker. `SHARRAY_FULL` if the
 // worker table is full of live workers. Thread-safe.
@@ -542,8 +538,7 @@ enum sharray_status sharray_queue_wait_all(const struct sharray_queue *queue,
 // # Safety
 //
 // See the conventions at the top of the header.
-enum sharray_status sharray_queue_join(const struct sharray_queue *queue,
-                                       struct sharray_worker **out);
+sharray_status sharray_queue_join(const sharray_queue *queue, sharray_worker **out);
 
 // Unregister a worker (its open claims stay valid until ended). NULL does
 // nothing.
@@ -551,7 +546,7 @@ enum sharray_status sharray_queue_join(const struct sharray_queue *queue,
 // # Safety
 //
 // `worker` is NULL or a live worker, never used again after this call.
-enum sharray_status sharray_worker_free(struct sharray_worker *worker);
+sharray_status sharray_worker_free(sharray_worker *worker);
 
 // Claim the next chunk. `SHARRAY_DONE` once every chunk of the queue is
 // done (the end of a worker loop). `timeout_ms`: `SHARRAY_FOREVER` waits
@@ -563,9 +558,9 @@ enum sharray_status sharray_worker_free(struct sharray_worker *worker);
 // # Safety
 //
 // See the conventions at the top of the header.
-enum sharray_status sharray_worker_claim(const struct sharray_worker *worker,
-                                         int64_t timeout_ms,
-                                         struct sharray_claim **out);
+sharray_status sharray_worker_claim(const sharray_worker *worker,
+                                    int64_t timeout_ms,
+                                    sharray_claim **out);
 
 // The claimed chunk's index and its rows `[*row_start, *row_end)` of axis
 // 0 (`index..index + 1` for a task queue). Any out-pointer may be NULL.
@@ -574,10 +569,10 @@ enum sharray_status sharray_worker_claim(const struct sharray_worker *worker,
 // # Safety
 //
 // See the conventions at the top of the header.
-enum sharray_status sharray_claim_info(const struct sharray_claim *claim,
-                                       size_t *index,
-                                       size_t *row_start,
-                                       size_t *row_end);
+sharray_status sharray_claim_info(const sharray_claim *claim,
+                                  size_t *index,
+                                  size_t *row_start,
+                                  size_t *row_end);
 
 // A writable view of the claim's rows of `out_array` (whose axis 0 must
 // have the queue's row count; C order, or one dimension); get the bytes
@@ -590,9 +585,9 @@ enum sharray_status sharray_claim_info(const struct sharray_claim *claim,
 // # Safety
 //
 // See the conventions at the top of the header.
-enum sharray_status sharray_claim_rows(const struct sharray_claim *claim,
-                                       const struct sharray_array *out_array,
-                                       struct sharray_rows **out);
+sharray_status sharray_claim_rows(const sharray_claim *claim,
+                                  const sharray_array *out_array,
+                                  sharray_rows **out);
 
 // The claim's rows: `*data` and `*len` bytes (rows `row_start..row_end`
 // of the output array, contiguous), writable, valid until
@@ -601,7 +596,7 @@ enum sharray_status sharray_claim_rows(const struct sharray_claim *claim,
 // # Safety
 //
 // See the conventions at the top of the header.
-enum sharray_status sharray_rows_data(const struct sharray_rows *rows, void **data, size_t *len);
+sharray_status sharray_rows_data(const sharray_rows *rows, void **data, size_t *len);
 
 // Release a row view (before completing or abandoning its claim). NULL
 // does nothing.
@@ -610,7 +605,7 @@ enum sharray_status sharray_rows_data(const struct sharray_rows *rows, void **da
 //
 // `rows` is NULL or a live row view, never used again after this call (nor
 // its data pointer).
-enum sharray_status sharray_rows_release(struct sharray_rows *rows);
+sharray_status sharray_rows_release(sharray_rows *rows);
 
 // Mark the chunk done. Ends the claim (unless `SHARRAY_INVALID_ARGUMENT`
 // because a row view is still alive: the claim then stays valid).
@@ -621,7 +616,7 @@ enum sharray_status sharray_rows_release(struct sharray_rows *rows);
 //
 // `claim` is NULL or a live claim, never used again after a call that
 // ended it.
-enum sharray_status sharray_claim_complete(struct sharray_claim *claim);
+sharray_status sharray_claim_complete(sharray_claim *claim);
 
 // Give the chunk back unprocessed (another worker will claim it). Ends
 // the claim, with the same exception as `sharray_claim_complete`. A claim
@@ -630,7 +625,7 @@ enum sharray_status sharray_claim_complete(struct sharray_claim *claim);
 // # Safety
 //
 // As `sharray_claim_complete`.
-enum sharray_status sharray_claim_abandon(struct sharray_claim *claim);
+sharray_status sharray_claim_abandon(sharray_claim *claim);
 
 // Create a ring at `path` (or `shm:NAME`) of frames of numpy dtype `dtype`
 // and shape `frame_shape[0..frame_ndim]`. `options` may be NULL for the
@@ -640,12 +635,12 @@ enum sharray_status sharray_claim_abandon(struct sharray_claim *claim);
 // # Safety
 //
 // See the conventions at the top of the header.
-enum sharray_status sharray_ring_create(const char *path,
-                                        const char *dtype,
-                                        const size_t *frame_shape,
-                                        size_t frame_ndim,
-                                        const struct sharray_ring_options *options,
-                                        struct sharray_ring **out);
+sharray_status sharray_ring_create(const char *path,
+                                   const char *dtype,
+                                   const size_t *frame_shape,
+                                   size_t frame_ndim,
+                                   const sharray_ring_options *options,
+                                   sharray_ring **out);
 
 // Open an existing ring read-write. `SHARRAY_UNSUPPORTED` if the file is
 // not a ring. Thread-safe.
@@ -653,14 +648,14 @@ enum sharray_status sharray_ring_create(const char *path,
 // # Safety
 //
 // See the conventions at the top of the header.
-enum sharray_status sharray_ring_open(const char *path, struct sharray_ring **out);
+sharray_status sharray_ring_open(const char *path, sharray_ring **out);
 
 // Close a ring handle. NULL does nothing.
 //
 // # Safety
 //
 // `ring` is NULL or a live ring, never used again after this call.
-enum sharray_status sharray_ring_free(struct sharray_ring *ring);
+sharray_status sharray_ring_free(sharray_ring *ring);
 
 // Describe the ring. The pointers in `*info` stay valid until
 // `sharray_ring_free(ring)`. Never blocks. Thread-safe.
@@ -668,8 +663,7 @@ enum sharray_status sharray_ring_free(struct sharray_ring *ring);
 // # Safety
 //
 // See the conventions at the top of the header.
-enum sharray_status sharray_ring_info(const struct sharray_ring *ring,
-                                      struct sharray_ring_info *info);
+sharray_status sharray_ring_get_info(const sharray_ring *ring, sharray_ring_info *info);
 
 // A snapshot of the ring's counters, read without taking the ring lock
 // (values may be a few operations apart); probes every participant's
@@ -678,8 +672,7 @@ enum sharray_status sharray_ring_info(const struct sharray_ring *ring,
 // # Safety
 //
 // See the conventions at the top of the header.
-enum sharray_status sharray_ring_stats(const struct sharray_ring *ring,
-                                       struct sharray_ring_stats *stats);
+sharray_status sharray_ring_get_stats(const sharray_ring *ring, sharray_ring_stats *stats);
 
 // Register as a producer. A ring whose stream was closed refuses with
 // `SHARRAY_DISCONNECTED` unless `reopen` is non-zero (which reopens the
@@ -688,9 +681,7 @@ enum sharray_status sharray_ring_stats(const struct sharray_ring *ring,
 // # Safety
 //
 // See the conventions at the top of the header.
-enum sharray_status sharray_ring_producer(const struct sharray_ring *ring,
-                                          int reopen,
-                                          struct sharray_producer **out);
+sharray_status sharray_ring_producer(const sharray_ring *ring, int reopen, sharray_producer **out);
 
 // End the stream: consumers drain the committed frames, then get
 // `SHARRAY_DISCONNECTED`. (A producer that merely goes away does not end
@@ -700,7 +691,7 @@ enum sharray_status sharray_ring_producer(const struct sharray_ring *ring,
 // # Safety
 //
 // See the conventions at the top of the header.
-enum sharray_status sharray_producer_close(const struct sharray_producer *producer);
+sharray_status sharray_producer_close(const sharray_producer *producer);
 
 // Unregister a producer (its open loans stay valid until committed or
 // abandoned). NULL does nothing.
@@ -708,7 +699,7 @@ enum sharray_status sharray_producer_close(const struct sharray_producer *produc
 // # Safety
 //
 // `producer` is NULL or a live producer, never used again after this call.
-enum sharray_status sharray_producer_free(struct sharray_producer *producer);
+sharray_status sharray_producer_free(sharray_producer *producer);
 
 // Loan a free slot to fill in place. `timeout_ms`: `SHARRAY_FOREVER`
 // waits for a free slot (backpressure), `SHARRAY_TRY` gives
@@ -723,9 +714,9 @@ enum sharray_status sharray_producer_free(struct sharray_producer *producer);
 // # Safety
 //
 // See the conventions at the top of the header.
-enum sharray_status sharray_producer_loan(const struct sharray_producer *producer,
-                                          int64_t timeout_ms,
-                                          struct sharray_loan **out);
+sharray_status sharray_producer_loan(const sharray_producer *producer,
+                                     int64_t timeout_ms,
+                                     sharray_loan **out);
 
 // The loaned slot: `*data` and `*len` bytes (one whole frame), writable,
 // valid until the loan is committed or abandoned. Never blocks.
@@ -733,7 +724,7 @@ enum sharray_status sharray_producer_loan(const struct sharray_producer *produce
 // # Safety
 //
 // See the conventions at the top of the header.
-enum sharray_status sharray_loan_data(const struct sharray_loan *loan, void **data, size_t *len);
+sharray_status sharray_loan_data(const sharray_loan *loan, void **data, size_t *len);
 
 // Set the tag delivered with the frame (default 0). Never blocks.
 //
@@ -741,7 +732,7 @@ enum sharray_status sharray_loan_data(const struct sharray_loan *loan, void **da
 //
 // See the conventions at the top of the header; not concurrently with
 // another call on the same loan.
-enum sharray_status sharray_loan_set_tag(struct sharray_loan *loan, uint64_t tag);
+sharray_status sharray_loan_set_tag(sharray_loan *loan, uint64_t tag);
 
 // Deliver only the first `valid_len` bytes as valid (default: the whole
 // slot). `SHARRAY_INVALID_INPUT` if larger than the slot. Never blocks.
@@ -750,7 +741,7 @@ enum sharray_status sharray_loan_set_tag(struct sharray_loan *loan, uint64_t tag
 //
 // See the conventions at the top of the header; not concurrently with
 // another call on the same loan.
-enum sharray_status sharray_loan_set_valid_len(struct sharray_loan *loan, size_t valid_len);
+sharray_status sharray_loan_set_valid_len(sharray_loan *loan, size_t valid_len);
 
 // Publish the frame; `*seq` (may be NULL) gets its sequence number. Ends
 // the loan whatever the result (on failure the slot goes back to the
@@ -760,14 +751,14 @@ enum sharray_status sharray_loan_set_valid_len(struct sharray_loan *loan, size_t
 //
 // `loan` is NULL or a live loan, never used again after this call (nor
 // its data pointer).
-enum sharray_status sharray_loan_commit(struct sharray_loan *loan, uint64_t *seq);
+sharray_status sharray_loan_commit(sharray_loan *loan, uint64_t *seq);
 
 // Give the slot back unpublished. Ends the loan. NULL does nothing.
 //
 // # Safety
 //
 // `loan` is NULL or a live loan, never used again after this call.
-enum sharray_status sharray_loan_abandon(struct sharray_loan *loan);
+sharray_status sharray_loan_abandon(sharray_loan *loan);
 
 // Register as a consumer (a subscriber in broadcast mode).
 // `SHARRAY_FULL` if the participant table is full. Thread-safe.
@@ -775,8 +766,7 @@ enum sharray_status sharray_loan_abandon(struct sharray_loan *loan);
 // # Safety
 //
 // See the conventions at the top of the header.
-enum sharray_status sharray_ring_consumer(const struct sharray_ring *ring,
-                                          struct sharray_consumer **out);
+sharray_status sharray_ring_consumer(const sharray_ring *ring, sharray_consumer **out);
 
 // Unregister a consumer (its leases stay valid until released). NULL does
 // nothing.
@@ -784,7 +774,7 @@ enum sharray_status sharray_ring_consumer(const struct sharray_ring *ring,
 // # Safety
 //
 // `consumer` is NULL or a live consumer, never used again after this call.
-enum sharray_status sharray_consumer_free(struct sharray_consumer *consumer);
+sharray_status sharray_consumer_free(sharray_consumer *consumer);
 
 // Receive the next frame as a lease. `timeout_ms`: `SHARRAY_FOREVER`
 // waits for a frame, `SHARRAY_TRY` gives `SHARRAY_WOULD_BLOCK` if none is
@@ -798,9 +788,9 @@ enum sharray_status sharray_consumer_free(struct sharray_consumer *consumer);
 // # Safety
 //
 // See the conventions at the top of the header.
-enum sharray_status sharray_consumer_recv(const struct sharray_consumer *consumer,
-                                          int64_t timeout_ms,
-                                          struct sharray_lease **out);
+sharray_status sharray_consumer_recv(const sharray_consumer *consumer,
+                                     int64_t timeout_ms,
+                                     sharray_lease **out);
 
 // The frame: `*data` (read-only) and `*len` valid bytes. Valid until the
 // lease is released; never write through it (in broadcast mode other
@@ -809,9 +799,7 @@ enum sharray_status sharray_consumer_recv(const struct sharray_consumer *consume
 // # Safety
 //
 // See the conventions at the top of the header.
-enum sharray_status sharray_lease_data(const struct sharray_lease *lease,
-                                       const void **data,
-                                       size_t *len);
+sharray_status sharray_lease_data(const sharray_lease *lease, const void **data, size_t *len);
 
 // The frame's metadata (sequence number, timestamp, tag, valid length,
 // frames lost before it, slot). Never blocks.
@@ -819,8 +807,7 @@ enum sharray_status sharray_lease_data(const struct sharray_lease *lease,
 // # Safety
 //
 // See the conventions at the top of the header.
-enum sharray_status sharray_lease_info(const struct sharray_lease *lease,
-                                       struct sharray_lease_info *info);
+sharray_status sharray_lease_get_info(const sharray_lease *lease, sharray_lease_info *info);
 
 // Release a lease: the slot goes back to the producers once every reader
 // released it. Any thread may. NULL does nothing.
@@ -829,7 +816,7 @@ enum sharray_status sharray_lease_info(const struct sharray_lease *lease,
 //
 // `lease` is NULL or a live lease, never used again after this call (nor
 // its data pointer).
-enum sharray_status sharray_lease_release(struct sharray_lease *lease);
+sharray_status sharray_lease_release(sharray_lease *lease);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -57,7 +57,7 @@ pub struct sharray_write_guard {
     len: usize,
 }
 
-/// A description of an array (`sharray_array_info`). The pointers point into
+/// A description of an array (`sharray_array_get_info`). The pointers point into
 /// the array handle: valid until `sharray_array_free`.
 #[repr(C)]
 pub struct sharray_array_info {
@@ -193,7 +193,7 @@ pub unsafe extern "C" fn sharray_array_free(array: *mut sharray_array) -> sharra
 ///
 /// See the conventions at the top of the header.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn sharray_array_info(
+pub unsafe extern "C" fn sharray_array_get_info(
     array: *const sharray_array,
     info: *mut sharray_array_info,
 ) -> sharray_status {

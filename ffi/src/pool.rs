@@ -47,7 +47,7 @@ unsafe impl Send for sharray_rows {}
 // SAFETY: as above; shared references only read the pointer value.
 unsafe impl Sync for sharray_rows {}
 
-/// A snapshot of a queue's progress (`sharray_queue_progress`).
+/// A snapshot of a queue's progress (`sharray_queue_get_progress`).
 #[repr(C)]
 #[derive(Default)]
 pub struct sharray_queue_progress {
@@ -159,7 +159,7 @@ pub unsafe extern "C" fn sharray_queue_free(queue: *mut sharray_queue) -> sharra
 ///
 /// See the conventions at the top of the header.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn sharray_queue_progress(
+pub unsafe extern "C" fn sharray_queue_get_progress(
     queue: *const sharray_queue,
     progress: *mut sharray_queue_progress,
 ) -> sharray_status {

@@ -71,7 +71,7 @@ pub struct sharray_ring_options {
     pub overwrite: bool,
 }
 
-/// A description of a ring (`sharray_ring_info`). The pointers point into
+/// A description of a ring (`sharray_ring_get_info`). The pointers point into
 /// the ring handle: valid until `sharray_ring_free`.
 #[repr(C)]
 pub struct sharray_ring_info {
@@ -93,7 +93,7 @@ pub struct sharray_ring_info {
     pub overwrite: bool,
 }
 
-/// A snapshot of a ring's counters (`sharray_ring_stats`).
+/// A snapshot of a ring's counters (`sharray_ring_get_stats`).
 #[repr(C)]
 #[derive(Default)]
 pub struct sharray_ring_stats {
@@ -123,7 +123,7 @@ pub struct sharray_ring_stats {
     pub timestamp_ns: u64,
 }
 
-/// Metadata of a received frame (`sharray_lease_info`).
+/// Metadata of a received frame (`sharray_lease_get_info`).
 #[repr(C)]
 #[derive(Default)]
 pub struct sharray_lease_info {
@@ -232,7 +232,7 @@ pub unsafe extern "C" fn sharray_ring_free(ring: *mut sharray_ring) -> sharray_s
 ///
 /// See the conventions at the top of the header.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn sharray_ring_info(
+pub unsafe extern "C" fn sharray_ring_get_info(
     ring: *const sharray_ring,
     info: *mut sharray_ring_info,
 ) -> sharray_status {
@@ -263,7 +263,7 @@ pub unsafe extern "C" fn sharray_ring_info(
 ///
 /// See the conventions at the top of the header.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn sharray_ring_stats(
+pub unsafe extern "C" fn sharray_ring_get_stats(
     ring: *const sharray_ring,
     stats: *mut sharray_ring_stats,
 ) -> sharray_status {
@@ -621,7 +621,7 @@ pub unsafe extern "C" fn sharray_lease_data(
 ///
 /// See the conventions at the top of the header.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn sharray_lease_info(
+pub unsafe extern "C" fn sharray_lease_get_info(
     lease: *const sharray_lease,
     info: *mut sharray_lease_info,
 ) -> sharray_status {
