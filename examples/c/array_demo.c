@@ -94,12 +94,12 @@ static int turns(const char *path, unsigned long long rounds, int parity) {
     }
     unsigned long long done = 0;
     while (done < rounds) {
-        /* Read the generation before looking, so a change made after we
-         * looked wakes the wait below at once. */
         uint64_t seen = 0, now = 0;
-        check_ok(P, "generation", sharray_array_generation(a, &seen));
         sharray_write_guard *w = NULL;
         check_ok(P, "write guard", sharray_array_write(a, 60000, &w));
+        /* Under the guard nobody else changes the generation: a peer's
+         * next change makes it differ from seen + 1 (our own release). */
+        check_ok(P, "generation", sharray_array_generation(a, &seen));
         void *data = NULL;
         size_t len = 0;
         check_ok(P, "write data", sharray_write_guard_data(w, &data, &len));
@@ -125,10 +125,9 @@ static int turns(const char *path, unsigned long long rounds, int parity) {
         }
         check_ok(P, "release", sharray_write_guard_release(w));
         if (!mine) {
-            /* Releasing our own guard bumped the generation; wait for the
-             * peer's next change. */
-            check_ok(P, "generation", sharray_array_generation(a, &seen));
-            sharray_status st = sharray_array_wait_changed(a, seen, 200, &now);
+            /* Releasing our own guard bumped the generation once; wait
+             * for the peer's next change. */
+            sharray_status st = sharray_array_wait_changed(a, seen + 1, 200, &now);
             if (st != SHARRAY_OK && st != SHARRAY_TIMEOUT) {
                 check_ok(P, "wait", st);
             }

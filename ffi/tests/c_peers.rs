@@ -227,8 +227,9 @@ fn c_and_rust_take_turns_on_one_array() {
     // Rust takes the odd turns.
     let mut mine = 0;
     while mine < N {
-        let seen = a.generation();
         let mut w = a.write_timeout(WAIT).unwrap();
+        // Stable under the guard; reading through it does not bump it.
+        let seen = a.generation();
         let v = w[0];
         assert!(w.iter().all(|&x| x == v), "torn array");
         if v % 2 == 1 {
@@ -237,7 +238,7 @@ fn c_and_rust_take_turns_on_one_array() {
             continue;
         }
         drop(w);
-        match a.wait_changed(seen + 1, Duration::from_millis(200)) {
+        match a.wait_changed(seen, Duration::from_millis(200)) {
             Ok(_) => {}
             Err(e) if e.kind() == ErrorKind::Timeout => {}
             Err(e) => panic!("{e}"),
@@ -258,4 +259,60 @@ fn the_c_api_keeps_its_contract() {
         "api_test failed ({status}):\n{out}\n{err}"
     );
     assert!(out.contains("api_test: all checks passed"), "{out}");
+}
+
+#[test]
+fn the_cpp_wrappers_end_every_handle() {
+    let dir = tempfile::tempdir().unwrap();
+    let (status, out, err) = finish(c_command("cpp_test").arg(dir.path()).spawn().unwrap());
+    assert!(
+        status.success(),
+        "cpp_test failed ({status}):\n{out}\n{err}"
+    );
+    assert!(out.contains("cpp_test: all checks passed"), "{out}");
+}
+
+/// The generated `target/<profile>/sharray.pc` builds a program against
+/// the shared library (pkg-config, when installed).
+#[test]
+fn pkg_config_links_the_shared_library() {
+    let progs = common::c_programs(); // builds the library and the .pc file
+    let profile_dir = common::profile_dir();
+    let pc = profile_dir.join("sharray.pc");
+    assert!(pc.exists(), "{} was not generated", pc.display());
+    let Ok(flags) = std::process::Command::new("pkg-config")
+        .args(["--cflags", "--libs", "sharray"])
+        .env("PKG_CONFIG_PATH", &profile_dir)
+        .output()
+    else {
+        eprintln!("note: pkg-config is not installed; skipping the pkg-config build");
+        return;
+    };
+    assert!(
+        flags.status.success(),
+        "{}",
+        String::from_utf8_lossy(&flags.stderr)
+    );
+    let flags = String::from_utf8(flags.stdout).unwrap();
+    let exe = progs.dir.join("array_demo_shared");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let st = std::process::Command::new("cc")
+        .arg(format!("-I{}", root.join("examples/c").display()))
+        .arg("-o")
+        .arg(&exe)
+        .arg(root.join("examples/c/array_demo.c"))
+        .args(flags.split_whitespace())
+        .status()
+        .unwrap();
+    assert!(st.success(), "cc with pkg-config flags {flags:?} failed");
+    let dir = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new(&exe)
+        .arg(dir.path().join("demo.npy"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (status, out, err) = finish(child);
+    assert!(status.success(), "{out}\n{err}");
+    assert_eq!(report(&out)["sum"], 99.0);
 }

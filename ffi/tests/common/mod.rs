@@ -34,11 +34,15 @@ fn repo() -> PathBuf {
 /// target/<profile>/libsharray.a, built by `cargo build -p sharray-ffi`
 /// (cargo test does not build a library that is not an rlib for the
 /// integration tests).
+/// target/<profile> of this test binary (target/<profile>/deps/this_test).
+pub fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
 fn static_lib() -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let exe = std::env::current_exe().unwrap();
-    // target/<profile>/deps/this_test -> target/<profile>
-    let profile_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    let profile_dir = profile_dir();
     let mut cmd = Command::new(cargo);
     cmd.current_dir(repo())
         .args(["build", "--quiet", "-p", "sharray-ffi"]);
@@ -58,8 +62,17 @@ fn compile(
     lib: &Path,
     asan: bool,
 ) -> std::io::Result<std::process::Output> {
-    let mut cmd = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
-    cmd.args(["-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror"])
+    let cpp = src.extension().is_some_and(|e| e == "cpp");
+    let mut cmd = if cpp {
+        let mut c = Command::new(std::env::var("CXX").unwrap_or_else(|_| "c++".into()));
+        c.arg("-std=c++17");
+        c
+    } else {
+        let mut c = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()));
+        c.arg("-std=c11");
+        c
+    };
+    cmd.args(["-O1", "-g", "-Wall", "-Wextra", "-Werror"])
         .arg("-D_POSIX_C_SOURCE=200809L")
         .arg(format!("-I{}", repo().join("include").display()))
         .arg(format!("-I{}", repo().join("examples/c").display()));
@@ -95,6 +108,7 @@ pub fn c_programs() -> &'static CPrograms {
             repo().join("examples/c/ring_consumer.c"),
             repo().join("examples/c/array_demo.c"),
             repo().join("ffi/tests/c/api_test.c"),
+            repo().join("ffi/tests/c/cpp_test.cpp"),
         ];
         // AddressSanitizer if a probe program links and runs with it.
         let probe = compile(&sources[2], &dir.join("asan_probe"), &lib, true);
