@@ -63,4 +63,24 @@ __attribute__((unused)) static void report(const char *role, uint64_t frames, ui
     fflush(stdout);
 }
 
+/* Open the ring at path, or create it (uint64 frames of `words` words,
+ * `slots` slots) if it does not exist yet, so either side may start first.
+ * Two processes creating at once: one wins, the other opens its ring. */
+__attribute__((unused)) static sharray_ring *open_or_create_ring(const char *program,
+                                                                 const char *path, size_t words,
+                                                                 uint32_t slots) {
+    sharray_ring *ring = NULL;
+    sharray_status st = sharray_ring_open(path, &ring);
+    if (st == SHARRAY_NOT_FOUND) {
+        sharray_ring_options opts = {0};
+        opts.slots = slots;
+        st = sharray_ring_create(path, "uint64", &words, 1, &opts, &ring);
+        if (st == SHARRAY_ALREADY_EXISTS) {
+            st = sharray_ring_open(path, &ring);
+        }
+    }
+    check_ok(program, "open", st);
+    return ring;
+}
+
 #endif

@@ -3,7 +3,9 @@
  *
  *   ring_consumer PATH [FRAMES] [--timeout S] [--hold]
  *
- * Prints "ready" once attached, then receives and checks every word of
+ * Opens the ring of uint64 frames at PATH, or creates one of 8 slots of
+ * 8192 words if PATH does not exist (as ring_producer does), so either may
+ * start first. Prints "ready" once attached, then receives and checks every word of
  * every frame until the stream is closed and drained, or it has FRAMES
  * frames (0 or absent: no limit), and prints one JSON line: frames, bad
  * and lost frames, bytes, seconds, rates. --timeout S (default 60) bounds
@@ -43,8 +45,7 @@ int main(int argc, char **argv) {
         }
     }
 
-    sharray_ring *ring = NULL;
-    check_ok(P, "open", sharray_ring_open(argv[1], &ring));
+    sharray_ring *ring = open_or_create_ring(P, argv[1], 8192, 8);
     sharray_ring_info info;
     check_ok(P, "info", sharray_ring_get_info(ring, &info));
     if (strcmp(info.dtype, "<u8") != 0) {

@@ -3,8 +3,9 @@
  *
  *   ring_producer PATH FRAMES [--no-close] [--reopen]
  *
- * The ring must exist (dtype uint64, any frame shape and slot count; create
- * one with `sharray ring create` or sharray_ring_create). Frame n, tagged n,
+ * The ring holds uint64 frames of any shape (`sharray ring create --dtype
+ * uint64 ...`); if PATH does not exist, a ring of 8 slots of 8192 words
+ * (64 KiB) is created there (a path, or shm:NAME). Frame n, tagged n,
  * holds the words n, n + 1, n + 2, ... The producer writes every word of
  * FRAMES frames, then closes the stream (--no-close: just detaches;
  * --reopen: reopens a closed stream) and prints one JSON line. */
@@ -37,8 +38,7 @@ int main(int argc, char **argv) {
         }
     }
 
-    sharray_ring *ring = NULL;
-    check_ok(P, "open", sharray_ring_open(argv[1], &ring));
+    sharray_ring *ring = open_or_create_ring(P, argv[1], 8192, 8);
     sharray_ring_info info;
     check_ok(P, "info", sharray_ring_get_info(ring, &info));
     if (strcmp(info.dtype, "<u8") != 0) {

@@ -316,3 +316,65 @@ fn pkg_config_links_the_shared_library() {
     assert!(status.success(), "{out}\n{err}");
     assert_eq!(report(&out)["sum"], 99.0);
 }
+
+/// The README's C consumer (its one ```c block) compiles and drains a ring
+/// fed by the C producer, which creates the ring when it is missing.
+#[test]
+fn the_readme_c_consumer_works() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let start = readme.find("```c\n").expect("a ```c block in README.md") + 5;
+    let end = start + readme[start..].find("```").unwrap();
+    let progs = common::c_programs();
+    let src = progs.dir.join("readme_consumer.c");
+    std::fs::write(&src, &readme[start..end]).unwrap();
+    let exe = progs.dir.join("readme_consumer");
+    let mut cc = std::process::Command::new("cc");
+    cc.args(["-std=c11", "-Wall", "-Werror"]);
+    if progs.checker == common::Checker::AddressSanitizer {
+        cc.arg("-fsanitize=address");
+    }
+    let st = cc
+        .arg(format!("-I{}", root.join("include").display()))
+        .arg("-o")
+        .arg(&exe)
+        .arg(&src)
+        .arg(common::profile_dir().join("libsharray.a"))
+        .args(["-lpthread", "-ldl", "-lm"])
+        .status()
+        .unwrap();
+    assert!(st.success(), "the README's C block does not compile");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("frames.npy");
+    // The producer creates the ring, then the README consumer attaches
+    // before it is closed (the producer waits for a free slot meanwhile).
+    let (status, _, err) = finish(
+        c_command("ring_producer")
+            .arg(&path)
+            .args(["3", "--no-close"])
+            .spawn()
+            .unwrap(),
+    );
+    assert!(status.success(), "{err}");
+    let consumer = std::process::Command::new(&exe)
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Frames committed before a queue consumer attached are still its to
+    // take; closing the stream (before or after it attached) ends its loop
+    // once they are drained.
+    let ring = Ring::open(&path).unwrap();
+    ring.producer().unwrap().close().unwrap();
+    let (status, out, err) = finish(consumer);
+    assert!(status.success(), "{out}\n{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "frame 0: 65536 bytes, first byte 0",
+            "frame 1: 65536 bytes, first byte 1",
+            "frame 2: 65536 bytes, first byte 2"
+        ]
+    );
+}
