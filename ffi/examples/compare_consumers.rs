@@ -9,10 +9,12 @@
 //! then for each frame size runs, in interleaved rounds, a Rust producer
 //! (`ring_peer produce`) feeding either the Rust consumer (`ring_peer
 //! consume`) or the C consumer, each a process of its own on a fresh ring
-//! in /dev/shm. Both consumers read and check every word of every frame and
+//! in /dev/shm, producer and consumer pinned to CPUs 0 and 1 (taskset, when
+//! present). Both consumers read and check every word of every frame and
 //! time from their first frame. Prints frames/s of both, the median of the
 //! per-round ratios (C / Rust; a round's two runs saw the same machine
-//! phase) and what the C path costs in percent.
+//! phase), what the C path costs in percent, and the range of the ratios
+//! over the rounds (the machine's noise).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -29,6 +31,25 @@ fn run(cmd: &mut Command) {
         .status()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     assert!(st.success(), "{cmd:?} failed");
+}
+
+/// `exe` pinned to `cpu` with taskset when there is one (as the benchmark
+/// harness pins its two processes), else unpinned.
+fn pinned(cpu: usize, exe: &Path) -> Command {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let have_taskset = Command::new("taskset")
+        .arg("-V")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if cpus >= 2 && have_taskset {
+        let mut c = Command::new("taskset");
+        c.args(["-c", &cpu.to_string()]).arg(exe);
+        c
+    } else {
+        Command::new(exe)
+    }
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -52,7 +73,7 @@ fn one_run(dir: &Path, peer: &Path, consumer: &[&Path], words: usize, frames: u6
         .slots(slots)
         .create(&path)
         .unwrap();
-    let mut cons = Command::new(consumer[0]);
+    let mut cons = pinned(1, consumer[0]);
     for a in &consumer[1..] {
         cons.arg(a);
     }
@@ -66,7 +87,7 @@ fn one_run(dir: &Path, peer: &Path, consumer: &[&Path], words: usize, frames: u6
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "ready", "consumer did not start");
-    run(Command::new(peer)
+    run(pinned(0, peer)
         .args(["produce"])
         .arg(&path)
         .args(["--frames", &frames.to_string()])
@@ -146,13 +167,13 @@ fn main() {
         "C consumer (examples/c/ring_consumer) vs Rust consumer (ring_peer consume), Rust producer, {rounds} interleaved rounds"
     );
     println!(
-        "{:>8} {:>8} {:>16} {:>16} {:>10} {:>10}",
-        "frame", "frames", "rust frames/s", "c frames/s", "c / rust", "c costs"
+        "{:>8} {:>8} {:>16} {:>16} {:>10} {:>10} {:>16}",
+        "frame", "frames", "rust frames/s", "c frames/s", "c / rust", "c costs", "c / rust range"
     );
     for &bytes in &sizes {
         let words = (bytes / 8).max(1);
         // About a second of streaming per run at the speeds of this machine.
-        let frames: u64 = if bytes >= 1 << 20 { 300 } else { 300_000 };
+        let frames: u64 = if bytes >= 1 << 20 { 200 } else { 200_000 };
         let (mut rust, mut c, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..rounds {
             let run_rust = || one_run(dir.path(), &peer, &[&peer, &consume], words, frames);
@@ -169,14 +190,17 @@ fn main() {
             ratio.push(cc / r);
         }
         let (r, cc, q) = (median(&mut rust), median(&mut c), median(&mut ratio));
+        // `ratio` is sorted now: its spread over the rounds.
+        let (lo, hi) = (ratio[0], ratio[ratio.len() - 1]);
         let label = if bytes >= 1 << 20 {
             format!("{} MiB", bytes >> 20)
         } else {
             format!("{bytes} B")
         };
         println!(
-            "{label:>8} {frames:>8} {r:>16.0} {cc:>16.0} {q:>10.3} {:>9.1}%",
-            (1.0 / q - 1.0) * 100.0
+            "{label:>8} {frames:>8} {r:>16.0} {cc:>16.0} {q:>10.3} {:>9.1}% {:>16}",
+            (1.0 / q - 1.0) * 100.0,
+            format!("{lo:.3}-{hi:.3}")
         );
     }
 }
