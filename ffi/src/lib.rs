@@ -380,18 +380,25 @@ pub(crate) fn wait_of(timeout_ms: i64) -> FfiResult<Wait> {
     match timeout_ms {
         SHARRAY_FOREVER => Ok(Wait::Forever),
         SHARRAY_TRY => Ok(Wait::Try),
-        ms if ms > 0 => Ok(Wait::For(Duration::from_millis(ms as u64))),
+        // Capped: a deadline past what an `Instant` holds is not "forever"
+        // everywhere in the library.
+        ms if ms > 0 => Ok(Wait::For(Duration::from_millis(ms as u64).min(LONGEST))),
         ms => Err(Fail::arg(format!(
             "timeout_ms {ms} is invalid; pass SHARRAY_FOREVER (-1), SHARRAY_TRY (0) or a positive number of milliseconds"
         ))),
     }
 }
 
-/// A timeout for calls that need a bound (`SHARRAY_FOREVER` becomes a very
-/// long one).
+/// The longest wait: a hundred years, a bound the library's deadline
+/// arithmetic handles (a duration too large for an `Instant` would not mean
+/// "forever" everywhere there).
+const LONGEST: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// A timeout for calls that take only a duration (`SHARRAY_FOREVER` becomes
+/// [`LONGEST`]).
 pub(crate) fn duration_of(timeout_ms: i64) -> FfiResult<Duration> {
     Ok(match wait_of(timeout_ms)? {
-        Wait::Forever => Duration::from_secs(u64::MAX / 4),
+        Wait::Forever => LONGEST,
         Wait::Try => Duration::ZERO,
         Wait::For(d) => d,
     })

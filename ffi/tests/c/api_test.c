@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sharray.h"
@@ -53,6 +54,18 @@ static void *other_thread_error(void *arg) {
     (void)arg;
     sharray_array *a = NULL;
     sharray_array_open("/nonexistent/other-thread.npy", 0, &a);
+    return NULL;
+}
+
+/* Changes the array after a short while (for a wait with SHARRAY_FOREVER). */
+static void *write_later(void *arg) {
+    sharray_array *a = (sharray_array *)arg;
+    struct timespec nap = {0, 50 * 1000 * 1000};
+    nanosleep(&nap, NULL);
+    sharray_write_guard *w = NULL;
+    if (sharray_array_write(a, SHARRAY_FOREVER, &w) == SHARRAY_OK) {
+        sharray_write_guard_release(w);
+    }
     return NULL;
 }
 
@@ -140,6 +153,17 @@ static void arrays(void) {
     OK(sharray_array_wait_changed(a, g0, SHARRAY_TRY, &g1));
     EXPECT(g1 == g0 + 1);
     OK(sharray_array_flush(a));
+    /* Waiting forever returns when another thread writes. */
+    pthread_t writer;
+    pthread_create(&writer, NULL, write_later, a);
+    OK(sharray_array_wait_changed(a, g1, SHARRAY_FOREVER, &now));
+    EXPECT(now == g1 + 1);
+    pthread_join(writer, NULL);
+    /* So does the longest timeout there is. */
+    pthread_create(&writer, NULL, write_later, a);
+    OK(sharray_array_wait_changed(a, g1 + 1, INT64_MAX, &now));
+    EXPECT(now == g1 + 2);
+    pthread_join(writer, NULL);
 
     /* A guard outlives the handle it came from. */
     OK(sharray_array_read(a, SHARRAY_FOREVER, &r1));
