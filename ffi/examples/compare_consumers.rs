@@ -105,7 +105,7 @@ fn one_run(dir: &Path, peer: &Path, consumer: &[&Path], words: usize, frames: u6
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut rounds = 7;
+    let mut rounds = 11;
     let mut sizes = vec![8usize << 20, 64];
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -172,8 +172,8 @@ fn main() {
     );
     for &bytes in &sizes {
         let words = (bytes / 8).max(1);
-        // About a second of streaming per run at the speeds of this machine.
-        let frames: u64 = if bytes >= 1 << 20 { 200 } else { 200_000 };
+        // About a second of streaming per run on a 2-core VM.
+        let frames: u64 = if bytes >= 1 << 20 { 1000 } else { 1_000_000 };
         let (mut rust, mut c, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..rounds {
             let run_rust = || one_run(dir.path(), &peer, &[&peer, &consume], words, frames);
