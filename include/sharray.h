@@ -34,6 +34,9 @@
  * - Paths are file paths, or "shm:NAME" for the RAM-backed /dev/shm/NAME.
  * - Processes that die (even by SIGKILL) give back their locks, leases,
  *   loans and claims; the kernel releases what they held.
+ * - After fork(), the child must not use any handle inherited from the
+ *   parent (locks and registrations belong to the parent): open the files
+ *   again in the child.
  */
 
 #ifndef SHARRAY_H

@@ -378,3 +378,70 @@ fn the_readme_c_consumer_works() {
         ]
     );
 }
+
+/// C worker processes share a job with a Rust worker; one C worker is
+/// SIGKILLed halfway through a chunk, which another worker redoes.
+#[test]
+fn c_workers_and_a_rust_worker_share_a_job_and_survive_a_kill() {
+    use sharray_core::WorkQueue;
+    let dir = tempfile::tempdir().unwrap();
+    let (rows, cols) = (1000usize, 16usize);
+    let out_path = dir.path().join("out.npy");
+    let q_path = dir.path().join("q.npy");
+    let out = SharedArray::<i64>::builder()
+        .shape(&[rows, cols])
+        .fill(-1)
+        .create(&out_path)
+        .unwrap();
+    let q = WorkQueue::builder()
+        .rows(rows)
+        .chunk_rows(25)
+        .create(&q_path)
+        .unwrap();
+    let victim = c_command("pool_worker")
+        .arg(&q_path)
+        .arg(&out_path)
+        .args(["--die-in-chunk", "2"])
+        .spawn()
+        .unwrap();
+    let (status, _, err) = finish(victim);
+    assert!(!status.success(), "the victim should have died: {err}");
+    let workers: Vec<_> = (0..2)
+        .map(|_| {
+            c_command("pool_worker")
+                .arg(&q_path)
+                .arg(&out_path)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    // A Rust worker in this process takes part too.
+    let w = q.join().unwrap();
+    let mut mine = 0;
+    while let Some(claim) = w.claim_timeout(WAIT).unwrap() {
+        let mut view = claim.rows_mut(&out).unwrap();
+        let start = claim.rows().start;
+        for (i, x) in view.iter_mut().enumerate() {
+            *x = ((start + i / cols) * 1000 + i % cols) as i64;
+        }
+        drop(view);
+        claim.complete().unwrap();
+        mine += 1;
+    }
+    let mut c_chunks = 0;
+    for child in workers {
+        let (status, out, err) = finish(child);
+        assert!(status.success(), "C worker failed ({status}): {err}");
+        c_chunks += report(&out)["chunks"].as_u64().unwrap();
+    }
+    let p = q.wait_all(WAIT).unwrap();
+    // The victim completed one chunk before dying in its second.
+    assert_eq!(c_chunks + mine + 1, 40, "every chunk done exactly once");
+    assert!(p.is_complete() && p.requeued >= 1, "{p:?}");
+    let data = out.read().unwrap();
+    for r in 0..rows {
+        for c in 0..cols {
+            assert_eq!(data[r * cols + c], (r * 1000 + c) as i64, "row {r} col {c}");
+        }
+    }
+}

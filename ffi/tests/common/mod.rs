@@ -107,6 +107,7 @@ pub fn c_programs() -> &'static CPrograms {
             repo().join("examples/c/ring_producer.c"),
             repo().join("examples/c/ring_consumer.c"),
             repo().join("examples/c/array_demo.c"),
+            repo().join("examples/c/pool_worker.c"),
             repo().join("ffi/tests/c/api_test.c"),
             repo().join("ffi/tests/c/cpp_test.cpp"),
         ];
