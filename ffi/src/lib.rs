@@ -190,7 +190,13 @@ fn set_last_error(message: &str) {
     // A message never holds a NUL in practice; if one does, cut it there.
     let cut = message.split('\0').next().unwrap_or("");
     let c = CString::new(cut).unwrap_or_default();
-    LAST_ERROR.with(|slot| *slot.borrow_mut() = c);
+    // `try_with`: during thread teardown the slot may be gone; then the
+    // message is dropped rather than panicking across the boundary.
+    let _ = LAST_ERROR.try_with(|slot| {
+        if let Ok(mut m) = slot.try_borrow_mut() {
+            *m = c;
+        }
+    });
 }
 
 /// Run the body of an exported function: turn its error into a status and
@@ -412,7 +418,11 @@ pub(crate) fn duration_of(timeout_ms: i64) -> FfiResult<Duration> {
 /// message). Successful calls leave it unchanged.
 #[unsafe(no_mangle)]
 pub extern "C" fn sharray_last_error() -> *const c_char {
-    LAST_ERROR.with(|slot| slot.borrow().as_ptr())
+    LAST_ERROR
+        .try_with(|slot| slot.try_borrow().map(|m| m.as_ptr()).ok())
+        .ok()
+        .flatten()
+        .unwrap_or(c"".as_ptr())
 }
 
 /// The name of a status code ("SHARRAY_OK", "SHARRAY_TIMEOUT", ...), a
