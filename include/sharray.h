@@ -215,6 +215,22 @@ typedef struct {
   bool writable;
 } sharray_array_info;
 
+// Metadata of a received frame (`sharray_lease_get_info`).
+typedef struct {
+  // Sequence number (position in commit order, from 0).
+  uint64_t seq;
+  // `CLOCK_MONOTONIC` ns at commit (comparable across processes).
+  uint64_t timestamp_ns;
+  // The producer's tag.
+  uint64_t tag;
+  // Valid bytes of the frame.
+  size_t valid_len;
+  // Frames lost before this one (overwrite mode / broadcast).
+  uint64_t lost;
+  // Index of the slot (row of the ring's array).
+  size_t slot;
+} sharray_lease_info;
+
 // A snapshot of a queue's progress (`sharray_queue_get_progress`).
 typedef struct {
   // Number of chunks (or tasks).
@@ -297,22 +313,6 @@ typedef struct {
   // `CLOCK_MONOTONIC` ns when the snapshot was taken.
   uint64_t timestamp_ns;
 } sharray_ring_stats;
-
-// Metadata of a received frame (`sharray_lease_get_info`).
-typedef struct {
-  // Sequence number (position in commit order, from 0).
-  uint64_t seq;
-  // `CLOCK_MONOTONIC` ns at commit (comparable across processes).
-  uint64_t timestamp_ns;
-  // The producer's tag.
-  uint64_t tag;
-  // Valid bytes of the frame.
-  size_t valid_len;
-  // Frames lost before this one (overwrite mode / broadcast).
-  uint64_t lost;
-  // Index of the slot (row of the ring's array).
-  size_t slot;
-} sharray_lease_info;
 
 #ifdef __cplusplus
 extern "C" {
@@ -485,6 +485,64 @@ sharray_status sharray_write_guard_data(const sharray_write_guard *guard, void *
 // `guard` is NULL or a live write guard, never used again after this call
 // (nor its data pointer).
 sharray_status sharray_write_guard_release(sharray_write_guard *guard);
+
+// Register as a consumer (a subscriber in broadcast mode).
+// `SHARRAY_FULL` if the participant table is full. Thread-safe.
+//
+// # Safety
+//
+// See the conventions at the top of the header.
+sharray_status sharray_ring_consumer(const sharray_ring *ring, sharray_consumer **out);
+
+// Unregister a consumer (its leases stay valid until released). NULL does
+// nothing.
+//
+// # Safety
+//
+// `consumer` is NULL or a live consumer, never used again after this call.
+sharray_status sharray_consumer_free(sharray_consumer *consumer);
+
+// Receive the next frame as a lease. `timeout_ms`: `SHARRAY_FOREVER`
+// waits for a frame, `SHARRAY_TRY` gives `SHARRAY_WOULD_BLOCK` if none is
+// there now, a positive value gives `SHARRAY_TIMEOUT` after that long.
+// `SHARRAY_DISCONNECTED` once a producer closed the stream and every
+// committed frame was received: the normal end of a consumer loop.
+//
+// Blocks as said (spins briefly, then parks on a shared futex).
+// Thread-safe.
+//
+// # Safety
+//
+// See the conventions at the top of the header.
+sharray_status sharray_consumer_recv(const sharray_consumer *consumer,
+                                     int64_t timeout_ms,
+                                     sharray_lease **out);
+
+// The frame: `*data` (read-only) and `*len` valid bytes. Valid until the
+// lease is released; never write through it (in broadcast mode other
+// subscribers read the same bytes). Never blocks.
+//
+// # Safety
+//
+// See the conventions at the top of the header.
+sharray_status sharray_lease_data(const sharray_lease *lease, const void **data, size_t *len);
+
+// The frame's metadata (sequence number, timestamp, tag, valid length,
+// frames lost before it, slot). Never blocks.
+//
+// # Safety
+//
+// See the conventions at the top of the header.
+sharray_status sharray_lease_get_info(const sharray_lease *lease, sharray_lease_info *info);
+
+// Release a lease: the slot goes back to the producers once every reader
+// released it. Any thread may. NULL does nothing.
+//
+// # Safety
+//
+// `lease` is NULL or a live lease, never used again after this call (nor
+// its data pointer).
+sharray_status sharray_lease_release(sharray_lease *lease);
 
 // Create a work queue at `path` (or `shm:NAME`) that splits `rows` rows of
 // axis 0 into chunks of `chunk_rows` (the last may be shorter); with
@@ -762,64 +820,6 @@ sharray_status sharray_loan_commit(sharray_loan *loan, uint64_t *seq);
 //
 // `loan` is NULL or a live loan, never used again after this call.
 sharray_status sharray_loan_abandon(sharray_loan *loan);
-
-// Register as a consumer (a subscriber in broadcast mode).
-// `SHARRAY_FULL` if the participant table is full. Thread-safe.
-//
-// # Safety
-//
-// See the conventions at the top of the header.
-sharray_status sharray_ring_consumer(const sharray_ring *ring, sharray_consumer **out);
-
-// Unregister a consumer (its leases stay valid until released). NULL does
-// nothing.
-//
-// # Safety
-//
-// `consumer` is NULL or a live consumer, never used again after this call.
-sharray_status sharray_consumer_free(sharray_consumer *consumer);
-
-// Receive the next frame as a lease. `timeout_ms`: `SHARRAY_FOREVER`
-// waits for a frame, `SHARRAY_TRY` gives `SHARRAY_WOULD_BLOCK` if none is
-// there now, a positive value gives `SHARRAY_TIMEOUT` after that long.
-// `SHARRAY_DISCONNECTED` once a producer closed the stream and every
-// committed frame was received: the normal end of a consumer loop.
-//
-// Blocks as said (spins briefly, then parks on a shared futex).
-// Thread-safe.
-//
-// # Safety
-//
-// See the conventions at the top of the header.
-sharray_status sharray_consumer_recv(const sharray_consumer *consumer,
-                                     int64_t timeout_ms,
-                                     sharray_lease **out);
-
-// The frame: `*data` (read-only) and `*len` valid bytes. Valid until the
-// lease is released; never write through it (in broadcast mode other
-// subscribers read the same bytes). Never blocks.
-//
-// # Safety
-//
-// See the conventions at the top of the header.
-sharray_status sharray_lease_data(const sharray_lease *lease, const void **data, size_t *len);
-
-// The frame's metadata (sequence number, timestamp, tag, valid length,
-// frames lost before it, slot). Never blocks.
-//
-// # Safety
-//
-// See the conventions at the top of the header.
-sharray_status sharray_lease_get_info(const sharray_lease *lease, sharray_lease_info *info);
-
-// Release a lease: the slot goes back to the producers once every reader
-// released it. Any thread may. NULL does nothing.
-//
-// # Safety
-//
-// `lease` is NULL or a live lease, never used again after this call (nor
-// its data pointer).
-sharray_status sharray_lease_release(sharray_lease *lease);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -38,6 +38,7 @@
 #![allow(non_camel_case_types)]
 
 mod array;
+mod consumer;
 mod pool;
 mod ring;
 
@@ -50,6 +51,7 @@ use std::time::Duration;
 use sharray_core::{Error, ErrorKind};
 
 pub use array::*;
+pub use consumer::*;
 pub use pool::*;
 pub use ring::*;
 
