@@ -1,7 +1,8 @@
 //! Test helpers: build the C library and the C programs (under
 //! AddressSanitizer when the compiler has it, else under valgrind when it is
-//! installed, else plain, with a printed note) and run them as real child
-//! processes under a watchdog.
+//! installed, else plain, with a printed note; `SHARRAY_C_CHECKER=valgrind`
+//! or `plain` forces a fallback) and run them as real child processes under
+//! a watchdog.
 
 #![allow(dead_code)]
 
@@ -119,10 +120,18 @@ pub fn c_programs() -> &'static CPrograms {
                 .stderr(Stdio::null())
                 .status()
                 .is_ok_and(|s| s.code() == Some(2)); // usage error: ran to main
-        let checker = if asan {
+        // SHARRAY_C_CHECKER=valgrind|plain forces another checker (to try
+        // the fallbacks on a machine that has AddressSanitizer).
+        let forced = std::env::var("SHARRAY_C_CHECKER").unwrap_or_default();
+        let asan = asan && forced.is_empty();
+        let checker = if forced == "plain" {
+            Checker::Plain
+        } else if asan {
             Checker::AddressSanitizer
         } else if tool_works("valgrind", "--version") {
-            eprintln!("note: cc cannot link with -fsanitize=address here; running the C programs under valgrind");
+            if forced.is_empty() {
+                eprintln!("note: cc cannot link with -fsanitize=address here; running the C programs under valgrind");
+            }
             Checker::Valgrind
         } else {
             eprintln!("note: neither AddressSanitizer nor valgrind is available; running the C programs without a memory checker");
