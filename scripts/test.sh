@@ -17,6 +17,8 @@
 #   SHARRAY_STORM_KILLS, SHARRAY_CRASH_N       the cross-kind storm, ring crash points per N
 #   SHARRAY_ATOMIC_BYTES / SHARRAY_ATOMIC_KILLS atomic-creation kills (size, count)
 #   SHARRAY_PY_FUZZ                           mutated files in the Python open-path fuzz
+#   SHARRAY_C_CHECKER=valgrind|plain           run the C ABI's test programs under valgrind, or
+#                                             without a checker, instead of AddressSanitizer
 # Lints run first (fast failure); pytest runs last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
