@@ -77,8 +77,9 @@ pub struct sharray_array_info {
     pub nbytes: usize,
     /// Byte offset of the data in the file.
     pub data_offset: u64,
-    /// `SHARRAY_KIND_NPY`, `SHARRAY_KIND_ARRAY`, `SHARRAY_KIND_RING` or
-    /// `SHARRAY_KIND_QUEUE`.
+    /// `SHARRAY_KIND_NPY` (a plain `.npy`) or `SHARRAY_KIND_ARRAY` (rings
+    /// and queues are not opened as arrays; their kinds are listed for
+    /// completeness).
     pub kind: c_int,
     /// Was the handle opened writable?
     pub writable: bool,
@@ -141,8 +142,8 @@ pub unsafe extern "C" fn sharray_array_create(
 
 /// Open an existing array (a sharray array, or any plain `.npy`) at `path`.
 /// `read_only` non-zero opens it read-only (write guards are then refused).
-/// Rings and queues open too (their whole data as an array); use
-/// `sharray_ring_open` / `sharray_queue_open` to take part in them.
+/// A ring or a work-queue file is refused with `SHARRAY_UNSUPPORTED`: open
+/// it with `sharray_ring_open` / `sharray_queue_open`.
 ///
 /// Does not block on other processes. Thread-safe.
 ///

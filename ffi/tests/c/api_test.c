@@ -201,6 +201,13 @@ static void rings(void) {
     EXPECT(strcmp(info.dtype, "<u4") == 0 && info.frame_ndim == 1 && info.frame_shape[0] == 16);
     EXPECT(info.slots == 2 && info.slot_bytes == 64 && !info.broadcast && !info.overwrite);
 
+    /* A ring is not an array (nor a queue), and says which API to use. */
+    sharray_array *as_array = NULL;
+    EXPECT_ST(sharray_array_open(path_in("r.npy"), 1, &as_array), SHARRAY_UNSUPPORTED);
+    EXPECT(as_array == NULL && strstr(sharray_last_error(), "ring") != NULL);
+    sharray_queue *as_queue = NULL;
+    EXPECT_ST(sharray_queue_open(path_in("r.npy"), &as_queue), SHARRAY_UNSUPPORTED);
+
     sharray_array *not_ring = NULL;
     size_t one = 1;
     OK(sharray_array_create(path_in("not_ring.npy"), "uint8", &one, 1, SHARRAY_ORDER_C, &not_ring));
@@ -266,6 +273,8 @@ static void rings(void) {
     OK(sharray_producer_loan(p, SHARRAY_FOREVER, &loan));
     OK(sharray_loan_commit(loan, NULL));
     OK(sharray_producer_close(p));
+    EXPECT_ST(sharray_producer_loan(p, SHARRAY_TRY, &loan), SHARRAY_DISCONNECTED);
+    EXPECT_ST(sharray_producer_loan(p, SHARRAY_FOREVER, &loan), SHARRAY_DISCONNECTED);
     OK(sharray_consumer_recv(c, SHARRAY_TRY, &lease));
     OK(sharray_lease_release(lease));
     EXPECT_ST(sharray_consumer_recv(c, SHARRAY_TRY, &lease), SHARRAY_DISCONNECTED);
