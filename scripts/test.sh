@@ -94,7 +94,7 @@ cargo build --quiet --workspace --example lock_counter --example ring_peer --exa
 # The C examples (python/tests/test_c_peer.py runs them next to Python), as
 # the README builds them: against the release library.
 cargo build --quiet --release -p sharray-ffi
-make -s -C examples/c
+make -s -C examples/c LIBDIR="${CARGO_TARGET_DIR:-$PWD/target}/release"
 # Exit code 5 ("no tests collected") must fail CI too, and it does: any
 # non-zero status stops this script.
 "$VENV/bin/python" -m pytest -q python/tests
