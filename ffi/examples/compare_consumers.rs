@@ -150,11 +150,16 @@ fn main() {
             "ring_peer",
         ])
         .args(["-p", "sharray-ffi"]));
+    // target/release/examples/compare_consumers -> target/release (also
+    // under CARGO_TARGET_DIR).
+    let exe = std::env::current_exe().unwrap();
+    let release_dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
     run(Command::new("make")
         .args(["-s", "-C"])
         .arg(repo().join("examples/c"))
+        .arg(format!("LIBDIR={}", release_dir.display()))
         .arg("ring_consumer"));
-    let peer = repo().join("target/release/examples/ring_peer");
+    let peer = release_dir.join("examples/ring_peer");
     let c_consumer = repo().join("examples/c/ring_consumer");
     let consume = PathBuf::from("consume");
     let dir = if Path::new("/dev/shm").is_dir() {
