@@ -178,7 +178,7 @@ fn main() {
     for &bytes in &sizes {
         let words = (bytes / 8).max(1);
         // About a second of streaming per run on a 2-core VM.
-        let frames: u64 = if bytes >= 1 << 20 { 1000 } else { 1_000_000 };
+        let frames = ((8u64 << 30) / bytes as u64).clamp(1000, 1_000_000);
         let (mut rust, mut c, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
         for round in 0..rounds {
             let run_rust = || one_run(dir.path(), &peer, &[&peer, &consume], words, frames);
@@ -197,8 +197,10 @@ fn main() {
         let (r, cc, q) = (median(&mut rust), median(&mut c), median(&mut ratio));
         // `ratio` is sorted now: its spread over the rounds.
         let (lo, hi) = (ratio[0], ratio[ratio.len() - 1]);
-        let label = if bytes >= 1 << 20 {
+        let label = if bytes >= 1 << 20 && bytes % (1 << 20) == 0 {
             format!("{} MiB", bytes >> 20)
+        } else if bytes >= 1 << 10 && bytes % (1 << 10) == 0 {
+            format!("{} KiB", bytes >> 10)
         } else {
             format!("{bytes} B")
         };
