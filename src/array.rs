@@ -616,23 +616,25 @@ impl UntypedArray {
             if g != since {
                 return Ok(g);
             }
-            let Some(left) = wait.remaining().filter(|d| !d.is_zero()) else {
+            // `None`: a timeout too large to be an instant waits forever.
+            let left = wait.remaining();
+            if left.is_some_and(|d| d.is_zero()) {
                 return Err(Error::new(
                     ErrorKind::Timeout,
                     format!("no change within {timeout:?} (generation still {since})"),
                 )
                 .at(self.path()));
-            };
+            }
             if self.map.ctrl_writable() {
                 waiters.fetch_add(1, Ordering::SeqCst);
                 if generation.load(Ordering::SeqCst) == since {
-                    sys::futex_wait(seq, s, Some(left));
+                    sys::futex_wait(seq, s, left);
                 }
                 waiters.fetch_sub(1, Ordering::SeqCst);
             } else {
                 // We cannot register as a waiter in a file we may not write:
                 // writers will not wake us, so poll with a growing sleep.
-                sys::futex_wait(seq, s, Some(left.min(nap)));
+                sys::futex_wait(seq, s, Some(left.map_or(nap, |l| l.min(nap))));
                 nap = (nap * 2).min(Duration::from_millis(5));
             }
         }

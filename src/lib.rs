@@ -45,7 +45,7 @@
 //! - coordination: [`Ring`]s (zero-copy producer/consumer pipelines, see
 //!   [`ring`]) and worker pools (coordinated by a [`WorkQueue`] file, see
 //!   [`pool`]) on top of the control block;
-//! - front ends: the `sharray` CLI and the Python package.
+//! - front ends: the `sharray` CLI, the Python package and the C library.
 //!
 //! ## Safety model
 //!
@@ -104,7 +104,9 @@
 //!   release build.
 //!
 //! The `sharray` command-line tool is the workspace crate `sharray-cli`
-//! (`cargo install --path cli`); the benchmark harness is `sharray-bench`.
+//! (`cargo install --path cli`); the C library (`libsharray.so`,
+//! `libsharray.a`, `include/sharray.h`) is `sharray-ffi`; the benchmark
+//! harness is `sharray-bench`.
 
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
