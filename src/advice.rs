@@ -313,7 +313,8 @@ impl UntypedArray {
     }
 
     /// Start writing the dirty pages covering elements `range` to disk and
-    /// return at once (`msync(MS_ASYNC)`); [`UntypedArray::flush`] or
+    /// return at once (`sync_file_range(SYNC_FILE_RANGE_WRITE)`; Linux's
+    /// `msync(MS_ASYNC)` would do nothing); [`UntypedArray::flush`] or
     /// [`UntypedArray::flush_range`] later waits for them.
     ///
     /// # Errors

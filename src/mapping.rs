@@ -581,20 +581,25 @@ impl Mapping {
         (self.data_offset + off) as u64
     }
 
-    /// `msync` data bytes `[off, off+len)` (rounded out to pages), waiting
-    /// for the write (`MS_SYNC`) or only scheduling it (`MS_ASYNC`). A
-    /// no-op for read-only and copy-on-write handles.
+    /// Write data bytes `[off, off+len)` (rounded out to pages) to disk:
+    /// `msync(MS_SYNC)` and wait, or (`wait == false`) start the write-back
+    /// and return (`sync_file_range(SYNC_FILE_RANGE_WRITE)`: Linux's
+    /// `msync(MS_ASYNC)` does nothing at all). A no-op for read-only and
+    /// copy-on-write handles.
     pub(crate) fn flush_data(&self, off: usize, len: usize, wait: bool) -> Result<()> {
         if !self.writable || self.cow || len == 0 {
             return Ok(());
         }
         let start = self.data_offset + off;
-        let r = if wait {
-            self.map.flush_range(start, len)
+        if wait {
+            self.map
+                .flush_range(start, len)
+                .map_err(|e| Error::io("flush (msync) failed", e).at(self.path()))
         } else {
-            self.map.flush_async_range(start, len)
-        };
-        r.map_err(|e| Error::io("flush (msync) failed", e).at(self.path()))
+            sys::start_writeback(self.file.file(), start as u64, len as u64).map_err(|e| {
+                Error::io("starting the write-back (sync_file_range) failed", e).at(self.path())
+            })
+        }
     }
 
     /// `msync` the whole mapping to disk and report errors.

@@ -322,7 +322,7 @@ impl SharedArray {
     /// copy-on-write handles. Raises on I/O errors. With `start`/`stop`
     /// (elements of the flat array in memory order) only the pages covering
     /// that range; with `wait=False` the write-back is started and the call
-    /// returns at once (`MS_ASYNC`).
+    /// returns at once (`sync_file_range`).
     #[pyo3(signature = (start=None, stop=None, wait=true))]
     fn flush(
         &self,

@@ -266,6 +266,27 @@ pub fn fadvise(fd: impl AsFd, offset: u64, len: u64, advice: libc::c_int) -> io:
     }
 }
 
+/// Start writing back the dirty page-cache pages of `[offset, offset+len)`
+/// without waiting (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, see
+/// `sync_file_range(2)`). Pages dirtied through a shared mapping count: the
+/// kernel marks them dirty when they are first written.
+pub fn start_writeback(fd: impl AsFd, offset: u64, len: u64) -> io::Result<()> {
+    let off =
+        libc::off64_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let len =
+        libc::off64_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: plain syscall on a valid fd; no pointers.
+    cvt(unsafe {
+        libc::sync_file_range(
+            fd.as_fd().as_raw_fd(),
+            off,
+            len,
+            libc::SYNC_FILE_RANGE_WRITE,
+        )
+    })?;
+    Ok(())
+}
+
 /// The system page size (`sysconf(_SC_PAGESIZE)`, see `sysconf(3)`).
 pub fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
