@@ -18,7 +18,8 @@ use crate::array_cmds::human_bytes;
 #[derive(Subcommand)]
 pub enum HintCmd {
     /// Warm (willneed) or evict (dontneed) an array's pages in the page
-    /// cache, or report whether huge pages are possible (hugepage).
+    /// cache, or report whether huge pages are possible (hugepage); rings
+    /// take willneed and hugepage.
     Advise {
         /// Path, or shm:NAME.
         path: String,
@@ -89,6 +90,14 @@ pub fn run(cmd: HintCmd) -> Result<()> {
             range,
             owner,
         } => {
+            let loc = sharray::resolve_location(&path)?;
+            let kind = OpenOptions::new()
+                .allow_other_owner(owner.allow_other_owner)
+                .inspect(&loc)?
+                .kind;
+            if kind == sharray::FileKind::Ring {
+                return advise_ring(&loc, advice, &range);
+            }
             let a = open(&path, false, owner.allow_other_owner)?;
             let r = range.bounds(&a);
             let bytes = r.len().saturating_mul(a.dtype().itemsize()) as u64;
@@ -141,6 +150,34 @@ pub fn run(cmd: HintCmd) -> Result<()> {
             );
             Ok(())
         }
+    }
+}
+
+/// `advise` on a ring: warm its slots, or report on huge pages.
+fn advise_ring(path: &std::path::Path, advice: CliAdvice, range: &RangeArg) -> Result<()> {
+    if range.range.is_some() {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "--range is for arrays; a ring is advised as a whole",
+        )
+        .at(path));
+    }
+    let ring = sharray::Ring::open(path)?;
+    let bytes = (ring.slot_bytes() * ring.slots()) as u64;
+    match advice {
+        CliAdvice::Willneed => report(ring.advise(Advice::WillNeed)?, "reading in", bytes),
+        CliAdvice::Hugepage => {
+            match ring.advise(Advice::HugePage)? {
+                Advised::Applied => println!("huge pages: possible for this ring"),
+                Advised::Fallback(why) => println!("huge pages: not available: {why}"),
+            }
+            Ok(())
+        }
+        CliAdvice::Dontneed => Err(Error::new(
+            ErrorKind::Unsupported,
+            "evicting works on arrays; a ring's slots are in use by its peers (willneed and hugepage work on rings)",
+        )
+        .at(path)),
     }
 }
 

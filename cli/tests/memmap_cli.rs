@@ -145,5 +145,25 @@ fn advise_and_prefault_report_what_they_did() {
     let err = fails(&["advise", &a, "dontneed", "--range", "0:256001"], 1);
     assert!(err.contains("outside the array's 256000 elements"), "{err}");
     fails(&["advise", &a, "sequential"], 2);
+    // Rings take willneed and hugepage as a whole.
+    let ring = dir.path().join("r.npy").to_str().unwrap().to_string();
+    ok(&[
+        "ring",
+        "create",
+        &ring,
+        "--dtype",
+        "u1",
+        "--frame-shape",
+        "4096",
+        "--slots",
+        "4",
+    ]);
+    assert_eq!(
+        ok(&["advise", &ring, "willneed"]).trim(),
+        "reading in 16.0 KiB"
+    );
+    assert!(ok(&["advise", &ring, "hugepage"]).starts_with("huge pages: "));
+    let err = fails(&["advise", &ring, "dontneed"], 1);
+    assert!(err.contains("evicting works on arrays"), "{err}");
     fails(&["prefault", &a, "--range", "9:3"], 2);
 }
