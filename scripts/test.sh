@@ -2,7 +2,9 @@
 # Run every test of sharray, Rust and Python, on a fresh machine.
 #
 # Needs: a Rust toolchain (cargo, rustfmt, clippy), python3 >= 3.8 with the
-# venv module and pip, and network access to crates.io and PyPI. numpy,
+# venv module and pip, a C and C++ compiler (cc, c++; the C ABI's tests build
+# C programs, under AddressSanitizer when the compiler has it, else valgrind
+# if installed) and make, and network access to crates.io and PyPI. numpy,
 # pytest and maturin are installed into a virtual environment of this
 # script's own, `.venv` in the repository (created if missing), never into
 # the system Python; `rm -rf .venv` starts it afresh.
@@ -16,6 +18,8 @@
 #   SHARRAY_ATOMIC_BYTES / SHARRAY_ATOMIC_KILLS atomic-creation kills (size, count)
 #   SHARRAY_PY_FUZZ                           mutated files in the Python open-path fuzz
 #   SHARRAY_GROW_ROUNDS                       rounds of killed appenders (tests/growable.rs)
+#   SHARRAY_C_CHECKER=valgrind|plain           run the C ABI's test programs under valgrind, or
+#                                             without a checker, instead of AddressSanitizer
 # Lints run first (fast failure); pytest runs last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +39,21 @@ fi
 # `python3 -c 'import numpy'` and the pytest suite find what was installed.
 export PATH="$VENV/bin:$PATH"
 export VIRTUAL_ENV="$VENV"
+
+echo "== C toolchain for the C ABI's tests (cc, c++, make, pkg-config)"
+missing=""
+for tool in cc c++ make pkg-config; do
+    command -v "$tool" >/dev/null 2>&1 || missing="$missing $tool"
+done
+if [ -n "$missing" ]; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        echo "installing build-essential pkg-config (missing:$missing)"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq build-essential pkg-config >/dev/null
+    else
+        echo "missing:$missing; install a C/C++ compiler, make and pkg-config (Debian: apt-get install build-essential pkg-config)" >&2
+        exit 1
+    fi
+fi
 
 echo "== lint: rustfmt and clippy"
 cargo fmt --all --check
@@ -73,6 +92,10 @@ print("fresh venv: sharray", sharray.__name__, "imports and works")
 # sharray-cli crate, still target/debug/sharray); build them first, with the
 # workspace's features so nothing is rebuilt.
 cargo build --quiet --workspace --example lock_counter --example ring_peer --example worker_pool --bin sharray
+# The C examples (python/tests/test_c_peer.py runs them next to Python), as
+# the README builds them: against the release library.
+cargo build --quiet --release -p sharray-ffi
+make -s -C examples/c LIBDIR="${CARGO_TARGET_DIR:-$PWD/target}/release"
 # Exit code 5 ("no tests collected") must fail CI too, and it does: any
 # non-zero status stops this script.
 "$VENV/bin/python" -m pytest -q python/tests

@@ -42,7 +42,9 @@ impl Order {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FileKind {
     /// A plain `.npy` written by numpy (no control block): whole-array locks
-    /// only, no generation counter.
+    /// only, no generation counter. Also the kind of a headerless raw file
+    /// opened with [`OpenOptions::open_raw`], which behaves the same way
+    /// ([`UntypedArray::is_raw`] tells them apart).
     Npy,
     /// A sharray array.
     Array,
@@ -109,6 +111,7 @@ pub struct Info {
 pub struct OpenOptions {
     read_only: bool,
     allow_other_owner: bool,
+    copy_on_write: bool,
 }
 
 impl OpenOptions {
@@ -121,6 +124,46 @@ impl OpenOptions {
     pub fn read_only(mut self, yes: bool) -> OpenOptions {
         self.read_only = yes;
         self
+    }
+
+    /// Map the file copy-on-write (`MAP_PRIVATE`, numpy's mode `"c"`):
+    /// write guards change this process's private copy of the pages they
+    /// touch, never the file and never what other processes see. Works on
+    /// files we may only read; [`OpenOptions::read_only`] is then ignored
+    /// (the private pages are always writable). [`UntypedArray::flush`] does nothing and the
+    /// generation counter is never bumped by such a handle.
+    ///
+    /// What the handle sees of other processes' later writes: a page this
+    /// process has not written yet shows the file's current content (the
+    /// kernel maps the shared page cache until the first write copies the
+    /// page); a page it has written shows its private copy from then on,
+    /// whatever others write to the file. Read guards take the shared lock
+    /// as usual, and a write guard takes the shared lock too (it excludes
+    /// writers in other processes, whose changes to pages not yet copied
+    /// would otherwise show under it, but not their readers) plus the
+    /// exclusive in-process lock.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("a.npy");
+    /// use sharray::{OpenOptions, SharedArray};
+    /// let a = SharedArray::<i32>::create(&path, &[4])?;
+    /// let c = OpenOptions::new().copy_on_write(true).open::<i32>(&path)?;
+    /// c.write()?[0] = 7;                           // private to this handle's mapping
+    /// assert_eq!(c.read()?[0], 7);
+    /// assert_eq!(a.read()?[0], 0);                 // the file is unchanged
+    /// a.write()?[3] = 5;                           // others' writes to untouched pages show
+    /// assert_eq!(c.read()?[..], [7, 0, 0, 0][..]); // ...except on the page c wrote
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn copy_on_write(mut self, yes: bool) -> OpenOptions {
+        self.copy_on_write = yes;
+        self
+    }
+
+    /// Was [`OpenOptions::copy_on_write`] set?
+    pub fn is_copy_on_write(&self) -> bool {
+        self.copy_on_write
     }
 
     /// Accept a file owned by another user (by default refused, since a
@@ -169,7 +212,11 @@ impl OpenOptions {
     /// and queues (open those with their own types) or newer formats.
     pub fn open_untyped(self, path: impl AsRef<Path>) -> Result<UntypedArray> {
         let path = path.as_ref();
-        let map = Mapping::open(path, self.flags())?;
+        let spec = crate::mapping::MapSpec {
+            cow: self.copy_on_write,
+            raw: None,
+        };
+        let map = Mapping::open_with(path, self.flags(), &spec)?;
         match map.control().map(|c| c.kind) {
             None | Some(Kind::Array) => Ok(UntypedArray { map: Arc::new(map) }),
             Some(k) => Err(Error::new(
@@ -485,9 +532,25 @@ impl UntypedArray {
         self.map.nbytes()
     }
 
-    /// Plain `.npy` or sharray array.
+    /// Plain `.npy` (or raw file) or sharray array.
     pub fn kind(&self) -> FileKind {
         FileKind::of(self.map.control().map(|c| c.kind))
+    }
+
+    /// Was this handle opened as a headerless raw file
+    /// ([`OpenOptions::open_raw`])? Its [`kind`](UntypedArray::kind) is
+    /// [`FileKind::Npy`]: whole-array locks only, no generation counter.
+    pub fn is_raw(&self) -> bool {
+        self.map.is_raw()
+    }
+
+    /// Was this handle opened copy-on-write ([`OpenOptions::copy_on_write`])?
+    pub fn is_copy_on_write(&self) -> bool {
+        self.map.is_cow()
+    }
+
+    pub(crate) fn from_mapping(map: Mapping) -> UntypedArray {
+        UntypedArray { map: Arc::new(map) }
     }
 
     /// Byte offset of the data in the file: 4096 for sharray files, whatever
@@ -553,23 +616,25 @@ impl UntypedArray {
             if g != since {
                 return Ok(g);
             }
-            let Some(left) = wait.remaining().filter(|d| !d.is_zero()) else {
+            // `None`: a timeout too large to be an instant waits forever.
+            let left = wait.remaining();
+            if left.is_some_and(|d| d.is_zero()) {
                 return Err(Error::new(
                     ErrorKind::Timeout,
                     format!("no change within {timeout:?} (generation still {since})"),
                 )
                 .at(self.path()));
-            };
+            }
             if self.map.ctrl_writable() {
                 waiters.fetch_add(1, Ordering::SeqCst);
                 if generation.load(Ordering::SeqCst) == since {
-                    sys::futex_wait(seq, s, Some(left));
+                    sys::futex_wait(seq, s, left);
                 }
                 waiters.fetch_sub(1, Ordering::SeqCst);
             } else {
                 // We cannot register as a waiter in a file we may not write:
                 // writers will not wake us, so poll with a growing sleep.
-                sys::futex_wait(seq, s, Some(left.min(nap)));
+                sys::futex_wait(seq, s, Some(left.map_or(nap, |l| l.min(nap))));
                 nap = (nap * 2).min(Duration::from_millis(5));
             }
         }
@@ -589,7 +654,9 @@ impl UntypedArray {
     }
 
     pub(crate) fn bump_generation(&self) {
-        if self.map.control().is_none() {
+        // A copy-on-write handle's control words are private pages: never
+        // written, so the handle keeps seeing the file's generation.
+        if self.map.control().is_none() || !self.map.ctrl_writable() {
             return;
         }
         self.map
@@ -623,6 +690,9 @@ impl UntypedArray {
                 "this handle was opened read-only; open it read-write to take a write guard",
             )
             .at(self.path()));
+        }
+        if mode == LockMode::Exclusive && self.map.is_cow() {
+            return self.map.shared_file().lock_private_write(wait);
         }
         self.map.shared_file().lock(mode, wait)
     }
@@ -969,7 +1039,9 @@ impl<T: Element> SharedArray<T> {
         OpenOptions::new().open(path)
     }
 
-    /// Open read-only. Errors as [`OpenOptions::open`].
+    /// Open read-only. Errors as [`OpenOptions::open`]. The handle's write
+    /// methods fail at run time; [`ReadOnlyArray::open`](crate::ReadOnlyArray::open) gives a handle that
+    /// has none.
     pub fn open_read_only(path: impl AsRef<Path>) -> Result<SharedArray<T>> {
         OpenOptions::new().read_only(true).open(path)
     }

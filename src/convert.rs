@@ -159,6 +159,53 @@ pub fn import_npy_with(
         ));
     }
     let src = opts.source().open_untyped(src)?;
+    import_from(src, dst.as_ref(), opts, progress)
+}
+
+/// Copy a headerless raw file with the given layout into a new sharray
+/// array at `dst` (dtype, shape and order from `layout`; the bytes exactly).
+/// The source must be exactly `offset + nbytes` long; it is read under its
+/// shared `flock`.
+///
+/// ```
+/// # let dir = tempfile::tempdir()?;
+/// # let (raw, out) = (dir.path().join("data.dat"), dir.path().join("data.npy"));
+/// use sharray::{CopyOptions, Dtype, RawLayout, SharedArray};
+/// let bytes: Vec<u8> = (0..6u16).flat_map(|x| x.to_le_bytes()).collect();
+/// std::fs::write(&raw, [&[0xAA; 16][..], &bytes].concat())?; // a 16-byte foreign header
+/// let layout = RawLayout::new(Dtype::parse_user("uint16")?, &[2, 3]).offset(16);
+/// sharray::import_raw(&raw, &layout, &out, CopyOptions::new(), &mut |_, _| {})?;
+/// assert_eq!(&*SharedArray::<u16>::open(&out)?.read()?, &[0, 1, 2, 3, 4, 5]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+///
+/// Those of [`OpenOptions::open_raw_untyped`] for the source (a size that
+/// does not match says what would fit) and of [`import_npy_with`].
+pub fn import_raw(
+    src: impl AsRef<Path>,
+    layout: &crate::raw::RawLayout,
+    dst: impl AsRef<Path>,
+    opts: CopyOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<UntypedArray> {
+    if opts.replace {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "import never replaces a file: CopyOptions::replace is for export_npy_with",
+        ));
+    }
+    let src = opts.source().open_raw_untyped(src, layout)?;
+    import_from(src, dst.as_ref(), opts, progress)
+}
+
+fn import_from(
+    src: UntypedArray,
+    dst: &Path,
+    opts: CopyOptions,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<UntypedArray> {
     let guard = src.read_wait(opts.wait())?;
     // The data is copied into the unpublished file: `dst` appears only once
     // complete, even if this process is killed mid-copy.
@@ -167,7 +214,7 @@ pub fn import_npy_with(
         .order(src.order())
         .mode(opts.mode)
         .create_with_data(
-            dst.as_ref(),
+            dst,
             Some(&mut |data: &mut [u8]| copy_with_progress(guard.bytes(), data, progress)),
         )?;
     drop(guard);

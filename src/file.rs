@@ -247,6 +247,7 @@ impl SharedFile {
                 Ok(FileLock {
                     _span: span,
                     threads,
+                    shared_flock: false,
                 })
             }
             LockMode::Shared => {
@@ -268,9 +269,43 @@ impl SharedFile {
                 Ok(FileLock {
                     _span: span,
                     threads,
+                    shared_flock: true,
                 })
             }
         }
+    }
+
+    /// The lock of a copy-on-write handle's write guard: exclusive among
+    /// this process's threads and handles, shared (`LOCK_SH`) towards other
+    /// processes. Its writes land in private pages, so other readers need
+    /// not wait; other writers must, since their changes to pages not yet
+    /// copied would show under our slice.
+    pub(crate) fn lock_private_write(self: &Arc<Self>, wait: Wait) -> Result<FileLock> {
+        let timeout_err = || {
+            Error::new(
+                ErrorKind::LockTimeout,
+                "timed out waiting for the lock of a copy-on-write write guard; another process writes the file or another thread holds it, retry or raise the timeout",
+            )
+            .at(&self.path)
+        };
+        let threads = ThreadHold::acquire(self, true, wait).ok_or_else(timeout_err)?;
+        let span = self.take_span(true, wait, &timeout_err)?;
+        let mut readers = match wait {
+            Wait::No => self.readers.try_lock(),
+            Wait::Until(t) => self.readers.try_lock_until(t),
+            Wait::Forever => Some(self.readers.lock()),
+        }
+        .ok_or_else(timeout_err)?;
+        if *readers == 0 && !self.flock(LockMode::Shared, wait)? {
+            return Err(timeout_err());
+        }
+        *readers += 1;
+        drop(readers);
+        Ok(FileLock {
+            _span: span,
+            threads,
+            shared_flock: true,
+        })
     }
 
     /// Use the OFD lock on `byte` as a turnstile that gives waiting writers
@@ -547,12 +582,14 @@ pub(crate) struct FileLock {
     _span: SpanHold,
     /// The thread share, which also holds the file.
     threads: ThreadHold,
+    /// Is the `flock` held `LOCK_SH` (counted in `readers`)?
+    shared_flock: bool,
 }
 
 impl Drop for FileLock {
     fn drop(&mut self) {
         let file = &self.threads.file;
-        if self.threads.write {
+        if !self.shared_flock {
             let _ = file.file.unlock();
         } else {
             let mut readers = file.readers.lock();

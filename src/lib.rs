@@ -47,7 +47,7 @@
 //!   [`pool`]) on top of the control block, and [`GrowableArray`]s (a
 //!   first axis that several processes append to at once, numpy seeing
 //!   exactly the published rows);
-//! - front ends: the `sharray` CLI and the Python package.
+//! - front ends: the `sharray` CLI, the Python package and the C library.
 //!
 //! ## Safety model
 //!
@@ -106,13 +106,16 @@
 //!   release build.
 //!
 //! The `sharray` command-line tool is the workspace crate `sharray-cli`
-//! (`cargo install --path cli`); the benchmark harness is `sharray-bench`.
+//! (`cargo install --path cli`); the C library (`libsharray.so`,
+//! `libsharray.a`, `include/sharray.h`) is `sharray-ffi`; the benchmark
+//! harness is `sharray-bench`.
 
 #![deny(missing_docs)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod advice;
 mod array;
 mod check;
 mod convert;
@@ -126,10 +129,13 @@ mod growable;
 mod mapping;
 pub mod pool;
 mod ranges;
+mod raw;
+mod readonly;
 pub mod ring;
 #[doc(hidden)]
 pub mod sys;
 
+pub use advice::{Advice, Advised};
 pub use array::{
     ArrayBuilder, FileKind, Info, OpenOptions, Order, OwnedUntypedReadGuard,
     OwnedUntypedWriteGuard, ReadGuard, SharedArray, UntypedArray, UntypedBuilder, UntypedReadGuard,
@@ -137,7 +143,7 @@ pub use array::{
 };
 pub use check::{Problem, check};
 pub use convert::{
-    CopyOptions, export_npy, export_npy_with, import_npy, import_npy_with, write_npy,
+    CopyOptions, export_npy, export_npy_with, import_npy, import_npy_with, import_raw, write_npy,
     write_npy_replacing,
 };
 pub use element::{Bool, Element};
@@ -181,6 +187,8 @@ pub use pool::{
     Claim, OwnedUntypedRowsMut, QueueProgress, RowMode, RowsGuard, RowsMut, UntypedRowsMut,
     WorkQueue, Worker,
 };
+pub use raw::RawLayout;
+pub use readonly::ReadOnlyArray;
 pub use ring::{
     Consumer, ParticipantStats, Producer, ReadLease, Ring, RingBuilder, RingStats, TryLoanError,
     TryRecvError, WriteLoan,

@@ -59,6 +59,21 @@ pub(crate) struct Mapping {
     nbytes: usize,
     file_len: u64,
     ctrl: Option<(u64, ControlHeader)>,
+    /// A private (`MAP_PRIVATE`) copy-on-write mapping: data writes stay in
+    /// this process, control words are never written.
+    cow: bool,
+    /// A headerless raw file opened with a caller-given layout.
+    raw: bool,
+}
+
+/// How [`Mapping::open_with`] maps a file.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MapSpec {
+    /// `MAP_PRIVATE` instead of `MAP_SHARED` (see [`Mapping`]'s `cow`).
+    pub cow: bool,
+    /// A headerless file: this header describes the data at this offset,
+    /// and the file must end exactly where the data does.
+    pub raw: Option<(NpyHeader, u64)>,
 }
 
 // SAFETY: the raw mapping is plain shared memory; all access to it goes
@@ -188,13 +203,29 @@ impl Mapping {
             nbytes,
             file_len,
             ctrl: Some((ctrl_off, ctrl)),
+            cow: false,
+            raw: false,
         })
     }
 
     /// Open and validate an existing sharray or plain `.npy` file.
     pub(crate) fn open(path: &Path, flags: OpenFlags) -> Result<Mapping> {
-        let file = SharedFile::open(path, flags)?;
-        if flags.writable && !file.writable() {
+        Mapping::open_with(path, flags, &MapSpec::default())
+    }
+
+    /// [`Mapping::open`], copy-on-write or of a raw file as `spec` says.
+    pub(crate) fn open_with(path: &Path, flags: OpenFlags, spec: &MapSpec) -> Result<Mapping> {
+        // A copy-on-write handle never writes the file: a read-only
+        // descriptor serves it (as numpy's mode "c" on a read-only file).
+        let file_flags = OpenFlags {
+            writable: flags.writable && !spec.cow,
+            ..flags
+        };
+        let file = SharedFile::open(path, file_flags)?;
+        if let Some((header, offset)) = &spec.raw {
+            return Mapping::open_raw(file, path, flags, spec.cow, header, *offset);
+        }
+        if file_flags.writable && !file.writable() {
             return Err(Error::new(
                 ErrorKind::PermissionDenied,
                 "cannot open for writing: no write permission (or already open read-only in this process); open it read-only",
@@ -288,18 +319,7 @@ impl Mapping {
         if file_len > isize::MAX as u64 {
             return Err(corrupt("file is too large to map").at(path));
         }
-        // Map read-write whenever the descriptor allows, even for read-only
-        // handles: waiters must register in the control block's counters.
-        // Read-only handles still never hand out mutable data slices.
-        let map_writable = flags.writable || file.writable();
-        let mut opts = MmapOptions::new();
-        opts.len(file_len as usize);
-        let map = if map_writable {
-            opts.map_raw(f)
-        } else {
-            opts.map_raw_read_only(f)
-        }
-        .map_err(|e| Error::io("cannot map the file", e).at(path))?;
+        let (map, map_writable) = map_file(&file, path, flags, spec.cow, file_len)?;
         file.set_turnstile(match &ctrl {
             Some((ctrl_off, _)) => ctrl_off + control::off::TURNSTILE as u64,
             None => 0,
@@ -307,13 +327,60 @@ impl Mapping {
         Ok(Mapping {
             file,
             map,
-            writable: flags.writable,
+            writable: flags.writable || spec.cow,
             map_writable,
             header,
             data_offset,
             nbytes,
             file_len,
             ctrl,
+            cow: spec.cow,
+            raw: false,
+        })
+    }
+
+    /// Map a headerless file whose layout the caller gives: no control
+    /// block, whole-array locks as for a plain `.npy`, and a file length
+    /// that must be exactly `offset + nbytes`.
+    fn open_raw(
+        file: Arc<SharedFile>,
+        path: &Path,
+        flags: OpenFlags,
+        cow: bool,
+        header: &NpyHeader,
+        offset: u64,
+    ) -> Result<Mapping> {
+        if flags.writable && !cow && !file.writable() {
+            return Err(Error::new(
+                ErrorKind::PermissionDenied,
+                "cannot open for writing: no write permission (or already open read-only in this process); open it read-only",
+            )
+            .at(path));
+        }
+        let file_len = file
+            .file()
+            .metadata()
+            .map_err(|e| Error::io("cannot stat", e).at(path))?
+            .len();
+        let nbytes =
+            crate::raw::check_raw_size(header, offset, file_len).map_err(|e| e.at(path))?;
+        if file_len > isize::MAX as u64 {
+            return Err(corrupt("file is too large to map").at(path));
+        }
+        let (map, map_writable) = map_file(&file, path, flags, cow, file_len)?;
+        file.set_turnstile(0);
+        Ok(Mapping {
+            file,
+            map,
+            writable: flags.writable || cow,
+            map_writable,
+            header: header.clone(),
+            data_offset: offset as usize,
+            nbytes,
+            file_len,
+            ctrl: None,
+            cow,
+            raw: true,
         })
     }
 
@@ -327,6 +394,16 @@ impl Mapping {
 
     pub(crate) fn writable(&self) -> bool {
         self.writable
+    }
+
+    /// Is this a private copy-on-write mapping?
+    pub(crate) fn is_cow(&self) -> bool {
+        self.cow
+    }
+
+    /// Was this a headerless raw file opened with a given layout?
+    pub(crate) fn is_raw(&self) -> bool {
+        self.raw
     }
 
     /// May control-block atomics be written (false only when the file itself
@@ -480,21 +557,101 @@ impl Mapping {
         }
     }
 
-    /// Fault in data pages for reading ahead of use (a hint; errors ignored).
-    pub(crate) fn prefault_read(&self, off: usize, len: usize) {
-        if off.checked_add(len).is_some_and(|e| e <= self.nbytes) {
-            // SAFETY: the range is inside our live mapping.
-            let _ = unsafe { sys::populate_read(self.data_ptr().add(off), len) };
+    /// `madvise(advice)` over data bytes `[off, off+len)` of this mapping.
+    ///
+    /// # Panics
+    ///
+    /// If the range is outside the data (callers check ranges first).
+    pub(crate) fn madvise_data(
+        &self,
+        off: usize,
+        len: usize,
+        advice: libc::c_int,
+    ) -> std::io::Result<()> {
+        assert!(
+            off.checked_add(len).is_some_and(|e| e <= self.nbytes),
+            "data range out of bounds"
+        );
+        assert!(
+            !(self.cow && advice == libc::MADV_DONTNEED),
+            "MADV_DONTNEED would discard a copy-on-write mapping's private pages"
+        );
+        // SAFETY: the range is inside our live mapping (asserted); the
+        // advices used here keep contents, and DONTNEED is refused above on
+        // private mappings (on shared file mappings it only drops our page
+        // table entries: the next access reads the same page cache).
+        unsafe { sys::madvise(self.data_ptr().add(off), len, advice) }
+    }
+
+    /// Byte offset in the file of data byte `off`.
+    pub(crate) fn file_offset(&self, off: usize) -> u64 {
+        (self.data_offset + off) as u64
+    }
+
+    /// Write data bytes `[off, off+len)` (rounded out to pages) to disk:
+    /// `msync(MS_SYNC)` and wait, or (`wait == false`) start the write-back
+    /// and return (`sync_file_range(SYNC_FILE_RANGE_WRITE)`: Linux's
+    /// `msync(MS_ASYNC)` does nothing at all). A no-op for read-only and
+    /// copy-on-write handles.
+    pub(crate) fn flush_data(&self, off: usize, len: usize, wait: bool) -> Result<()> {
+        if !self.writable || self.cow || len == 0 {
+            return Ok(());
+        }
+        let start = self.data_offset + off;
+        if wait {
+            self.map
+                .flush_range(start, len)
+                .map_err(|e| Error::io("flush (msync) failed", e).at(self.path()))
+        } else {
+            sys::start_writeback(self.file.file(), start as u64, len as u64).map_err(|e| {
+                Error::io("starting the write-back (sync_file_range) failed", e).at(self.path())
+            })
         }
     }
 
     /// `msync` the whole mapping to disk and report errors.
     pub(crate) fn flush(&self) -> Result<()> {
-        if !self.writable {
+        if !self.writable || self.cow {
             return Ok(());
         }
         self.map
             .flush()
             .map_err(|e| Error::io("flush (msync) failed", e).at(self.path()))
     }
+}
+
+/// Map the whole of `file`: shared, or private for a copy-on-write handle.
+/// Returns the mapping and whether control words may be written through it.
+fn map_file(
+    file: &SharedFile,
+    path: &Path,
+    flags: OpenFlags,
+    cow: bool,
+    file_len: u64,
+) -> Result<(MmapRaw, bool)> {
+    let f = file.file();
+    let mut opts = MmapOptions::new();
+    opts.len(file_len as usize);
+    if cow {
+        // SAFETY: a private mapping: our writes never reach the file. The
+        // hazards of other processes changing the file (pages we have not
+        // written show their current content) are those of every mapping,
+        // covered by the guards' locks and the crate's safety model.
+        let map = unsafe { opts.map_copy(f) }
+            .map_err(|e| Error::io("cannot map the file copy-on-write", e).at(path))?;
+        // Control words live in private pages here: never written (a write
+        // would detach them from the file and hide peers' updates).
+        return Ok((MmapRaw::from(map), false));
+    }
+    // Map read-write whenever the descriptor allows, even for read-only
+    // handles: waiters must register in the control block's counters.
+    // Read-only handles still never hand out mutable data slices.
+    let map_writable = flags.writable || file.writable();
+    let map = if map_writable {
+        opts.map_raw(f)
+    } else {
+        opts.map_raw_read_only(f)
+    }
+    .map_err(|e| Error::io("cannot map the file", e).at(path))?;
+    Ok((map, map_writable))
 }

@@ -120,4 +120,11 @@ fn bad_arguments_are_errors_not_panics() {
         a.write().unwrap()[0] = 1;
         assert_eq!(t.join().unwrap().unwrap(), 1);
     });
+    // A timeout too large to be an instant means "forever", not "at once".
+    std::thread::scope(|s| {
+        let t = s.spawn(|| a.wait_changed(1, Duration::MAX));
+        std::thread::sleep(Duration::from_millis(50));
+        a.write().unwrap()[0] = 2;
+        assert_eq!(t.join().unwrap().unwrap(), 2);
+    });
 }

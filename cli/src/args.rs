@@ -45,6 +45,34 @@ pub fn parse_mode(s: &str) -> Result<u32, String> {
     Ok(m)
 }
 
+/// A `--range START:STOP` of element indices; either end may be left out
+/// (`10:`, `:20`, `:`).
+pub fn parse_range(s: &str) -> Result<(Option<usize>, Option<usize>), String> {
+    let bad = || {
+        format!(
+            "{s:?} is not a range: use START:STOP with non-negative integers, e.g. 0:1000 or 5000:"
+        )
+    };
+    let (a, b) = s.trim().split_once(':').ok_or_else(bad)?;
+    let end = |t: &str| -> Result<Option<usize>, String> {
+        let t = t.trim();
+        if t.is_empty() {
+            Ok(None)
+        } else {
+            t.parse().map(Some).map_err(|_| bad())
+        }
+    };
+    let (a, b) = (end(a)?, end(b)?);
+    if let (Some(x), Some(y)) = (a, b)
+        && x > y
+    {
+        return Err(format!(
+            "range {s:?} ends before it starts; give START <= STOP"
+        ));
+    }
+    Ok((a, b))
+}
+
 /// A `--timeout` in seconds, fractions allowed.
 pub fn parse_seconds(s: &str) -> Result<Duration, String> {
     s.trim()
@@ -68,6 +96,16 @@ mod tests {
         assert!(parse_shape("1,,2").unwrap_err().contains("empty dimension"));
         assert!(parse_shape(",2").is_err());
         assert!(parse_shape("2,-1").is_err());
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("0:10"), Ok((Some(0), Some(10))));
+        assert_eq!(parse_range("5:"), Ok((Some(5), None)));
+        assert_eq!(parse_range(":"), Ok((None, None)));
+        assert!(parse_range("10:5").unwrap_err().contains("ends before"));
+        assert!(parse_range("10").is_err());
+        assert!(parse_range("a:5").is_err());
     }
 
     #[test]

@@ -51,10 +51,13 @@ pub enum ArrayCmd {
         lock: LockArgs,
         #[command(flatten)]
         owner: OwnerArgs,
+        #[command(flatten)]
+        raw: RawArgs,
     },
-    /// Copy a plain .npy into a new sharray file (dtype, shape, order and bytes kept).
+    /// Copy a plain .npy (or, with --raw, a headerless binary file) into a
+    /// new sharray file (dtype, shape, order and bytes kept).
     Import {
-        /// The .npy (or sharray) file to read.
+        /// The .npy (or sharray, or with --raw headerless) file to read.
         src: String,
         /// The new sharray file (path or shm:NAME).
         dst: String,
@@ -65,6 +68,8 @@ pub enum ArrayCmd {
         lock: LockArgs,
         #[command(flatten)]
         owner: OwnerArgs,
+        #[command(flatten)]
+        raw: RawArgs,
     },
     /// Copy an array into a new plain .npy exactly as numpy's np.save writes it.
     Export {
@@ -85,6 +90,50 @@ pub enum ArrayCmd {
         #[command(flatten)]
         owner: OwnerArgs,
     },
+}
+
+/// `import --raw`: the layout of a headerless file, as numpy's
+/// `np.memmap(path, dtype, shape=..., offset=..., order=...)` takes it.
+#[derive(Args)]
+pub struct RawArgs {
+    /// The file is headerless binary data laid out as --dtype, --shape,
+    /// --offset and --order say (np.memmap's arguments); its size must
+    /// match exactly.
+    #[arg(long, requires_all = ["dtype", "shape"])]
+    raw: bool,
+    /// numpy dtype of the raw data (with --raw), e.g. float64 or '>i4'.
+    #[arg(long, requires = "raw")]
+    dtype: Option<String>,
+    /// Comma-separated dimensions of the raw data (with --raw).
+    #[arg(long, requires = "raw", value_parser = parse_shape, allow_hyphen_values = true)]
+    shape: Option<Shape>,
+    /// Bytes to skip at the start of the raw file (with --raw).
+    #[arg(long, requires = "raw", default_value_t = 0)]
+    offset: u64,
+    /// Memory order of the raw data (with --raw).
+    #[arg(long, requires = "raw", value_enum, ignore_case = true)]
+    order: Option<OrderArg>,
+}
+
+impl RawArgs {
+    fn layout(&self) -> Result<Option<sharray::RawLayout>> {
+        if !self.raw {
+            return Ok(None);
+        }
+        let (Some(dtype), Some(shape)) = (&self.dtype, &self.shape) else {
+            return Err(invalid("--raw needs --dtype and --shape"));
+        };
+        let dtype = Dtype::parse_user(dtype).map_err(|e| invalid(format!("--dtype: {e}")))?;
+        let order = match self.order {
+            Some(OrderArg::F) => Order::F,
+            _ => Order::C,
+        };
+        Ok(Some(
+            sharray::RawLayout::new(dtype, &shape.0)
+                .order(order)
+                .offset(self.offset),
+        ))
+    }
 }
 
 /// `--lock-timeout`, shared by the commands that lock.
@@ -166,13 +215,36 @@ pub fn run(cmd: ArrayCmd) -> Result<()> {
             max,
             lock,
             owner,
-        } => show(&path, max, lock.lock_timeout, owner.allow_other_owner),
+            raw,
+        } => show(
+            &path,
+            max,
+            lock.lock_timeout,
+            owner.allow_other_owner,
+            raw.layout()?,
+        ),
         ArrayCmd::Import {
             src,
             dst,
             mode,
             lock,
             owner,
+            raw,
+        } if raw.raw => import_raw(
+            &src,
+            &dst,
+            raw.layout()?,
+            mode,
+            lock.lock_timeout,
+            owner.allow_other_owner,
+        ),
+        ArrayCmd::Import {
+            src,
+            dst,
+            mode,
+            lock,
+            owner,
+            raw: _,
         } => copy(
             &src,
             &dst,
@@ -468,12 +540,16 @@ fn show(
     max: usize,
     lock_timeout: Option<Duration>,
     allow_other_owner: bool,
+    raw: Option<sharray::RawLayout>,
 ) -> Result<()> {
     let path = location(loc)?;
-    let a = sharray::OpenOptions::new()
+    let opts = sharray::OpenOptions::new()
         .read_only(true)
-        .allow_other_owner(allow_other_owner)
-        .open_untyped(&path)?;
+        .allow_other_owner(allow_other_owner);
+    let a = match &raw {
+        Some(layout) => opts.open_raw_untyped(&path, layout)?,
+        None => opts.open_untyped(&path)?,
+    };
     let guard = match lock_timeout {
         Some(t) => a.read_timeout(t)?,
         None => a.read()?,
@@ -555,5 +631,28 @@ fn copy(
         let mut bar = progress_bar("exporting");
         sharray::export_npy_with(&src, &dst, opts, &mut bar)?;
     }
+    Ok(())
+}
+
+fn import_raw(
+    src: &str,
+    dst: &str,
+    layout: Option<sharray::RawLayout>,
+    mode: u32,
+    lock_timeout: Option<Duration>,
+    allow_other_owner: bool,
+) -> Result<()> {
+    let Some(layout) = layout else {
+        return Err(invalid("--raw needs --dtype and --shape"));
+    };
+    let (src, dst) = (location(src)?, location(dst)?);
+    let opts = CopyOptions::new()
+        .mode(mode)
+        .lock_timeout(lock_timeout)
+        .allow_other_owner(allow_other_owner);
+    let _cancellable = sharray::sys::Cancellable::new()
+        .map_err(|e| sharray::Error::new(ErrorKind::Io, format!("cannot handle Ctrl-C: {e}")))?;
+    let mut bar = progress_bar("importing");
+    sharray::import_raw(&src, &layout, &dst, opts, &mut bar)?;
     Ok(())
 }

@@ -8,6 +8,7 @@ mod args;
 mod array_cmds;
 mod fs_cmds;
 mod grow_cmds;
+mod hint_cmds;
 mod pool_cmds;
 mod ring_cmds;
 
@@ -33,6 +34,8 @@ enum Cmd {
     Fs(fs_cmds::FsCmd),
     #[command(flatten)]
     Grow(grow_cmds::GrowCmd),
+    #[command(flatten)]
+    Hint(hint_cmds::HintCmd),
 }
 
 /// Rust ignores SIGPIPE, so printing to a closed pipe (`sharray show BIG |
@@ -72,6 +75,7 @@ fn main() {
         Cmd::Ring(c) => ring_cmds::run(c),
         Cmd::Fs(c) => fs_cmds::run(c),
         Cmd::Grow(c) => grow_cmds::run(c),
+        Cmd::Hint(c) => hint_cmds::run(c),
     }));
     let result = match run {
         Ok(r) => r,

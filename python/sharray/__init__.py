@@ -58,6 +58,8 @@ from ._sharray import (
     __version__,
     export_npy,
     import_npy,
+    import_raw,
+    open_raw,
 )
 from ._grow import create, info, open  # growable arrays, then the native functions
 
@@ -67,6 +69,8 @@ __all__ = [
     "info",
     "import_npy",
     "export_npy",
+    "open_raw",
+    "import_raw",
     "SharedArray",
     "Guard",
     "Ring",

@@ -105,8 +105,25 @@ class SharedArray:
     def wait_changed(self, since: int, timeout: Optional[float] = None) -> int:
         """Wait until the generation differs from ``since``; returns it.
         Raises ``Timeout`` (a ``TimeoutError``); Ctrl-C interrupts."""
-    def flush(self) -> None:
-        """``msync`` the data to disk; raises on I/O errors."""
+    def flush(
+        self, start: Optional[int] = None, stop: Optional[int] = None, wait: bool = True
+    ) -> None:
+        """``msync`` the data (elements ``start:stop``, default all) to disk;
+        ``wait=False`` only starts the write-back. Raises on I/O errors."""
+    @property
+    def mode(self) -> str:
+        """``"r"``, ``"r+"`` or ``"c"`` (copy-on-write)."""
+    def advise(
+        self, advice: str, start: Optional[int] = None, stop: Optional[int] = None
+    ) -> str:
+        """``normal``/``sequential``/``random``/``willneed``/``dontneed``/``hugepage``
+        for elements ``start:stop``; returns ``"applied"`` or why not."""
+    def prefault_read(self, start: Optional[int] = None, stop: Optional[int] = None) -> None:
+        """Fault the range in for reading now (``MADV_POPULATE_READ``)."""
+    def prefault_write(self, start: Optional[int] = None, stop: Optional[int] = None) -> None:
+        """Fault the range in for writing now (``MADV_POPULATE_WRITE``)."""
+    def evict(self, start: Optional[int] = None, stop: Optional[int] = None) -> None:
+        """Drop the range from the page cache (``posix_fadvise(DONTNEED)``)."""
     def read(self, timeout: Optional[float] = None) -> Guard:
         """Shared lock (``LockTimeout`` after ``timeout`` s; None waits forever)."""
     def write(self, timeout: Optional[float] = None) -> Guard:
@@ -154,8 +171,32 @@ def open(
     dtype: Optional[npt.DTypeLike] = None,
     shape: Optional[_Shape] = None,
     allow_other_owner: bool = False,
+    mode: Optional[str] = None,
 ) -> SharedArray:
-    """Open a sharray file or plain .npy; optionally check dtype and shape."""
+    """Open a sharray file or plain .npy (``mode`` ``"r"``, ``"r+"`` or ``"c"``
+    for copy-on-write); optionally check dtype and shape."""
+
+def open_raw(
+    path: _Path,
+    dtype: npt.DTypeLike,
+    shape: _Shape,
+    mode: str = "r+",
+    offset: int = 0,
+    order: str = "C",
+    allow_other_owner: bool = False,
+) -> SharedArray:
+    """Open a headerless file as ``np.memmap`` does; the size must match exactly."""
+
+def import_raw(
+    src: _Path,
+    dst: _Path,
+    dtype: npt.DTypeLike,
+    shape: _Shape,
+    offset: int = 0,
+    order: str = "C",
+    mode: int = 0o600,
+) -> SharedArray:
+    """Copy a headerless file into a new sharray file."""
 
 def info(path: _Path) -> Dict[str, Any]:
     """Layout of any sharray/.npy file: path, kind, dtype, shape, order,
@@ -194,6 +235,9 @@ class Ring:
     @staticmethod
     def open(path: _Path) -> "Ring":
         """Open a ring (``Unsupported`` if the file is not one)."""
+    def advise(self, advice: str) -> str:
+        """Access advice for the slots (as ``SharedArray.advise``); returns
+        ``"applied"`` or why not."""
     @property
     def path(self) -> str: ...
     @property

@@ -173,7 +173,9 @@ impl Guard {
         // Made without holding `state`: this runs Python code (allocations
         // may run the garbage collector and finalizers, which may touch this
         // guard).
-        let window = {
+        let window = if let Some(w) = &inner.private_window {
+            Some(Arc::clone(w))
+        } else {
             use std::os::fd::AsFd;
             inner
                 .pool

@@ -24,6 +24,9 @@ pub(crate) struct Inner {
     pub(crate) dtype: Py<PyArrayDescr>,
     pub(crate) fortran: bool,
     pub(crate) pool: ShadowPool,
+    /// A copy-on-write handle's one private window (see
+    /// `ShadowPool::private_window`), shared by all its guards.
+    pub(crate) private_window: Option<Arc<crate::window::Window>>,
     origin: Origin,
 }
 
@@ -31,10 +34,29 @@ impl Inner {
     fn new(py: Python<'_>, array: UntypedArray) -> PyResult<Arc<Inner>> {
         let dtype = numpy_dtype(py, array.dtype())?;
         let region = Region::new(array.data_offset(), array.nbytes(), array.is_writable());
+        let pool = ShadowPool::new(region);
+        let private_window = if array.is_copy_on_write() {
+            use std::os::fd::AsFd;
+            pool.private_window(array.as_fd())
+                .map_err(|e| {
+                    errors::new(
+                        py,
+                        ErrorKind::Io,
+                        &format!(
+                            "cannot map the data copy-on-write ({e}); free address space or memory"
+                        ),
+                        Some(&array.path().to_string_lossy()),
+                    )
+                })?
+                .map(Arc::new)
+        } else {
+            None
+        };
         Ok(Arc::new(Inner {
             path: array.path().to_string_lossy().into_owned(),
             fortran: array.order() == Order::F,
-            pool: ShadowPool::new(region),
+            pool,
+            private_window,
             dtype,
             array,
             origin: Origin::here(),
@@ -159,16 +181,20 @@ pub(crate) struct SharedArray {
     inner: Mutex<Option<Arc<Inner>>>,
     path: String,
     readonly: bool,
+    /// Opened copy-on-write (mode "c").
+    cow: bool,
 }
 
 impl SharedArray {
     fn wrap(py: Python<'_>, array: UntypedArray) -> PyResult<SharedArray> {
         let readonly = !array.is_writable();
+        let cow = array.is_copy_on_write();
         let inner = Inner::new(py, array)?;
         Ok(SharedArray {
             path: inner.path.clone(),
             inner: Mutex::new(Some(inner)),
             readonly,
+            cow,
         })
     }
 
@@ -228,10 +254,15 @@ impl SharedArray {
         Ok(self.get(py)?.array.order().as_str())
     }
 
-    /// `"array"` for a sharray file, `"npy"` for a plain `.npy`.
+    /// `"array"` for a sharray file, `"npy"` for a plain `.npy`, `"raw"` for
+    /// a headerless file opened with `open_raw`.
     #[getter]
     fn kind(&self, py: Python<'_>) -> PyResult<&'static str> {
-        Ok(self.get(py)?.array.kind().name())
+        let inner = self.get(py)?;
+        if inner.array.is_raw() {
+            return Ok("raw");
+        }
+        Ok(inner.array.kind().name())
     }
 
     /// Was the handle opened read-only?
@@ -287,11 +318,135 @@ impl SharedArray {
         }
     }
 
-    /// Write dirty pages to disk (`msync`); a no-op on read-only handles.
-    /// Raises on I/O errors.
-    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+    /// Write dirty pages to disk (`msync`); a no-op on read-only and
+    /// copy-on-write handles. Raises on I/O errors. With `start`/`stop`
+    /// (elements of the flat array in memory order) only the pages covering
+    /// that range; with `wait=False` the write-back is started and the call
+    /// returns at once (`sync_file_range`).
+    #[pyo3(signature = (start=None, stop=None, wait=true))]
+    fn flush(
+        &self,
+        py: Python<'_>,
+        start: Option<usize>,
+        stop: Option<usize>,
+        wait: bool,
+    ) -> PyResult<()> {
         let inner = self.get(py)?;
-        py.detach(move || inner.array.flush()).py_err(py)
+        if start.is_none() && stop.is_none() && wait {
+            return py.detach(move || inner.array.flush()).py_err(py);
+        }
+        let r = elements(&inner, start, stop);
+        py.detach(move || {
+            if wait {
+                inner.array.flush_range(r)
+            } else {
+                inner.array.flush_async(r)
+            }
+        })
+        .py_err(py)
+    }
+
+    /// Advise the kernel how this process will access elements
+    /// `start:stop` (default all): "normal", "sequential", "random",
+    /// "willneed", "dontneed" or "hugepage". Returns "applied", or the
+    /// reason nothing changed (e.g. why huge pages are not available).
+    #[pyo3(signature = (advice, start=None, stop=None))]
+    fn advise(
+        &self,
+        py: Python<'_>,
+        advice: &str,
+        start: Option<usize>,
+        stop: Option<usize>,
+    ) -> PyResult<String> {
+        let inner = self.get(py)?;
+        let advice = sharray::Advice::parse(advice).py_err(py)?;
+        let r = elements(&inner, start, stop);
+        let got = {
+            let inner = Arc::clone(&inner);
+            let r = r.clone();
+            py.detach(move || inner.array.advise(r, advice))
+                .py_err(py)?
+        };
+        // Views live in per-guard windows: advice about how this process
+        // accesses them must reach those mappings too.
+        let madv = match advice {
+            sharray::Advice::Normal => Some(libc::MADV_NORMAL),
+            sharray::Advice::Sequential => Some(libc::MADV_SEQUENTIAL),
+            sharray::Advice::Random => Some(libc::MADV_RANDOM),
+            sharray::Advice::HugePage => Some(libc::MADV_HUGEPAGE),
+            // Page-cache effects, shared by every mapping.
+            sharray::Advice::WillNeed | sharray::Advice::DontNeed => None,
+        };
+        let item = inner.array.dtype().itemsize();
+        let (off, len) = (r.start * item, r.len() * item);
+        if let Some(madv) = madv {
+            inner.pool.remember_advice(off, len, madv);
+            if let Some(w) = &inner.private_window {
+                w.advise(off, len, madv);
+            }
+        } else if advice == sharray::Advice::DontNeed {
+            inner.pool.drop_shadow_pages(off, len);
+        }
+        Ok(match got {
+            sharray::Advised::Applied => "applied".to_string(),
+            sharray::Advised::Fallback(why) => why,
+        })
+    }
+
+    /// Fault elements `start:stop` (default all) into this process for
+    /// reading now (`MADV_POPULATE_READ`): later reads take no page faults.
+    #[pyo3(signature = (start=None, stop=None))]
+    fn prefault_read(
+        &self,
+        py: Python<'_>,
+        start: Option<usize>,
+        stop: Option<usize>,
+    ) -> PyResult<()> {
+        let inner = self.get(py)?;
+        let r = elements(&inner, start, stop);
+        py.detach(move || inner.array.prefault_read(r)).py_err(py)
+    }
+
+    /// Fault elements `start:stop` (default all) in for writing now
+    /// (`MADV_POPULATE_WRITE`); raises `sharray.PermissionDenied` on
+    /// read-only and copy-on-write handles.
+    #[pyo3(signature = (start=None, stop=None))]
+    fn prefault_write(
+        &self,
+        py: Python<'_>,
+        start: Option<usize>,
+        stop: Option<usize>,
+    ) -> PyResult<()> {
+        let inner = self.get(py)?;
+        let r = elements(&inner, start, stop);
+        py.detach(move || inner.array.prefault_write(r)).py_err(py)
+    }
+
+    /// Drop elements `start:stop` (default all) from the page cache
+    /// (`posix_fadvise(DONTNEED)`), so the next read comes from disk: for
+    /// cold-read measurements. The data is unchanged.
+    #[pyo3(signature = (start=None, stop=None))]
+    fn evict(&self, py: Python<'_>, start: Option<usize>, stop: Option<usize>) -> PyResult<()> {
+        let inner = self.get(py)?;
+        let r = elements(&inner, start, stop);
+        let item = inner.array.dtype().itemsize();
+        // Ready shadows of earlier guards still map the pages: unmap them
+        // first, or the page cache keeps them.
+        inner.pool.drop_shadow_pages(r.start * item, r.len() * item);
+        py.detach(move || inner.array.evict(r)).py_err(py)
+    }
+
+    /// `"r"` (read-only), `"r+"` (read-write) or `"c"` (copy-on-write).
+    #[getter]
+    fn mode(&self, py: Python<'_>) -> PyResult<&'static str> {
+        let inner = self.get(py)?;
+        Ok(if inner.array.is_copy_on_write() {
+            "c"
+        } else if inner.array.is_writable() {
+            "r+"
+        } else {
+            "r"
+        })
     }
 
     /// Take a shared read lock; returns a `Guard` (a context manager whose
@@ -401,11 +556,34 @@ impl SharedArray {
         false
     }
 
-    fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, (String, bool))> {
-        Ok((
-            py.import("sharray")?.getattr("open")?,
-            (self.path.clone(), self.readonly),
-        ))
+    fn __reduce__<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        let module = py.import("sharray")?;
+        let mode = if self.cow {
+            "c"
+        } else if self.readonly {
+            "r"
+        } else {
+            "r+"
+        };
+        // A raw file reopens with its layout (it has no header to read it from).
+        if let Some(inner) = self.inner.lock().clone()
+            && inner.array.is_raw()
+        {
+            let args = (
+                self.path.clone(),
+                inner.dtype.clone_ref(py),
+                PyTuple::new(py, inner.array.shape())?,
+                mode,
+                inner.array.data_offset(),
+                inner.array.order().as_str(),
+            );
+            return Ok((module.getattr("open_raw")?, args.into_pyobject(py)?));
+        }
+        let args = (self.path.clone(), false, py.None(), py.None(), false, mode);
+        Ok((module.getattr("open")?, args.into_pyobject(py)?))
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
@@ -422,12 +600,24 @@ impl SharedArray {
                     self.path,
                     py_tuple(i.array.shape()),
                     i.array.order().as_str(),
-                    if self.readonly { " readonly" } else { "" }
+                    if self.cow {
+                        " copy-on-write"
+                    } else if self.readonly {
+                        " readonly"
+                    } else {
+                        ""
+                    }
                 )
             }
             None => format!("<sharray.SharedArray {:?} closed>", self.path),
         }
     }
+}
+
+/// `start..stop` in elements, defaults filled in (bounds are checked by the
+/// library, which names the array's length).
+fn elements(inner: &Inner, start: Option<usize>, stop: Option<usize>) -> std::ops::Range<usize> {
+    start.unwrap_or(0)..stop.unwrap_or(inner.array.len())
 }
 
 /// Run `f` on the whole-array view of a guard taken for this call only
@@ -563,13 +753,19 @@ pub(crate) fn create(
 
 /// Open an existing sharray file or plain `.npy`.
 ///
-/// With `readonly=True` the data is mapped read-only and `write()` raises
-/// `sharray.PermissionDenied`. Pass `dtype` and/or `shape` to check what the
+/// `mode` is numpy's: `"r+"` (read-write, the default), `"r"` (read-only:
+/// `write()` raises `sharray.PermissionDenied`; the same as
+/// `readonly=True`) or `"c"` (copy-on-write: writes change this process's
+/// private copy of the pages they touch, never the file; pages not yet
+/// written show the file's current content, including other processes'
+/// later writes; views are not revoked when a guard ends, as with
+/// `np.memmap(mode="c")`). `"w+"` is refused: `sharray.create` makes new
+/// files and never overwrites. Pass `dtype` and/or `shape` to check what the
 /// file holds (`sharray.DtypeMismatch`, a `TypeError`;
 /// `sharray.ShapeMismatch`, a `ValueError`). Files owned by another user are
 /// refused unless `allow_other_owner=True`.
 #[pyfunction]
-#[pyo3(signature = (path, readonly=false, dtype=None, shape=None, allow_other_owner=false))]
+#[pyo3(signature = (path, readonly=false, dtype=None, shape=None, allow_other_owner=false, mode=None))]
 pub(crate) fn open(
     py: Python<'_>,
     path: &Bound<'_, PyAny>,
@@ -577,16 +773,133 @@ pub(crate) fn open(
     dtype: Option<&Bound<'_, PyAny>>,
     shape: Option<&Bound<'_, PyAny>>,
     allow_other_owner: bool,
+    mode: Option<&str>,
 ) -> PyResult<SharedArray> {
     let path = location(py, path)?;
-    let opts = OpenOptions::new()
-        .read_only(readonly)
-        .allow_other_owner(allow_other_owner);
+    let opts = open_mode(py, mode, readonly)?.allow_other_owner(allow_other_owner);
     let array = py.detach(|| opts.open_untyped(&path)).py_err(py)?;
     let handle = SharedArray::wrap(py, array)?;
     let want_shape = shape.map(|s| shape_arg(py, s)).transpose()?;
     check_layout(py, handle.get(py)?.as_ref(), dtype, want_shape.as_deref())?;
     Ok(handle)
+}
+
+/// numpy's `mode` (and the older `readonly` flag) as open options.
+fn open_mode(py: Python<'_>, mode: Option<&str>, readonly: bool) -> PyResult<OpenOptions> {
+    let opts = OpenOptions::new();
+    let conflict = |m: &str| {
+        errors::new(
+            py,
+            ErrorKind::InvalidInput,
+            &format!("readonly=True contradicts mode={m:?}; pass only mode=\"r\""),
+            None,
+        )
+    };
+    Ok(match mode {
+        None => opts.read_only(readonly),
+        Some("r") => opts.read_only(true),
+        Some("r+") if readonly => return Err(conflict("r+")),
+        Some("r+") => opts,
+        Some("c") if readonly => return Err(conflict("c")),
+        Some("c") => opts.copy_on_write(true),
+        Some("w+") => {
+            return Err(errors::new(
+                py,
+                ErrorKind::InvalidInput,
+                "mode \"w+\" is sharray.create(path, shape, dtype): it makes a new file and never overwrites one",
+                None,
+            ));
+        }
+        Some(other) => {
+            return Err(errors::new(
+                py,
+                ErrorKind::InvalidInput,
+                &format!(
+                    "invalid mode {other:?}: use \"r\" (read-only), \"r+\" (read-write) or \"c\" (copy-on-write)"
+                ),
+                None,
+            ));
+        }
+    })
+}
+
+/// The layout arguments of `open_raw` / `import_raw`.
+fn raw_layout(
+    py: Python<'_>,
+    dtype: &Bound<'_, PyAny>,
+    shape: &Bound<'_, PyAny>,
+    offset: u64,
+    order: &str,
+) -> PyResult<sharray::RawLayout> {
+    let (dtype, _) = sharray_dtype(py, dtype)?;
+    let shape = shape_arg(py, shape)?;
+    let order = match order {
+        "C" | "c" => Order::C,
+        "F" | "f" => Order::F,
+        other => {
+            return Err(errors::new(
+                py,
+                ErrorKind::InvalidInput,
+                &format!("invalid order {other:?}: use \"C\" (row-major) or \"F\" (column-major)"),
+                None,
+            ));
+        }
+    };
+    Ok(sharray::RawLayout::new(dtype, &shape)
+        .order(order)
+        .offset(offset))
+}
+
+/// Open a headerless binary file as `np.memmap(path, dtype, mode, offset,
+/// shape, order)` does, with sharray's locks and guards (whole-array
+/// `flock`; no generation counter). The file must hold exactly
+/// `offset + nbytes` bytes: otherwise `sharray.ShapeMismatch` says what the
+/// file would hold (e.g. "the file holds 1000000 float64 values, e.g.
+/// shape (1000, 1000)"). `mode` is `"r+"`, `"r"` or `"c"` as for `open`.
+#[pyfunction]
+#[pyo3(signature = (path, dtype, shape, mode="r+", offset=0, order="C", allow_other_owner=false))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn open_raw(
+    py: Python<'_>,
+    path: &Bound<'_, PyAny>,
+    dtype: &Bound<'_, PyAny>,
+    shape: &Bound<'_, PyAny>,
+    mode: &str,
+    offset: u64,
+    order: &str,
+    allow_other_owner: bool,
+) -> PyResult<SharedArray> {
+    let path = location(py, path)?;
+    let layout = raw_layout(py, dtype, shape, offset, order)?;
+    let opts = open_mode(py, Some(mode), false)?.allow_other_owner(allow_other_owner);
+    let array = py
+        .detach(|| opts.open_raw_untyped(&path, &layout))
+        .py_err(py)?;
+    SharedArray::wrap(py, array)
+}
+
+/// Copy a headerless binary file (layout as for `open_raw`) into a new
+/// sharray file at `dst`; returns a read-write handle to `dst`.
+#[pyfunction]
+#[pyo3(signature = (src, dst, dtype, shape, offset=0, order="C", mode=0o600))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn import_raw(
+    py: Python<'_>,
+    src: &Bound<'_, PyAny>,
+    dst: &Bound<'_, PyAny>,
+    dtype: &Bound<'_, PyAny>,
+    shape: &Bound<'_, PyAny>,
+    offset: u64,
+    order: &str,
+    mode: u32,
+) -> PyResult<SharedArray> {
+    let (src, dst) = (location(py, src)?, location(py, dst)?);
+    let layout = raw_layout(py, dtype, shape, offset, order)?;
+    let opts = sharray::CopyOptions::new().mode(mode);
+    let array = py
+        .detach(|| sharray::import_raw(&src, &layout, &dst, opts, &mut |_, _| {}))
+        .py_err(py)?;
+    SharedArray::wrap(py, array)
 }
 
 /// Refuse a file whose dtype or shape is not the one asked for.

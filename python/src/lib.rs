@@ -49,5 +49,7 @@ fn _sharray(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(handle::info, m)?)?;
     m.add_function(wrap_pyfunction!(handle::import_npy, m)?)?;
     m.add_function(wrap_pyfunction!(handle::export_npy, m)?)?;
+    m.add_function(wrap_pyfunction!(handle::open_raw, m)?)?;
+    m.add_function(wrap_pyfunction!(handle::import_raw, m)?)?;
     Ok(())
 }

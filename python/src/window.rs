@@ -142,6 +142,11 @@ pub(crate) struct ShadowPool {
     /// Fault a fresh mapping's pages in with one `madvise` (for regions the
     /// holder is expected to touch in full: ring slots, claimed rows).
     populate: bool,
+    /// Access advice given to the handle (`SharedArray.advise`): data byte
+    /// range and `MADV_*` value, applied to every window made afterwards
+    /// (advice such as `MADV_RANDOM` belongs to one mapping, and each guard
+    /// has its own).
+    advice: Mutex<Vec<(usize, usize, libc::c_int)>>,
 }
 
 impl ShadowPool {
@@ -151,6 +156,7 @@ impl ShadowPool {
             shadows: Mutex::new(Vec::new()),
             max: MAX_SHADOWS,
             populate: false,
+            advice: Mutex::new(Vec::new()),
         }
     }
 
@@ -163,6 +169,38 @@ impl ShadowPool {
             shadows: Mutex::new(Vec::new()),
             max,
             populate: true,
+            advice: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Remember `advice` for data bytes `[off, off+len)`: applied to every
+    /// window opened from now on (and by the caller to live ones).
+    pub(crate) fn remember_advice(&self, off: usize, len: usize, advice: libc::c_int) {
+        let mut a = self.advice.lock();
+        // Advice over the same range replaces older advice of its family
+        // (the access pattern, or huge pages); keep the list short.
+        let family = |adv: libc::c_int| adv == libc::MADV_HUGEPAGE;
+        a.retain(|&(o, l, old)| (o, l) != (off, len) || family(old) != family(advice));
+        if a.len() >= 64 {
+            a.remove(0);
+        }
+        a.push((off, len, advice));
+    }
+
+    /// Apply the remembered advice to a window's mapping.
+    fn apply_advice(&self, map: &RawMap, region: &Region) {
+        for &(off, len, advice) in self.advice.lock().iter() {
+            apply(map, region, off, len, advice);
+        }
+    }
+
+    /// Drop the shadows' page-table entries over data bytes
+    /// `[off, off+len)` (`MADV_DONTNEED` on a shared file mapping: contents
+    /// stay), so `posix_fadvise(DONTNEED)` can evict those pages.
+    pub(crate) fn drop_shadow_pages(&self, off: usize, len: usize) {
+        let Some(region) = self.region else { return };
+        for map in self.shadows.lock().iter() {
+            apply(map, &region, off, len, libc::MADV_DONTNEED);
         }
     }
 
@@ -181,8 +219,36 @@ impl ShadowPool {
                 m
             }
         };
+        self.apply_advice(&map, &region);
         Ok(Some(Window {
             region,
+            persistent: false,
+            state: Mutex::new(WindowState {
+                map,
+                revoked: false,
+            }),
+        }))
+    }
+
+    /// The one window of a copy-on-write handle: a private (`MAP_PRIVATE`)
+    /// mapping that lives as long as the handle and is never revoked, so
+    /// every guard of the handle sees the private changes of the earlier
+    /// ones (`Ok(None)` for an array without data).
+    pub(crate) fn private_window(&self, fd: BorrowedFd<'_>) -> io::Result<Option<Window>> {
+        let Some(region) = self.region else {
+            return Ok(None);
+        };
+        let map = RawMap {
+            addr: sys::map_private(fd, region.file_off, region.len)?,
+            len: region.len,
+        };
+        self.apply_advice(&map, &region);
+        Ok(Some(Window {
+            region: Region {
+                writable: true,
+                ..region
+            },
+            persistent: true,
             state: Mutex::new(WindowState {
                 map,
                 revoked: false,
@@ -203,10 +269,24 @@ struct WindowState {
     revoked: bool,
 }
 
+/// `madvise(advice)` over data bytes `[off, off+len)` of `map` (clamped to
+/// the mapping; errors ignored: advice is a hint).
+fn apply(map: &RawMap, region: &Region, off: usize, len: usize, advice: libc::c_int) {
+    let start = region.delta.saturating_add(off).min(map.len);
+    let len = len.min(map.len - start);
+    // SAFETY: the range lies inside our own live mapping (clamped above).
+    // Callers pass only advice that keeps contents (the hints, and
+    // MADV_DONTNEED on shared file mappings, never on a private window).
+    let _ = unsafe { sys::madvise(map.addr.as_ptr().add(start), len, advice) };
+}
+
 /// The data mapping of one guard. Revoked when the guard ends; unmapped when
 /// the last view into it is gone.
 pub(crate) struct Window {
     region: Region,
+    /// A copy-on-write handle's private window: never revoked (its writes
+    /// reach nobody else, and the next guard must see them).
+    persistent: bool,
     state: Mutex<WindowState>,
 }
 
@@ -223,6 +303,15 @@ impl Window {
         (s.map.addr.as_ptr() as usize, s.map.len)
     }
 
+    /// Apply `advice` to this window now (the handle's live private
+    /// window; `MADV_DONTNEED` is never passed for it).
+    pub(crate) fn advise(&self, off: usize, len: usize, advice: libc::c_int) {
+        let s = self.state.lock();
+        if !s.revoked {
+            apply(&s.map, &self.region, off, len, advice);
+        }
+    }
+
     /// Has the window been cut off from the file?
     pub(crate) fn is_revoked(&self) -> bool {
         self.state.lock().revoked
@@ -232,6 +321,9 @@ impl Window {
     /// `pool` as a shadow for the next guard, and the range becomes private
     /// zero pages. Must be called before the guard's lock is released.
     pub(crate) fn revoke(&self, pool: &ShadowPool) {
+        if self.persistent {
+            return;
+        }
         let mut s = self.state.lock();
         if s.revoked {
             return;

@@ -375,6 +375,11 @@ impl WorkQueue {
         self.shared.path()
     }
 
+    /// The mapped file (for access hints, `advice.rs`).
+    pub(crate) fn mapping(&self) -> &crate::mapping::Mapping {
+        &self.shared.map
+    }
+
     /// Number of chunks (or tasks).
     pub fn chunks(&self) -> usize {
         self.shared.hdr.chunks as usize

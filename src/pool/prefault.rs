@@ -14,17 +14,17 @@ impl<T: Element> SharedArray<T> {
     /// (`MADV_POPULATE_READ`). A hint: errors are ignored. Contents are never
     /// changed.
     pub fn prefault_read(&self) {
-        let map = self.untyped().mapping();
-        map.prefault_read(0, map.nbytes());
+        // The ranged form reports errors; this one is a hint.
+        let _ = self.untyped().prefault_read(..);
     }
 
     /// Map every page of the data into this process now, for writing
     /// (`MADV_POPULATE_WRITE`), so later writes do not fault. A hint: errors
-    /// are ignored, and read-only handles do nothing. Contents are never
+    /// are ignored, and read-only and copy-on-write handles do nothing. Contents are never
     /// changed, but on a disk-backed file the pages count as dirty; use it
     /// for arrays this process will write.
     pub fn prefault_write(&self) {
-        let map = self.untyped().mapping();
-        map.prefault(0, map.nbytes());
+        // Refused on read-only and copy-on-write handles: nothing to do there.
+        let _ = self.untyped().prefault_write(..);
     }
 }

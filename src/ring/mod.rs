@@ -540,6 +540,11 @@ impl Ring {
         self.inner.map.path()
     }
 
+    /// The mapped file (for access hints, `advice.rs`).
+    pub(crate) fn mapping(&self) -> &crate::mapping::Mapping {
+        &self.inner.map
+    }
+
     /// The frames' dtype.
     pub fn dtype(&self) -> &Dtype {
         &self.inner.map.header().dtype

@@ -223,6 +223,70 @@ unsafe fn populate(ptr: *mut u8, len: usize, advice: libc::c_int) -> io::Result<
     Ok(())
 }
 
+/// `madvise(advice)` over the pages covering `[ptr, ptr+len)` (the start is
+/// rounded down to a page boundary; see `madvise(2)`). For the hint advices
+/// (`MADV_NORMAL`, `MADV_SEQUENTIAL`, `MADV_RANDOM`, `MADV_WILLNEED`,
+/// `MADV_HUGEPAGE`) and `MADV_DONTNEED` on a `MAP_SHARED` file mapping, which
+/// only drops this process's page-table entries: contents never change.
+///
+/// # Safety
+///
+/// `ptr..ptr+len` must lie inside one live mapping, and `advice` must not
+/// change what the range reads (`MADV_DONTNEED` on a private mapping, or
+/// `MADV_REMOVE`/`MADV_FREE`, would: the caller must rule that out).
+pub unsafe fn madvise(ptr: *mut u8, len: usize, advice: libc::c_int) -> io::Result<()> {
+    if len == 0 {
+        return Ok(());
+    }
+    let page = page_size();
+    let start = (ptr as usize) & !(page - 1);
+    let len = len + (ptr as usize - start);
+    // SAFETY: the caller guarantees the range is inside a live mapping and
+    // that this advice keeps its contents; the rounded-down start is in the
+    // same mapping because mappings are page aligned.
+    cvt(unsafe { libc::madvise(start as *mut libc::c_void, len, advice) })?;
+    Ok(())
+}
+
+/// `posix_fadvise(fd, offset, len, advice)` (see `posix_fadvise(2)`): a
+/// page-cache hint for the file itself, shared by every process.
+/// `POSIX_FADV_DONTNEED` drops the clean cached pages of the range that no
+/// process maps (starting write-back of dirty ones); `POSIX_FADV_WILLNEED`
+/// starts reading the range in. `len == 0` means "to the end of the file".
+pub fn fadvise(fd: impl AsFd, offset: u64, len: u64, advice: libc::c_int) -> io::Result<()> {
+    let off =
+        libc::off_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let len = libc::off_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: plain syscall on a valid fd; no pointers.
+    let ret = unsafe { libc::posix_fadvise(fd.as_fd().as_raw_fd(), off, len, advice) };
+    if ret == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::from_raw_os_error(ret))
+    }
+}
+
+/// Start writing back the dirty page-cache pages of `[offset, offset+len)`
+/// without waiting (`sync_file_range(SYNC_FILE_RANGE_WRITE)`, see
+/// `sync_file_range(2)`). Pages dirtied through a shared mapping count: the
+/// kernel marks them dirty when they are first written.
+pub fn start_writeback(fd: impl AsFd, offset: u64, len: u64) -> io::Result<()> {
+    let off =
+        libc::off64_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let len =
+        libc::off64_t::try_from(len).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: plain syscall on a valid fd; no pointers.
+    cvt(unsafe {
+        libc::sync_file_range(
+            fd.as_fd().as_raw_fd(),
+            off,
+            len,
+            libc::SYNC_FILE_RANGE_WRITE,
+        )
+    })?;
+    Ok(())
+}
+
 /// The system page size (`sysconf(_SC_PAGESIZE)`, see `sysconf(3)`).
 pub fn page_size() -> usize {
     // SAFETY: sysconf has no preconditions.
@@ -258,6 +322,32 @@ pub fn map_shared(
             len,
             prot(writable),
             libc::MAP_SHARED,
+            fd.as_fd().as_raw_fd(),
+            off,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(NonNull::new(p.cast()).expect("mmap never returns null on success"))
+}
+
+/// Map `len` bytes of `fd` from `offset` (a multiple of [`page_size`]),
+/// `MAP_PRIVATE`, readable and writable: copy-on-write, so writes through it
+/// stay in this process and pages not yet written show the file's current
+/// content (`mmap(2)`). The caller owns the new range and unmaps it with
+/// [`munmap`].
+pub fn map_private(fd: impl AsFd, offset: u64, len: usize) -> io::Result<NonNull<u8>> {
+    let off =
+        libc::off_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: a fresh mapping at a kernel-chosen address replaces nothing;
+    // the fd is open for the duration of the call.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            prot(true),
+            libc::MAP_PRIVATE,
             fd.as_fd().as_raw_fd(),
             off,
         )

@@ -187,6 +187,41 @@ impl Ring {
         })
     }
 
+    /// Advise the kernel how this process will access the ring's slots:
+    /// "normal", "sequential", "random", "willneed", "dontneed" or
+    /// "hugepage". Returns "applied" or the reason nothing changed (e.g.
+    /// why huge pages are not available). Advice about this process's
+    /// mappings reaches the views of leases taken afterwards.
+    fn advise(&self, py: Python<'_>, advice: &str) -> PyResult<String> {
+        let advice = sharray::Advice::parse(advice).py_err(py)?;
+        let shared = self.shared.clone();
+        let got = py.detach(move || shared.ring.advise(advice)).py_err(py)?;
+        let madv = match advice {
+            sharray::Advice::Normal => Some(libc::MADV_NORMAL),
+            sharray::Advice::Sequential => Some(libc::MADV_SEQUENTIAL),
+            sharray::Advice::Random => Some(libc::MADV_RANDOM),
+            sharray::Advice::HugePage => Some(libc::MADV_HUGEPAGE),
+            sharray::Advice::WillNeed | sharray::Advice::DontNeed => None,
+        };
+        let slot = self.shared.ring.slot_bytes();
+        for pool in self
+            .shared
+            .read_pools
+            .iter()
+            .chain(&self.shared.write_pools)
+        {
+            match madv {
+                Some(m) => pool.remember_advice(0, slot, m),
+                None if advice == sharray::Advice::DontNeed => pool.drop_shadow_pages(0, slot),
+                None => {}
+            }
+        }
+        Ok(match got {
+            sharray::Advised::Applied => "applied".to_string(),
+            sharray::Advised::Fallback(why) => why,
+        })
+    }
+
     /// Open an existing ring (`sharray.Unsupported` if the file is not one).
     #[staticmethod]
     fn open(py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<Ring> {
