@@ -308,7 +308,7 @@ fn numpy_never_sees_more_rows_than_are_published() {
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("g.npy");
-    let total = 3000u64;
+    let total = 20_000u64;
     let g = create(&path, total + 10);
     let script = r#"
 import sys, numpy as np
@@ -343,8 +343,42 @@ print("numpy ok", loads, bad_parse, flush=True)
         .expect("python3");
     let mut lines = Lines::of(&mut py);
     lines.wait_for("ready", LIMIT);
+    // A second reader parses only the header, as numpy does (`read` of the
+    // header, Python's literal syntax), thousands of times more often, and
+    // compares it with `published`, read from the control block after it:
+    // the header must never be ahead.
+    let header_script = r#"
+import ast, os, struct, sys
+path, total = sys.argv[1], int(sys.argv[2])
+fd = os.open(path, os.O_RDONLY)
+pub_at = os.fstat(fd).st_size - 65536 + 256 + 264
+print("ready", flush=True)
+reads = 0
+while True:
+    head = os.pread(fd, 4096, 0)
+    d = ast.literal_eval(head[10:].decode("latin1"))
+    n = d["shape"][0]
+    published = struct.unpack("<Q", os.pread(fd, 8, pub_at))[0]
+    assert n <= published, ("header ahead of published", n, published)
+    reads += 1
+    if n == total:
+        break
+print("header ok", reads, flush=True)
+"#;
+    let mut hp = std::process::Command::new("python3")
+        .args([
+            "-c",
+            header_script,
+            path.to_str().unwrap(),
+            &total.to_string(),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut hlines = Lines::of(&mut hp);
+    hlines.wait_for("ready", LIMIT);
     // One row per append: as many header rewrites as possible, crossing
-    // digit boundaries (9 -> 10, 99 -> 100, 999 -> 1000).
+    // digit boundaries (9 -> 10, 99 -> 100, ..., 9999 -> 10000).
     common::with_watchdog(LIMIT, || {
         for seq in 0..total {
             assert_eq!(g.append(&row(0, seq)).unwrap(), seq);
@@ -352,7 +386,9 @@ print("numpy ok", loads, bad_parse, flush=True)
     });
     let ok = lines.wait_for("numpy ok", LIMIT);
     assert!(wait_with_watchdog(&mut py, LIMIT).success());
-    eprintln!("{ok}");
+    let hok = hlines.wait_for("header ok", LIMIT);
+    assert!(wait_with_watchdog(&mut hp, LIMIT).success());
+    eprintln!("{ok}; {hok}");
     // numpy's own view at the end.
     let out = common::python(
         "import sys, numpy as np; a = np.load(sys.argv[1], mmap_mode='r'); print(a.shape, a.dtype)",
