@@ -212,14 +212,24 @@ impl GrowableArray {
         self.view(py)?.call_method0("copy")
     }
 
-    /// Layout and counters: path, kind, dtype, row_shape, rows, reserved,
-    /// capacity, row_bytes, max_appenders, rollbacks, generation, file_len.
+    /// Layout and counters: path, kind ("growable"), dtype, shape (published
+    /// rows first), order, data_offset, nbytes, format_version, row_shape,
+    /// rows, reserved, capacity, row_bytes, max_appenders, rollbacks,
+    /// generation, file_len.
     fn info<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let i = self.inner.info();
         let d = PyDict::new(py);
         d.set_item("path", &self.path)?;
         d.set_item("kind", "growable")?;
         d.set_item("dtype", i.dtype.descr())?;
+        let shape: Vec<u64> = std::iter::once(i.rows)
+            .chain(i.row_shape.iter().map(|&d| d as u64))
+            .collect();
+        d.set_item("shape", shape)?;
+        d.set_item("order", "C")?;
+        d.set_item("data_offset", 4096)?;
+        d.set_item("nbytes", i.rows * i.row_bytes)?;
+        d.set_item("format_version", 2)?;
         d.set_item("row_shape", i.row_shape)?;
         d.set_item("rows", i.rows)?;
         d.set_item("reserved", i.reserved)?;

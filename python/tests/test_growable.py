@@ -73,6 +73,7 @@ def test_create_append_view_and_numpy(tmp_path):
     assert isinstance(b, sharray.GrowableArray) and len(b) == 3
     i = sharray.info(path)
     assert (i["kind"], i["rows"], i["capacity"], i["reserved"]) == ("growable", 3, 10, 3)
+    assert (i["shape"], i["nbytes"], i["format_version"]) == ([3, 3], 72, 2)
     with pytest.raises(sharray.ShapeMismatch):
         a.append(np.zeros((2, 4)))
     with pytest.raises(sharray.Full, match="capacity 10 rows"):
