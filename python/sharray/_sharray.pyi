@@ -553,7 +553,10 @@ class GrowableArray:
     mmap_mode="r")`` shows."""
     def append(self, rows: npt.ArrayLike) -> int:
         """Append ``(n, *row_shape)`` rows (or one row); returns the index of
-        the first once they are published. ``Full`` past the capacity."""
+        the first once they are published. ``Full`` past the capacity.
+        Rows are converted only where no data is lost (numpy ``same_kind``
+        casts, and integers that fit); floats into an integer array raise
+        ``DtypeMismatch``, out-of-range integers ``InvalidInput``."""
     def __len__(self) -> int: ...
     @property
     def rows(self) -> int: ...

@@ -98,14 +98,71 @@ pub(crate) fn _grow_detect(py: Python<'_>, path: &Bound<'_, PyAny>) -> PyResult<
         .py_err(py)
 }
 
+impl GrowableArray {
+    /// Appending converts rows only where nothing of their kind is lost:
+    /// numpy's `same_kind` casts (float64 -> float32, int8 -> int64), and
+    /// integers into any integer type when every value fits (a Python list
+    /// of ints is int64). Floats into an integer array, complex into real and
+    /// the like are refused instead of truncated.
+    fn check_cast(
+        &self,
+        py: Python<'_>,
+        np: &Bound<'_, PyModule>,
+        arr: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let dst = self.dtype.bind(py);
+        let src = arr.getattr("dtype")?;
+        let kwargs = PyDict::new(py);
+        kwargs.set_item("casting", "same_kind")?;
+        let same_kind: bool = np
+            .call_method("can_cast", (&src, dst), Some(&kwargs))?
+            .extract()?;
+        if same_kind {
+            return Ok(());
+        }
+        let kind = |d: &Bound<'_, PyAny>| -> PyResult<String> { d.getattr("kind")?.extract() };
+        let (sk, dk) = (kind(&src)?, kind(dst)?);
+        if "iub".contains(sk.as_str()) && "iu".contains(dk.as_str()) {
+            let size: usize = arr.getattr("size")?.extract()?;
+            if size == 0 {
+                return Ok(());
+            }
+            let info = np.call_method1("iinfo", (dst,))?;
+            let fits: bool = arr
+                .call_method0("min")?
+                .ge(info.getattr("min")?)?
+                && arr.call_method0("max")?.le(info.getattr("max")?)?;
+            if fits {
+                return Ok(());
+            }
+            return Err(errors::new(
+                py,
+                ErrorKind::InvalidInput,
+                &format!("rows hold values outside the range of {dst}; convert or clip them first"),
+                Some(&self.path),
+            ));
+        }
+        Err(errors::new(
+            py,
+            ErrorKind::DtypeMismatch,
+            &format!(
+                "rows of dtype {src} cannot be appended to a {dst} array without losing data; convert them explicitly (rows.astype(...)) if that is what you want"
+            ),
+            Some(&self.path),
+        ))
+    }
+}
+
 #[pymethods]
 impl GrowableArray {
     /// Append rows (an array-like of shape `(n, *row_shape)`, or one row of
-    /// shape `row_shape`, converted to the array's dtype) and return the
+    /// shape `row_shape`, converted to the array's dtype where no data is
+    /// lost: see `check_cast`) and return the
     /// index of the first one, once they are published. Releases the GIL.
     fn append(&self, py: Python<'_>, rows: &Bound<'_, PyAny>) -> PyResult<u64> {
         let np = py.import("numpy")?;
-        let arr = np.call_method1("ascontiguousarray", (rows, self.dtype.bind(py)))?;
+        let arr = np.call_method1("asarray", (rows,))?;
+
         let shape: Vec<usize> = arr.getattr("shape")?.extract()?;
         let row_shape = self.inner.row_shape();
         if shape != row_shape && shape.get(1..) != Some(row_shape) {
@@ -118,6 +175,8 @@ impl GrowableArray {
                 Some(&self.path),
             ));
         }
+        self.check_cast(py, &np, &arr)?;
+        let arr = np.call_method1("ascontiguousarray", (arr, self.dtype.bind(py)))?;
         let bytes = arr.call_method0("tobytes")?;
         let data: Vec<u8> = bytes.cast::<PyBytes>()?.as_bytes().to_vec();
         py.detach(|| self.inner.append_bytes(&data)).py_err(py)

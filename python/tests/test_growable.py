@@ -52,8 +52,8 @@ print("reader ok", checks, flush=True)
 """
 
 
-def make(path, capacity=100_000):
-    return sharray.create(path, (0, 3), np.int64, growable=True, capacity=capacity)
+def make(path, capacity=100_000, dtype=np.int64):
+    return sharray.create(path, (0, 3), dtype, growable=True, capacity=capacity)
 
 
 def test_create_append_view_and_numpy(tmp_path):
@@ -77,8 +77,20 @@ def test_create_append_view_and_numpy(tmp_path):
     with pytest.raises(sharray.ShapeMismatch):
         a.append(np.zeros((2, 4)))
     with pytest.raises(sharray.Full, match="capacity 10 rows"):
-        a.append(np.zeros((8, 3)))
+        a.append(np.zeros((8, 3), dtype=np.int64))
     assert len(a) == 3
+    # Conversions that would lose data are refused, not truncated.
+    with pytest.raises(sharray.DtypeMismatch, match="float64"):
+        a.append([[1.5, 2, 3]])
+    with pytest.raises(sharray.DtypeMismatch):
+        a.append(np.ones((1, 3), dtype=np.complex64))
+    u = make(str(tmp_path / "u.npy"), capacity=4, dtype=np.uint8)
+    assert u.append([[1, 2, 255]]) == 0  # Python ints that fit
+    with pytest.raises(sharray.InvalidInput, match="range"):
+        u.append([[1, 2, 256]])
+    with pytest.raises(sharray.InvalidInput, match="range"):
+        u.append([[-1, 0, 0]])
+    assert len(u) == 1 and len(a) == 3
     ro = sharray.open(path, readonly=True)
     with pytest.raises(sharray.PermissionDenied):
         ro.append([1, 2, 3])
