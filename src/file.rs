@@ -255,17 +255,7 @@ impl SharedFile {
                 // another even while a writer waits (no self-deadlock).
                 let threads = ThreadHold::acquire(self, false, wait).ok_or_else(timeout_err)?;
                 let span = self.take_span(false, wait, &timeout_err)?;
-                let mut readers = match wait {
-                    Wait::No => self.readers.try_lock(),
-                    Wait::Until(t) => self.readers.try_lock_until(t),
-                    Wait::Forever => Some(self.readers.lock()),
-                }
-                .ok_or_else(timeout_err)?;
-                if *readers == 0 && !self.flock(LockMode::Shared, wait)? {
-                    return Err(timeout_err());
-                }
-                *readers += 1;
-                drop(readers);
+                self.join_shared_flock(wait, &timeout_err)?;
                 Ok(FileLock {
                     _span: span,
                     threads,
@@ -290,6 +280,17 @@ impl SharedFile {
         };
         let threads = ThreadHold::acquire(self, true, wait).ok_or_else(timeout_err)?;
         let span = self.take_span(true, wait, &timeout_err)?;
+        self.join_shared_flock(wait, &timeout_err)?;
+        Ok(FileLock {
+            _span: span,
+            threads,
+            shared_flock: true,
+        })
+    }
+
+    /// Count one more holder of the process's shared `flock`, taking it
+    /// (`LOCK_SH`) if this is the first.
+    fn join_shared_flock(&self, wait: Wait, timeout_err: &dyn Fn() -> Error) -> Result<()> {
         let mut readers = match wait {
             Wait::No => self.readers.try_lock(),
             Wait::Until(t) => self.readers.try_lock_until(t),
@@ -300,12 +301,7 @@ impl SharedFile {
             return Err(timeout_err());
         }
         *readers += 1;
-        drop(readers);
-        Ok(FileLock {
-            _span: span,
-            threads,
-            shared_flock: true,
-        })
+        Ok(())
     }
 
     /// Use the OFD lock on `byte` as a turnstile that gives waiting writers

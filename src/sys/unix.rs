@@ -312,24 +312,7 @@ pub fn map_shared(
     len: usize,
     writable: bool,
 ) -> io::Result<NonNull<u8>> {
-    let off =
-        libc::off_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
-    // SAFETY: a fresh mapping at a kernel-chosen address replaces nothing;
-    // the fd is open for the duration of the call.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            prot(writable),
-            libc::MAP_SHARED,
-            fd.as_fd().as_raw_fd(),
-            off,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(NonNull::new(p.cast()).expect("mmap never returns null on success"))
+    map_fd(fd, offset, len, prot(writable), libc::MAP_SHARED)
 }
 
 /// Map `len` bytes of `fd` from `offset` (a multiple of [`page_size`]),
@@ -338,6 +321,16 @@ pub fn map_shared(
 /// content (`mmap(2)`). The caller owns the new range and unmaps it with
 /// [`munmap`].
 pub fn map_private(fd: impl AsFd, offset: u64, len: usize) -> io::Result<NonNull<u8>> {
+    map_fd(fd, offset, len, prot(true), libc::MAP_PRIVATE)
+}
+
+fn map_fd(
+    fd: impl AsFd,
+    offset: u64,
+    len: usize,
+    prot: libc::c_int,
+    flags: libc::c_int,
+) -> io::Result<NonNull<u8>> {
     let off =
         libc::off_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: a fresh mapping at a kernel-chosen address replaces nothing;
@@ -346,8 +339,8 @@ pub fn map_private(fd: impl AsFd, offset: u64, len: usize) -> io::Result<NonNull
         libc::mmap(
             std::ptr::null_mut(),
             len,
-            prot(true),
-            libc::MAP_PRIVATE,
+            prot,
+            flags,
             fd.as_fd().as_raw_fd(),
             off,
         )
