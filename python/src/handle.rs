@@ -284,6 +284,30 @@ impl SharedArray {
         Ok(self.get(py)?.array.generation())
     }
 
+    /// Await a generation different from `since` without blocking the
+    /// event loop (asyncio); `timeout` and errors as `wait_changed()`.
+    /// Cancelling the task unregisters it.
+    #[pyo3(signature = (since, timeout=None))]
+    fn wait_changed_async<'py>(
+        slf: &Bound<'py, Self>,
+        since: u64,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        crate::aio::module(slf.py())?.call_method1("wait_changed_async", (slf, since, timeout))
+    }
+
+    fn _waiter(&self, py: Python<'_>) -> PyResult<crate::aio::AsyncWaiter> {
+        let inner = self.get(py)?;
+        inner.check_pid(py)?;
+        let w = inner.array.changed_waiter().py_err(py)?;
+        crate::aio::AsyncWaiter::new(
+            py,
+            w,
+            "no change within the timeout; retry or raise the timeout",
+            &self.path,
+        )
+    }
+
     /// Wait until the generation differs from `since` and return it.
     ///
     /// Parks on a shared futex with the GIL released; Ctrl-C interrupts it.
