@@ -70,12 +70,10 @@ struct Entry {
 }
 
 struct State {
-    /// The process whose helper thread serves `entries` (a forked child
-    /// starts its own).
-    pid: u32,
     entries: Vec<Entry>,
 }
 
+/// One process's reactor: its registrations and its helper thread.
 struct Reactor {
     state: Mutex<State>,
     /// Bumped (and woken) whenever the registration set changes.
@@ -83,31 +81,39 @@ struct Reactor {
     next_id: AtomicU64,
 }
 
-static REACTOR: Reactor = Reactor {
-    state: Mutex::new(State {
-        pid: 0,
-        entries: Vec::new(),
-    }),
-    ctl: AtomicU32::new(0),
-    next_id: AtomicU64::new(1),
-};
+/// The reactor of the process that owns it. A forked child finds its
+/// parent's here (whose helper thread it did not inherit, and whose lock
+/// that thread may have held at the fork) and starts its own instead; the
+/// parent's is leaked in the child (a few bytes).
+static CURRENT: Mutex<Option<(u32, &'static Reactor)>> = Mutex::new(None);
+
+/// This process's reactor, started on first use.
+fn reactor() -> &'static Reactor {
+    let pid = std::process::id();
+    let mut cur = CURRENT.lock();
+    if let Some((owner, r)) = *cur
+        && owner == pid
+    {
+        return r;
+    }
+    let r: &'static Reactor = Box::leak(Box::new(Reactor {
+        state: Mutex::new(State {
+            entries: Vec::new(),
+        }),
+        ctl: AtomicU32::new(0),
+        next_id: AtomicU64::new(1),
+    }));
+    std::thread::Builder::new()
+        .name("sharray-aio".into())
+        .spawn(move || r.run(pid))
+        .expect("cannot start the sharray async helper thread");
+    *cur = Some((pid, r));
+    r
+}
 
 impl Reactor {
-    fn register(&'static self, e: Entry) {
-        let mut st = self.state.lock();
-        let pid = std::process::id();
-        if st.pid != pid {
-            // First use in this process (or a fork child, which inherited
-            // the parent's list but not its thread).
-            st.entries.clear();
-            st.pid = pid;
-            std::thread::Builder::new()
-                .name("sharray-aio".into())
-                .spawn(move || self.run())
-                .expect("cannot start the sharray async helper thread");
-        }
-        st.entries.push(e);
-        drop(st);
+    fn register(&self, e: Entry) {
+        self.state.lock().entries.push(e);
         self.kick();
     }
 
@@ -130,7 +136,7 @@ impl Reactor {
         sys::futex_wake(&self.ctl, 1);
     }
 
-    fn run(&'static self) {
+    fn run(&'static self, pid: u32) {
         let mut waitv_ok = true;
         loop {
             let ctl = self.ctl.load(Ordering::SeqCst);
@@ -140,9 +146,7 @@ impl Reactor {
             let mut until: Option<Instant> = None;
             {
                 let mut st = self.state.lock();
-                if st.pid != std::process::id() {
-                    return;
-                }
+                debug_assert_eq!(pid, std::process::id());
                 let now = Instant::now();
                 let mut i = 0;
                 while i < st.entries.len() {
@@ -210,8 +214,26 @@ impl Reactor {
 pub struct Waiter {
     target: Arc<dyn WaitWords>,
     snap: u32,
-    reg: Option<(u64, Arc<Slot>)>,
+    /// The registration: its reactor (of the process that made it), id
+    /// and shared slot.
+    reg: Option<Registration>,
     last_maintain: Instant,
+}
+
+struct Registration {
+    reactor: &'static Reactor,
+    pid: u32,
+    id: u64,
+    slot: Arc<Slot>,
+}
+
+impl Registration {
+    /// Unregister; returns whether it was still registered. In a forked
+    /// child the parent's registration is left alone (its reactor's lock
+    /// may be held forever by a thread that no longer exists).
+    fn cancel(&self) -> bool {
+        self.pid == std::process::id() && self.reactor.cancel(self.id)
+    }
 }
 
 impl Waiter {
@@ -229,8 +251,8 @@ impl Waiter {
     /// upkeep (a ring reclaims dead peers every 50 ms of waiting) and
     /// remembers the word's value, so a change after this call is seen.
     pub fn prepare(&mut self) {
-        if let Some((id, _)) = self.reg.take() {
-            REACTOR.cancel(id);
+        if let Some(reg) = self.reg.take() {
+            reg.cancel();
         }
         if self.last_maintain.elapsed() >= SLICE {
             self.target.maintain();
@@ -245,9 +267,9 @@ impl Waiter {
     /// [`Waiter::prepare`]: attempt again at once. Calling it again while
     /// registered only replaces the waker.
     pub fn park(&mut self, waker: &Waker, deadline: Option<Instant>) -> bool {
-        if let Some((_, slot)) = &self.reg {
-            *slot.waker.lock() = Some(waker.clone());
-            if slot.fired.load(Ordering::SeqCst) {
+        if let Some(reg) = &self.reg {
+            *reg.slot.waker.lock() = Some(waker.clone());
+            if reg.slot.fired.load(Ordering::SeqCst) {
                 waker.wake_by_ref();
             }
             return true;
@@ -267,15 +289,21 @@ impl Waiter {
             fired: AtomicBool::new(false),
             waker: Mutex::new(Some(waker.clone())),
         });
-        let id = REACTOR.next_id.fetch_add(1, Ordering::Relaxed);
-        REACTOR.register(Entry {
+        let reactor = reactor();
+        let id = reactor.next_id.fetch_add(1, Ordering::Relaxed);
+        reactor.register(Entry {
             id,
             target: self.target.clone(),
             expected: self.snap,
             deadline: deadline.map_or(slice, |d| d.min(slice)),
             slot: slot.clone(),
         });
-        self.reg = Some((id, slot));
+        self.reg = Some(Registration {
+            reactor,
+            pid: std::process::id(),
+            id,
+            slot,
+        });
         true
     }
 
@@ -285,16 +313,16 @@ impl Waiter {
     pub fn fired(&self) -> bool {
         self.reg
             .as_ref()
-            .is_none_or(|(_, s)| s.fired.load(Ordering::SeqCst))
+            .is_none_or(|r| r.slot.fired.load(Ordering::SeqCst))
     }
 }
 
 impl Drop for Waiter {
     fn drop(&mut self) {
-        let Some((id, slot)) = self.reg.take() else {
+        let Some(reg) = self.reg.take() else {
             return;
         };
-        if !REACTOR.cancel(id) && slot.fired.load(Ordering::SeqCst) {
+        if !reg.cancel() && reg.slot.fired.load(Ordering::SeqCst) {
             // We may have swallowed a FUTEX_WAKE meant for one waiter (queue
             // mode) and will never act on it: pass it on.
             let word = self.target.word();

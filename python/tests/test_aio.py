@@ -168,3 +168,40 @@ def test_many_waiters_share_one_helper_thread(tmp_path):
 
     before, during = run(main())
     assert during == before, f"{during - before} threads were added for 60 waiters"
+
+
+def _forked_wait(path, since, q):
+    a = sharray.open(path)
+    try:
+        q.put(asyncio.run(a.wait_changed_async(since, timeout=30)))
+    except BaseException as e:  # report, never hang the parent
+        q.put(repr(e))
+
+
+def test_a_forked_child_starts_its_own_helper_thread(tmp_path):
+    import multiprocessing
+
+    a = sharray.create(str(tmp_path / "a.npy"), (4,), np.uint8)
+    g = a.generation
+    # Start the parent's helper thread, with a wait in progress at the fork.
+    async def parent_then_fork():
+        task = asyncio.ensure_future(a.wait_changed_async(g, timeout=30))
+        await asyncio.sleep(0.05)
+        ctx = multiprocessing.get_context("fork")
+        q = ctx.Queue()
+        child = ctx.Process(target=_forked_wait, args=(a.path, g, q))
+        child.start()
+        await asyncio.sleep(0.2)
+        with a.write() as v:
+            v[0] = 1
+        got = await task
+        child.join(WATCHDOG)
+        if child.is_alive():
+            child.kill()
+            pytest.fail("the forked child's async wait hung")
+        return got, q.get(timeout=5), child.exitcode
+
+    got, child_got, code = run(parent_then_fork())
+    assert got == g + 1
+    assert child_got == g + 1, child_got
+    assert code == 0
