@@ -25,7 +25,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV="$PWD/.venv"
-echo "== Python test dependencies (numpy, pytest, maturin) in $VENV"
+echo "== Python test dependencies (numpy, pytest, maturin, dask, distributed) in $VENV"
 if [ ! -x "$VENV/bin/python" ]; then
     # Some distributions ship python3 without ensurepip (Debian: python3-venv);
     # then make the venv without pip and let the system pip install pip into it.
@@ -35,6 +35,8 @@ if ! "$VENV/bin/python" -m pip --version >/dev/null 2>&1; then
     python3 -m pip --python "$VENV/bin/python" install --quiet --disable-pip-version-check pip
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check numpy pytest maturin
+# sharray.dask's tests (python/tests/test_dask.py) run a LocalCluster.
+"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "dask[array]" distributed
 # From here on `python3` is the venv's: the Rust tests that run
 # `python3 -c 'import numpy'` and the pytest suite find what was installed.
 export PATH="$VENV/bin:$PATH"

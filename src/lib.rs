@@ -116,6 +116,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod advice;
+pub mod aio;
 mod array;
 mod check;
 mod convert;

@@ -2,7 +2,7 @@
 
 import os
 from types import TracebackType
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Type, Union, final
+from typing import Any, AsyncIterator, Awaitable, Dict, Iterator, List, Optional, Tuple, Type, Union, final
 
 import numpy as np
 import numpy.typing as npt
@@ -105,6 +105,9 @@ class SharedArray:
     def wait_changed(self, since: int, timeout: Optional[float] = None) -> int:
         """Wait until the generation differs from ``since``; returns it.
         Raises ``Timeout`` (a ``TimeoutError``); Ctrl-C interrupts."""
+    def wait_changed_async(self, since: int, timeout: Optional[float] = None) -> Awaitable[int]:
+        """``await`` form of ``wait_changed`` (asyncio): never blocks the event
+        loop; cancelling the task unregisters the wait."""
     def flush(
         self, start: Optional[int] = None, stop: Optional[int] = None, wait: bool = True
     ) -> None:
@@ -279,6 +282,11 @@ class Producer:
         as it takes). Ctrl-C interrupts the wait."""
     def try_loan(self, tag: int = 0, valid_len: Optional[int] = None) -> Optional["WriteLoan"]:
         """A free slot now, or None."""
+    def loan_async(
+        self, timeout: Optional[float] = None, tag: int = 0, valid_len: Optional[int] = None
+    ) -> Awaitable["WriteLoan"]:
+        """``await`` form of ``loan`` (asyncio): never blocks the event loop;
+        cancelling the task unregisters the wait."""
     def send(self, data: npt.ArrayLike, timeout: Optional[float] = None, tag: int = 0) -> int:
         """Copy ``data`` into a loaned slot and commit it; returns the sequence number."""
     @property
@@ -352,6 +360,11 @@ class Consumer:
         """A frame if one is ready now, else None (``Disconnected`` as recv)."""
     def __iter__(self) -> Iterator["ReadLease"]: ...
     def __next__(self) -> "ReadLease": ...
+    def recv_async(self, timeout: Optional[float] = None) -> Awaitable["ReadLease"]:
+        """``await`` form of ``recv`` (asyncio): never blocks the event loop;
+        cancelling the task unregisters the wait."""
+    def __aiter__(self) -> AsyncIterator["ReadLease"]: ...
+    def __anext__(self) -> Awaitable["ReadLease"]: ...
     @property
     def index(self) -> int: ...
     @property

@@ -284,6 +284,82 @@ impl SharedArray {
         Ok(self.get(py)?.array.generation())
     }
 
+    /// Await a generation different from `since` without blocking the
+    /// event loop (asyncio); `timeout` and errors as `wait_changed()`.
+    /// Cancelling the task unregisters it.
+    #[pyo3(signature = (since, timeout=None))]
+    fn wait_changed_async<'py>(
+        slf: &Bound<'py, Self>,
+        since: u64,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        crate::aio::module(slf.py())?.call_method1("wait_changed_async", (slf, since, timeout))
+    }
+
+    /// Copy whole rows (`data`: the rows' bytes, C order, as a flat uint8
+    /// array) in at row `start` under an exclusive row-region lock on them.
+    #[pyo3(signature = (start, data, timeout=None))]
+    fn _write_rows(
+        &self,
+        py: Python<'_>,
+        start: usize,
+        data: numpy::PyReadonlyArray1<'_, u8>,
+        timeout: Option<f64>,
+    ) -> PyResult<()> {
+        let inner = self.get(py)?;
+        inner.check_pid(py)?;
+        let bytes = data.as_slice().map_err(|_| {
+            errors::new(
+                py,
+                ErrorKind::InvalidInput,
+                "rows must be C-contiguous; pass np.ascontiguousarray(rows)",
+                Some(&self.path),
+            )
+        })?;
+        let timeout = timeout.map(|t| std::time::Duration::from_secs_f64(t.max(0.0)));
+        py.detach(|| inner.array.write_rows_bytes(start, bytes, timeout))
+            .py_err(py)
+    }
+
+    /// Copy rows `[start, stop)` out (a flat uint8 array of their bytes)
+    /// under a shared row-region lock on them.
+    #[pyo3(signature = (start, stop, timeout=None))]
+    fn _read_rows<'py>(
+        &self,
+        py: Python<'py>,
+        start: usize,
+        stop: usize,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, numpy::PyArray1<u8>>> {
+        let inner = self.get(py)?;
+        inner.check_pid(py)?;
+        let n = inner.array.shape().first().copied().unwrap_or(0);
+        let row = inner.array.nbytes().checked_div(n).unwrap_or(0);
+        let len = stop.saturating_sub(start).saturating_mul(row);
+        use numpy::PyArrayMethods as _;
+        let out = numpy::PyArray1::<u8>::zeros(py, len, false);
+        {
+            let mut w = out.readwrite();
+            let buf = w.as_slice_mut().expect("a fresh array is contiguous");
+            let timeout = timeout.map(|t| std::time::Duration::from_secs_f64(t.max(0.0)));
+            py.detach(|| inner.array.read_rows_bytes(start..stop, buf, timeout))
+                .py_err(py)?;
+        }
+        Ok(out)
+    }
+
+    fn _waiter(&self, py: Python<'_>) -> PyResult<crate::aio::AsyncWaiter> {
+        let inner = self.get(py)?;
+        inner.check_pid(py)?;
+        let w = inner.array.changed_waiter().py_err(py)?;
+        crate::aio::AsyncWaiter::new(
+            py,
+            w,
+            "no change within the timeout; retry or raise the timeout",
+            &self.path,
+        )
+    }
+
     /// Wait until the generation differs from `since` and return it.
     ///
     /// Parks on a shared futex with the GIL released; Ctrl-C interrupts it.

@@ -10,6 +10,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod aio;
 mod errors;
 mod fork;
 mod grow;
@@ -27,6 +28,7 @@ use pyo3::prelude::*;
 fn _sharray(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<handle::SharedArray>()?;
+    m.add_class::<aio::AsyncWaiter>()?;
     m.add_class::<guard::Guard>()?;
     m.add_class::<view::ViewBase>()?;
     m.add_class::<ring::Ring>()?;

@@ -74,6 +74,7 @@ mod barrier;
 mod prefault;
 mod queue;
 mod region;
+mod rows_io;
 mod shared;
 
 use std::path::Path;

@@ -47,6 +47,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod aio;
 mod consumer;
 mod lock;
 mod producer;

@@ -40,6 +40,11 @@ impl Producer {
         self.spin = spin;
     }
 
+    /// The participant behind this handle (for the async waits in `aio.rs`).
+    pub(crate) fn participant(&self) -> &Arc<Participant> {
+        &self.p
+    }
+
     /// This producer's index in the participant table.
     pub fn index(&self) -> u32 {
         self.p.index

@@ -10,3 +10,6 @@ compile_error!("sharray currently supports Linux only (it needs OFD locks and sh
 #[allow(unsafe_code)]
 mod unix;
 pub use unix::*;
+#[allow(unsafe_code)]
+mod waitv;
+pub use waitv::*;

@@ -102,6 +102,41 @@ impl Consumer {
         }
     }
 
+    /// Await the next frame without blocking the event loop (asyncio);
+    /// `timeout` and errors as `recv()`. Cancelling the task unregisters it.
+    #[pyo3(signature = (timeout=None))]
+    fn recv_async<'py>(
+        slf: &Bound<'py, Self>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        crate::aio::module(slf.py())?.call_method1("recv_async", (slf, timeout))
+    }
+
+    fn _waiter(&self, py: Python<'_>) -> PyResult<crate::aio::AsyncWaiter> {
+        let c = self.get(py)?;
+        crate::aio::AsyncWaiter::new(
+            py,
+            c.waiter(),
+            "timed out waiting for a frame; is a producer running?",
+            &self.shared.path,
+        )
+    }
+
+    fn __aiter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// `async for lease in consumer:` releases the lease yielded last, then
+    /// awaits the next frame; ends when the stream is closed and drained.
+    fn __anext__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        slf.get().end_current(slf.py());
+        crate::aio::module(slf.py())?.call_method1("next_lease", (slf,))
+    }
+
+    fn _set_current(&self, lease: Py<ReadLease>) {
+        *self.current.lock() = Some(lease);
+    }
+
     fn __iter__(slf: Py<Self>) -> Py<Self> {
         slf
     }

@@ -79,6 +79,28 @@ impl Producer {
         self.loan_inner(py, timeout, tag, valid_len)
     }
 
+    /// Await a free slot without blocking the event loop (asyncio);
+    /// arguments and errors as `loan()`. Cancelling the task unregisters it.
+    #[pyo3(signature = (timeout=None, tag=0, valid_len=None))]
+    fn loan_async<'py>(
+        slf: &Bound<'py, Self>,
+        timeout: Option<f64>,
+        tag: u64,
+        valid_len: Option<usize>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        crate::aio::module(slf.py())?.call_method1("loan_async", (slf, timeout, tag, valid_len))
+    }
+
+    fn _waiter(&self, py: Python<'_>) -> PyResult<crate::aio::AsyncWaiter> {
+        let p = self.get(py)?;
+        crate::aio::AsyncWaiter::new(
+            py,
+            p.waiter(),
+            "timed out waiting for a free ring slot; consumers are not keeping up, retry or raise the timeout",
+            &self.shared.path,
+        )
+    }
+
     /// Loan a free slot if one is free now; `None` if every slot is busy.
     #[pyo3(signature = (tag=0, valid_len=None))]
     fn try_loan(
