@@ -460,3 +460,24 @@ fn a_blocked_consumer_stays_idle() {
         "a parked consumer used {cpu} ms CPU in {wall} ms"
     );
 }
+
+/// A lease held while more than K frames pass must not stall the producer
+/// while other slots are free: a loan takes any free slot. (A fast path
+/// that ties position n to slot n % K, as a plain Vyukov ring does, fails
+/// this; issue 12.)
+#[test]
+fn a_held_lease_does_not_stall_the_producer_while_other_slots_are_free() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ring, _path) = new_ring(&dir, 4, false);
+    let (p, c) = (ring.producer().unwrap(), ring.consumer().unwrap());
+    p.loan().unwrap().commit().unwrap();
+    let kept = c.try_recv().unwrap();
+    for i in 0..12u64 {
+        let loan = p
+            .loan_timeout(Duration::from_millis(200))
+            .unwrap_or_else(|e| panic!("frame {i}: {e} ({:?})", ring.stats()));
+        loan.commit().unwrap();
+        drop(c.try_recv().unwrap());
+    }
+    assert_eq!(kept.seq(), 0);
+}
