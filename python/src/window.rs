@@ -42,6 +42,7 @@
 use std::io;
 use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
@@ -147,7 +148,14 @@ pub(crate) struct ShadowPool {
     /// (advice such as `MADV_RANDOM` belongs to one mapping, and each guard
     /// has its own).
     advice: Mutex<Vec<(usize, usize, libc::c_int)>>,
+    /// Windows whose views never escaped their guard or lease: still mapped
+    /// to the file, handed to the next guard or lease as they are (no system
+    /// call at all). At most `MAX_READY`.
+    ready: Mutex<Vec<Arc<Window>>>,
 }
+
+/// Unrevoked windows kept per pool (see [`ShadowPool::keep`]).
+const MAX_READY: usize = 2;
 
 impl ShadowPool {
     pub(crate) fn new(region: Option<Region>) -> ShadowPool {
@@ -157,6 +165,7 @@ impl ShadowPool {
             max: MAX_SHADOWS,
             populate: false,
             advice: Mutex::new(Vec::new()),
+            ready: Mutex::new(Vec::new()),
         }
     }
 
@@ -170,6 +179,7 @@ impl ShadowPool {
             max,
             populate: true,
             advice: Mutex::new(Vec::new()),
+            ready: Mutex::new(Vec::new()),
         }
     }
 
@@ -185,6 +195,12 @@ impl ShadowPool {
             a.remove(0);
         }
         a.push((off, len, advice));
+        drop(a);
+        if let Some(region) = self.region {
+            for w in self.ready.lock().iter() {
+                apply(&w.state.lock().map, &region, off, len, advice);
+            }
+        }
     }
 
     /// Apply the remembered advice to a window's mapping.
@@ -202,6 +218,33 @@ impl ShadowPool {
         for map in self.shadows.lock().iter() {
             apply(map, &region, off, len, libc::MADV_DONTNEED);
         }
+        for w in self.ready.lock().iter() {
+            apply(&w.state.lock().map, &region, off, len, libc::MADV_DONTNEED);
+        }
+    }
+
+    /// Keep a window that nothing outside its guard or lease points into
+    /// (its view was never shared: the caller checked that the only
+    /// reference left to the view is its own, with the GIL held) for the
+    /// next guard or lease, instead of revoking it. If the pool already
+    /// keeps enough, the window is revoked (its pages become a shadow).
+    pub(crate) fn keep(&self, window: Arc<Window>) {
+        let mut ready = self.ready.lock();
+        if ready.len() < MAX_READY && !window.persistent {
+            ready.push(window);
+            return;
+        }
+        drop(ready);
+        window.revoke(self);
+    }
+
+    /// A window for one guard or lease: a kept one (no system call), else a
+    /// new one (`Ok(None)` for an array without data).
+    pub(crate) fn window(&self, fd: BorrowedFd<'_>) -> io::Result<Option<Arc<Window>>> {
+        if let Some(w) = self.ready.lock().pop() {
+            return Ok(Some(w));
+        }
+        Ok(self.open_window(fd)?.map(Arc::new))
     }
 
     /// A new window for one guard (`Ok(None)` for an array without data).
