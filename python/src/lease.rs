@@ -31,6 +31,11 @@ pub(crate) trait ViewSource: Send + Sync {
     fn label(&self) -> &str;
     /// What the view base keeps alive (the handle the file belongs to).
     fn owner(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+    /// May a small view be a private copy? Not for claims' rows: like
+    /// write guards, they write into an array others read, at once.
+    fn copy_ok(&self) -> bool {
+        true
+    }
 }
 
 /// The view part of a lease's state: where to map, and the view once made.
@@ -136,7 +141,9 @@ pub(crate) fn view_of<H: HasViewSlot>(
         fortran: false,
     };
     let bytes = view::view_bytes(&spec);
-    let copied = window.as_ref().filter(|_| view::copies(bytes));
+    let copied = window
+        .as_ref()
+        .filter(|_| source.copy_ok() && view::copies(bytes));
     let view = match copied {
         Some(w) => view::make_copy(py, &spec, w, write)?,
         None => view::make_view(

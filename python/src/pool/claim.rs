@@ -43,6 +43,9 @@ impl ViewSource for RowsSource {
     fn owner(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self.inner.clone()
     }
+    fn copy_ok(&self) -> bool {
+        false
+    }
 }
 
 struct RowsHeld {
