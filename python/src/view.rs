@@ -271,10 +271,11 @@ unsafe impl Sync for CopyBase {}
 impl Drop for CopyBase {
     fn drop(&mut self) {
         // SAFETY: `ptr`/`words` come from Box::into_raw of a boxed slice of
-        // that length, freed only here.
+        // `words` MaybeUninit<u128>, freed only here.
         unsafe {
             drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
-                self.ptr, self.words,
+                self.ptr as *mut std::mem::MaybeUninit<u128>,
+                self.words,
             )))
         };
     }
@@ -291,7 +292,8 @@ pub(crate) fn make_copy(
 ) -> PyResult<Py<PyAny>> {
     let n = nbytes(spec);
     let words = n.div_ceil(16).max(1);
-    let buf: Box<[u128]> = vec![0u128; words].into_boxed_slice();
+    // Not zeroed: every byte the array can see is copied in below.
+    let buf: Box<[std::mem::MaybeUninit<u128>]> = Box::new_uninit_slice(words);
     let ptr = Box::into_raw(buf) as *mut u128;
     let base = Py::new(py, CopyBase { ptr, words })?;
     // SAFETY: the window maps at least `n` data bytes from `data_ptr()`
