@@ -202,9 +202,12 @@ impl Guard {
         // Write guards always map the file: what they write must be there
         // at once (a holder that dies mid-guard leaves its writes, as with
         // any shared memory).
-        let copied = window
-            .as_ref()
-            .filter(|_| !self.write && inner.private_window.is_none() && view::copies(bytes));
+        let copied = window.as_ref().filter(|_| {
+            !self.write
+                && inner.private_window.is_none()
+                && inner.pool.views_escape()
+                && view::copies(bytes)
+        });
         let view = match copied {
             Some(w) => view::make_copy(py, &spec, w, self.write)?,
             None => {
@@ -260,6 +263,9 @@ fn release(py: Python<'_>, held: Held) {
     // A view nothing else holds cannot be reached after the guard: keep its
     // window mapped for the next guard (no system call). One that escaped
     // is revoked, with every view derived from it.
+    if let Some(v) = &view {
+        lock.owner.pool.note_escape(view::escaped(py, v));
+    }
     if let Some(bytes) = copied {
         // A copy: nothing to revoke; a write guard writes it back.
         if let (Lock::Write(_), Some(v), Some(w)) = (&lock.lock, &view, &window) {

@@ -73,6 +73,9 @@ impl ViewSlot {
     /// be dropped once no lock of ours is held.
     pub(crate) fn revoke(&mut self) -> Option<Py<PyAny>> {
         Python::attach(|py| {
+            if let Some(v) = &self.view {
+                self.pool.note_escape(view::escaped(py, v));
+            }
             if let Some(bytes) = self.copied {
                 // A copy: nothing to revoke (a stale copy only ever holds
                 // this lease's bytes); write it back, keep the window.
@@ -143,7 +146,7 @@ pub(crate) fn view_of<H: HasViewSlot>(
     let bytes = view::view_bytes(&spec);
     let copied = window
         .as_ref()
-        .filter(|_| source.copy_ok() && view::copies(bytes));
+        .filter(|_| source.copy_ok() && pool.views_escape() && view::copies(bytes));
     let view = match copied {
         Some(w) => view::make_copy(py, &spec, w, write)?,
         None => view::make_view(

@@ -152,6 +152,10 @@ pub(crate) struct ShadowPool {
     /// to the file, handed to the next guard or lease as they are (no system
     /// call at all). At most `MAX_READY`.
     ready: Mutex<Vec<Arc<Window>>>,
+    /// Did the last view of this pool escape its guard or lease? Small
+    /// views are copies only while views escape (a copy costs a memcpy;
+    /// a view that does not escape costs nothing at all).
+    escapes: AtomicBool,
 }
 
 /// Unrevoked windows kept per pool (see [`ShadowPool::keep`]).
@@ -166,6 +170,7 @@ impl ShadowPool {
             populate: false,
             advice: Mutex::new(Vec::new()),
             ready: Mutex::new(Vec::new()),
+            escapes: AtomicBool::new(true),
         }
     }
 
@@ -180,6 +185,7 @@ impl ShadowPool {
             populate: true,
             advice: Mutex::new(Vec::new()),
             ready: Mutex::new(Vec::new()),
+            escapes: AtomicBool::new(true),
         }
     }
 
@@ -221,6 +227,17 @@ impl ShadowPool {
         for w in self.ready.lock().iter() {
             apply(&w.state.lock().map, &region, off, len, libc::MADV_DONTNEED);
         }
+    }
+
+    /// Remember whether the view of the guard or lease that just ended
+    /// escaped it.
+    pub(crate) fn note_escape(&self, escaped: bool) {
+        self.escapes.store(escaped, Ordering::Relaxed);
+    }
+
+    /// Did the last view escape (then small views should be copies)?
+    pub(crate) fn views_escape(&self) -> bool {
+        self.escapes.load(Ordering::Relaxed)
     }
 
     /// Keep a window that nothing outside its guard or lease points into

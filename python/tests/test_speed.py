@@ -138,3 +138,25 @@ def test_never_leaves_stale_views_on_the_shared_bytes(tmp_path, policy):
             f[:] = 2
         # The documented opt-out: the stale view sees the next frame.
         assert (v == 2).all()
+
+
+def test_small_views_are_copies_only_while_views_escape(tmp_path, policy):
+    ring = make_ring(tmp_path, 1024)
+    with ring.producer() as p, ring.consumer() as c:
+
+        def kind():
+            with p.loan() as f:
+                f[:] = 3
+            lease = c.recv()
+            k = type(lease.view.base).__name__  # the view is a temporary
+            lease.release()
+            return k
+
+        with p.loan() as f:
+            f[:] = 1
+        with c.recv() as v:  # `v` outlives the block: escaped
+            pass
+        assert kind() == "_CopyBase"  # the last view escaped: copy
+        assert kind() == "_ViewBase"  # the last one did not: the window, kept
+        assert kind() == "_ViewBase"
+        assert (v == 1).all()
