@@ -26,7 +26,15 @@
 //! later mapping can appear under a stale pointer.
 //!
 //! Cost: two syscalls per guard (about 10-20 us for 8 MiB on the reference
-//! VM), independent of how much of the data is touched. Kernels older than
+//! VM), independent of how much of the data is touched.
+//!
+//! Cheaper ends (issue 13, `view::set_view_policy`): a window whose view
+//! nothing references any more when its guard ends (checked with the GIL:
+//! the guard holds the only reference) cannot be reached by anyone, so it
+//! is not revoked but kept in its pool ([`ShadowPool::keep`]) and handed,
+//! still mapped, to the next guard (no syscall). Small views whose
+//! predecessors escaped are private copies instead (`view::make_copy`):
+//! their window stays inside the guard and is kept the same way. Kernels older than
 //! 5.13 refuse `MREMAP_DONTUNMAP` on shared mappings: then step 1 is skipped
 //! and each window faults its pages in again (correct, slower).
 //!
