@@ -24,7 +24,8 @@ parks), and (sharray consumer) page faults per frame are printed, then the
 ratios the targets are about. This 2-CPU VM is shared and noisy: rates swing
 by 2x between rounds, so compare within a round (the per-round ratios). A final section measures the fixed cost of
 a lease in one process: receive + release, with and without taking the view
-(the view costs a revocable window: two system calls at release).
+(a view that nobody keeps past the lease keeps its window for the next
+lease: no system call; bench_small.py measures the policies).
 
 `bench/benches/python/sharray_consumer.py` runs just the rust -> python case and
 prints one JSON line (for the cross-tool harness).

@@ -60,6 +60,7 @@ from ._sharray import (
     import_npy,
     import_raw,
     open_raw,
+    set_view_policy,
 )
 from ._grow import create, info, open  # growable arrays, then the native functions
 
@@ -71,6 +72,7 @@ __all__ = [
     "export_npy",
     "open_raw",
     "import_raw",
+    "set_view_policy",
     "SharedArray",
     "Guard",
     "Ring",

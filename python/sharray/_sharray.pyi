@@ -51,6 +51,16 @@ class Guard:
     off from the file: they read zeros, and writes through derived views go
     to private memory that only other stale views of this guard see."""
 
+    def __dlpack__(
+        self,
+        *,
+        stream: Optional[Any] = None,
+        max_version: Optional[Tuple[int, int]] = None,
+        dl_device: Optional[Tuple[int, int]] = None,
+        copy: Optional[bool] = None,
+    ) -> Any:
+        """DLPack export of the view (no copy); revoked with the view."""
+    def __dlpack_device__(self) -> Tuple[int, int]: ...
     def __enter__(self) -> npt.NDArray[Any]: ...
     def __exit__(
         self,
@@ -201,6 +211,11 @@ def import_raw(
 ) -> SharedArray:
     """Copy a headerless file into a new sharray file."""
 
+def set_view_policy(
+    policy: Optional[str] = None, copy_below: Optional[int] = None
+) -> Tuple[str, int]:
+    """"auto" | "always" | "never" and the copy threshold; returns the previous ones."""
+
 def info(path: _Path) -> Dict[str, Any]:
     """Layout of any sharray/.npy file: path, kind, dtype, shape, order,
     data_offset, nbytes, file_len, format_version, generation."""
@@ -314,6 +329,16 @@ class WriteLoan:
     view; a normal exit commits, an exception gives the slot back. When the
     loan ends the view is revoked (read-only; it and derived views read zeros)."""
 
+    def __dlpack__(
+        self,
+        *,
+        stream: Optional[Any] = None,
+        max_version: Optional[Tuple[int, int]] = None,
+        dl_device: Optional[Tuple[int, int]] = None,
+        copy: Optional[bool] = None,
+    ) -> Any:
+        """DLPack export of the view (no copy); revoked with the view."""
+    def __dlpack_device__(self) -> Tuple[int, int]: ...
     def __enter__(self) -> npt.NDArray[Any]: ...
     def __exit__(
         self,
@@ -385,6 +410,16 @@ class ReadLease:
     the whole frame; leaving releases the slot. Metadata stay readable after
     release; the view is revoked (reads zeros)."""
 
+    def __dlpack__(
+        self,
+        *,
+        stream: Optional[Any] = None,
+        max_version: Optional[Tuple[int, int]] = None,
+        dl_device: Optional[Tuple[int, int]] = None,
+        copy: Optional[bool] = None,
+    ) -> Any:
+        """DLPack export of the view (no copy); revoked with the view."""
+    def __dlpack_device__(self) -> Tuple[int, int]: ...
     def __enter__(self) -> npt.NDArray[Any]: ...
     def __exit__(
         self,
@@ -541,6 +576,16 @@ class ClaimRows:
     """A claim's rows of an output array; ``with claim.rows_mut(out) as y:``
     gives the writable view, revoked when the block (or the claim) ends."""
 
+    def __dlpack__(
+        self,
+        *,
+        stream: Optional[Any] = None,
+        max_version: Optional[Tuple[int, int]] = None,
+        dl_device: Optional[Tuple[int, int]] = None,
+        copy: Optional[bool] = None,
+    ) -> Any:
+        """DLPack export of the view (no copy); revoked with the view."""
+    def __dlpack_device__(self) -> Tuple[int, int]: ...
     def __enter__(self) -> npt.NDArray[Any]: ...
     def __exit__(
         self,

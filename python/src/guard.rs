@@ -97,6 +97,9 @@ struct Held {
     lock: HeldLock,
     window: Option<Arc<Window>>,
     view: Option<Py<PyAny>>,
+    /// `Some(bytes)` when the view is a private copy (small arrays, see
+    /// `view::copies`): written back when a write guard ends.
+    copied: Option<usize>,
     origin: Origin,
 }
 
@@ -145,6 +148,7 @@ impl Guard {
                 lock,
                 window: None,
                 view: None,
+                copied: None,
                 origin: Origin::here(),
             })),
         })
@@ -177,20 +181,14 @@ impl Guard {
             Some(Arc::clone(w))
         } else {
             use std::os::fd::AsFd;
-            inner
-                .pool
-                .open_window(inner.array.as_fd())
-                .map_err(|e| {
-                    errors::new(
-                        py,
-                        ErrorKind::Io,
-                        &format!(
-                            "cannot map the data for a view ({e}); free address space or memory"
-                        ),
-                        Some(&inner.path),
-                    )
-                })?
-                .map(Arc::new)
+            inner.pool.window(inner.array.as_fd()).map_err(|e| {
+                errors::new(
+                    py,
+                    ErrorKind::Io,
+                    &format!("cannot map the data for a view ({e}); free address space or memory"),
+                    Some(&inner.path),
+                )
+            })?
         };
         let spec = ViewSpec {
             descr: &inner.dtype,
@@ -198,8 +196,26 @@ impl Guard {
             itemsize: inner.array.dtype().itemsize(),
             fortran: inner.fortran,
         };
-        let owner: Arc<dyn std::any::Any + Send + Sync> = inner.clone();
-        let view = view::make_view(py, &spec, window.as_ref(), self.write, owner, &inner.path)?;
+        // Small arrays' read views are private copies (never revoked),
+        // except through a copy-on-write handle's persistent window.
+        let bytes = view::view_bytes(&spec);
+        // Write guards always map the file: what they write must be there
+        // at once (a holder that dies mid-guard leaves its writes, as with
+        // any shared memory).
+        let copied = window.as_ref().filter(|_| {
+            !self.write
+                && inner.private_window.is_none()
+                && inner.pool.views_escape()
+                && view::copies(bytes)
+        });
+        let view = match copied {
+            Some(w) => view::make_copy(py, &spec, w, self.write)?,
+            None => {
+                let owner: Arc<dyn std::any::Any + Send + Sync> = inner.clone();
+                view::make_view(py, &spec, window.as_ref(), self.write, owner, &inner.path)?
+            }
+        };
+        let copied = copied.map(|_| bytes);
         let mut state = self.state.lock();
         match state.as_mut() {
             Some(held) if held.view.is_none() => {
@@ -209,6 +225,7 @@ impl Guard {
                     let _ = g.bytes_mut();
                 }
                 held.window = window;
+                held.copied = copied;
                 held.view = Some(view.clone_ref(py));
                 Ok(view)
             }
@@ -240,19 +257,40 @@ fn release(py: Python<'_>, held: Held) {
         lock,
         window,
         view,
+        copied,
         origin,
     } = held;
+    // A view nothing else holds cannot be reached after the guard: keep its
+    // window mapped for the next guard (no system call). One that escaped
+    // is revoked, with every view derived from it.
     if let Some(v) = &view {
-        view::make_read_only(v);
+        lock.owner.pool.note_escape(view::escaped(py, v));
     }
-    if let Some(w) = &window {
-        w.revoke(&lock.owner.pool);
+    if let Some(bytes) = copied {
+        // A copy: nothing to revoke; a write guard writes it back.
+        if let (Lock::Write(_), Some(v), Some(w)) = (&lock.lock, &view, &window) {
+            view::copy_back(py, v, bytes, w);
+        }
+        if let Some(v) = &view {
+            view::make_read_only(v);
+        }
+        if let Some(w) = window {
+            lock.owner.pool.keep(w);
+        }
+    } else if view::must_revoke(py, view.as_ref()) {
+        if let Some(v) = &view {
+            view::make_read_only(v);
+        }
+        if let Some(w) = &window {
+            w.revoke(&lock.owner.pool);
+        }
+    } else if let Some(w) = window {
+        lock.owner.pool.keep(w);
     }
     // In a child made by fork() the lock belongs to the open file
     // description the parent still uses; unlocking it here would release
     // the parent's lock: leave it alone.
     origin.drop_or_leak(lock);
-    let _ = py;
     drop(view);
 }
 
@@ -266,6 +304,28 @@ impl Drop for Guard {
 
 #[pymethods]
 impl Guard {
+    /// DLPack export of the view, no copy (`np.from_dlpack(x)`,
+    /// `torch.from_dlpack(x)`): a `dltensor_versioned` capsule when
+    /// `max_version >= (1, 0)` (read-only flag on read views), else a legacy
+    /// `dltensor` one. What the consumer holds is revoked with the view.
+    #[pyo3(signature = (*, stream=None, max_version=None, dl_device=None, copy=None))]
+    fn __dlpack__(
+        &self,
+        py: Python<'_>,
+        stream: Option<&Bound<'_, PyAny>>,
+        max_version: Option<(u32, u32)>,
+        dl_device: Option<(i32, i32)>,
+        copy: Option<bool>,
+    ) -> PyResult<Py<PyAny>> {
+        let view = self.view_or_make(py)?;
+        crate::dlpack::export(py, view, self.write, stream, max_version, dl_device, copy)
+    }
+
+    /// `(1, 0)`: kDLCPU, device 0.
+    fn __dlpack_device__(&self) -> (i32, i32) {
+        crate::dlpack::device()
+    }
+
     /// The numpy view of the whole array (created on first use, then the
     /// same object every time).
     fn __enter__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {

@@ -31,6 +31,11 @@ pub(crate) trait ViewSource: Send + Sync {
     fn label(&self) -> &str;
     /// What the view base keeps alive (the handle the file belongs to).
     fn owner(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+    /// May a small view be a private copy? Not for claims' rows: like
+    /// write guards, they write into an array others read, at once.
+    fn copy_ok(&self) -> bool {
+        true
+    }
 }
 
 /// The view part of a lease's state: where to map, and the view once made.
@@ -40,6 +45,10 @@ pub(crate) struct ViewSlot {
     pub write: bool,
     pub window: Option<Arc<Window>>,
     pub view: Option<Py<PyAny>>,
+    /// `Some(bytes)` when the view is a private copy of the window's data
+    /// (small views, `view::copies`): written back at the end of a write
+    /// lease; the window itself is never shown to Python.
+    pub copied: Option<usize>,
 }
 
 impl ViewSlot {
@@ -50,20 +59,47 @@ impl ViewSlot {
             write,
             window: None,
             view: None,
+            copied: None,
         }
     }
 
-    /// Cut the view (and every view derived from it) off from the file. Call
-    /// it before giving the leased bytes back. Returns the view reference, to
+    /// End the view's access to the leased bytes. Call it before giving the
+    /// leased bytes back. If the view escaped the lease (anything besides
+    /// this slot holds a reference to it: a variable, a derived view, a
+    /// memoryview, a DLPack capsule), the view and every view derived from
+    /// it are cut off from the file (revoked). If it did not, nothing can
+    /// reach the window any more, so it is kept, still mapped, for the next
+    /// lease of this slot (no system call). Returns the view reference, to
     /// be dropped once no lock of ours is held.
     pub(crate) fn revoke(&mut self) -> Option<Py<PyAny>> {
-        if let Some(v) = &self.view {
-            view::make_read_only(v);
-        }
-        if let Some(w) = &self.window {
-            w.revoke(&self.pool);
-        }
-        self.view.take()
+        Python::attach(|py| {
+            if let Some(v) = &self.view {
+                self.pool.note_escape(view::escaped(py, v));
+            }
+            if let Some(bytes) = self.copied {
+                // A copy: nothing to revoke (a stale copy only ever holds
+                // this lease's bytes); write it back, keep the window.
+                if let (true, Some(v), Some(w)) = (self.write, &self.view, &self.window) {
+                    view::copy_back(py, v, bytes, w);
+                }
+                if let Some(v) = &self.view {
+                    view::make_read_only(v);
+                }
+                if let Some(w) = self.window.take() {
+                    self.pool.keep(w);
+                }
+            } else if view::must_revoke(py, self.view.as_ref()) {
+                if let Some(v) = &self.view {
+                    view::make_read_only(v);
+                }
+                if let Some(w) = &self.window {
+                    w.revoke(&self.pool);
+                }
+            } else if let Some(w) = self.window.take() {
+                self.pool.keep(w);
+            }
+            self.view.take()
+        })
     }
 }
 
@@ -93,31 +129,36 @@ pub(crate) fn view_of<H: HasViewSlot>(
         }
         (slot.pool.clone(), slot.source.clone(), slot.write)
     };
-    let window = pool
-        .open_window(source.fd())
-        .map_err(|e| {
-            errors::new(
-                py,
-                ErrorKind::Io,
-                &format!("cannot map the data for a view ({e}); free address space or memory"),
-                Some(source.label()),
-            )
-        })?
-        .map(Arc::new);
+    let window = pool.window(source.fd()).map_err(|e| {
+        errors::new(
+            py,
+            ErrorKind::Io,
+            &format!("cannot map the data for a view ({e}); free address space or memory"),
+            Some(source.label()),
+        )
+    })?;
     let spec = ViewSpec {
         descr: source.descr(),
         shape: source.shape(),
         itemsize: source.itemsize(),
         fortran: false,
     };
-    let view = view::make_view(
-        py,
-        &spec,
-        window.as_ref(),
-        write,
-        source.clone().owner(),
-        source.label(),
-    )?;
+    let bytes = view::view_bytes(&spec);
+    let copied = window
+        .as_ref()
+        .filter(|_| source.copy_ok() && pool.views_escape() && view::copies(bytes));
+    let view = match copied {
+        Some(w) => view::make_copy(py, &spec, w, write)?,
+        None => view::make_view(
+            py,
+            &spec,
+            window.as_ref(),
+            write,
+            source.clone().owner(),
+            source.label(),
+        )?,
+    };
+    let copied = copied.map(|_| bytes);
     let mut guard = state.lock();
     match guard.as_mut() {
         Some(held) => {
@@ -128,6 +169,7 @@ pub(crate) fn view_of<H: HasViewSlot>(
                 return Ok(v.clone_ref(py));
             }
             slot.window = window;
+            slot.copied = copied;
             slot.view = Some(view.clone_ref(py));
             Ok(view)
         }

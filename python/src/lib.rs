@@ -11,6 +11,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 mod aio;
+mod dlpack;
 mod errors;
 mod fork;
 mod grow;
@@ -46,6 +47,7 @@ fn _sharray(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(grow::_grow_detect, m)?)?;
     m.add_function(wrap_pyfunction!(ring::_ring_open, m)?)?;
     m.add_function(wrap_pyfunction!(pool::_queue_open, m)?)?;
+    m.add_function(wrap_pyfunction!(view::set_view_policy, m)?)?;
     m.add_function(wrap_pyfunction!(handle::create, m)?)?;
     m.add_function(wrap_pyfunction!(handle::open, m)?)?;
     m.add_function(wrap_pyfunction!(handle::info, m)?)?;

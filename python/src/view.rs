@@ -8,6 +8,7 @@
 
 use std::any::Any;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 
 use numpy::PyArrayDescr;
 use numpy::npyffi::{self, NPY_ARRAY_WRITEABLE, NpyTypes, PY_ARRAY_API, npy_intp};
@@ -79,8 +80,6 @@ pub(crate) fn make_view(
     owner: Arc<dyn Any + Send + Sync>,
     label: &str,
 ) -> PyResult<Py<PyAny>> {
-    let mut dims: Vec<npy_intp> = spec.shape.iter().map(|&d| d as npy_intp).collect();
-    let mut strides = strides(spec.shape, spec.itemsize, spec.fortran);
     let data = match window {
         Some(w) => w.data_ptr(),
         None => EMPTY.as_ptr() as *mut u8,
@@ -93,13 +92,27 @@ pub(crate) fn make_view(
             label: label.to_string(),
         },
     )?;
+    new_array(py, spec, data, write, base.into_any())
+}
+
+/// A numpy array over `data` (which holds the bytes `spec` describes as
+/// long as `base` lives) with `base` as its base object.
+fn new_array(
+    py: Python<'_>,
+    spec: &ViewSpec<'_>,
+    data: *mut u8,
+    write: bool,
+    base: Py<PyAny>,
+) -> PyResult<Py<PyAny>> {
+    let mut dims: Vec<npy_intp> = spec.shape.iter().map(|&d| d as npy_intp).collect();
+    let mut strides = strides(spec.shape, spec.itemsize, spec.fortran);
     let flags = if write { NPY_ARRAY_WRITEABLE } else { 0 };
     // SAFETY: numpy C API under the GIL. `descr` is a new reference that
     // PyArray_NewFromDescr steals; dims/strides have `nd` entries and
-    // describe exactly the bytes at `data` that the window maps (or an
-    // empty array that never touches `EMPTY`). PyArray_SetBaseObject steals
-    // `base` in every case, so the window outlives the array and all views
-    // numpy derives from it.
+    // describe exactly the bytes at `data`, which `base` keeps valid (a
+    // window, a copy buffer, or an empty array that never touches
+    // `EMPTY`). PyArray_SetBaseObject steals `base` in every case, so the
+    // memory outlives the array and all views numpy derives from it.
     unsafe {
         let descr = spec.descr.bind(py).clone().into_ptr() as *mut npyffi::PyArray_Descr;
         let arr = PY_ARRAY_API.PyArray_NewFromDescr(
@@ -139,4 +152,172 @@ pub(crate) fn make_read_only(view: &Py<PyAny>) {
         let arr = view.as_ptr() as *mut npyffi::PyArrayObject;
         (*arr).flags &= !NPY_ARRAY_WRITEABLE;
     }
+}
+
+/// Does anything besides its guard or lease hold the view made by
+/// [`make_view`]? The guard or lease holds exactly one reference; every
+/// variable, derived view (numpy makes the view their base), memoryview and
+/// DLPack capsule holds another. With the GIL held and a count of one,
+/// nothing else can reach the view's memory through Python objects.
+pub(crate) fn escaped(_py: Python<'_>, view: &Py<PyAny>) -> bool {
+    // SAFETY: `view` is a live object (we hold a reference); reading its
+    // reference count is what `sys.getrefcount` does, with the GIL held.
+    unsafe { pyo3::ffi::Py_REFCNT(view.as_ptr()) > 1 }
+}
+
+/// How guards and leases end their views (`sharray.set_view_policy`).
+static POLICY: AtomicU8 = AtomicU8::new(POLICY_AUTO);
+const POLICY_AUTO: u8 = 0;
+const POLICY_ALWAYS: u8 = 1;
+const POLICY_NEVER: u8 = 2;
+const POLICY_NAMES: [&str; 3] = ["auto", "always", "never"];
+
+/// Must the window of `view` be revoked when its guard or lease ends?
+/// `auto`: only if the view escaped; `always`: yes (also covers raw
+/// addresses taken without a reference); `never`: no (stale views may read
+/// later data: the documented opt-out).
+pub(crate) fn must_revoke(py: Python<'_>, view: Option<&Py<PyAny>>) -> bool {
+    match POLICY.load(Ordering::Relaxed) {
+        POLICY_ALWAYS => true,
+        POLICY_NEVER => false,
+        _ => view.is_some_and(|v| escaped(py, v)),
+    }
+}
+
+/// Choose what happens to numpy views when their guard or lease ends, for
+/// this process.
+///
+/// - `"auto"` (default): a view that escaped (anything still references it:
+///   a variable, a slice, a memoryview, a DLPack capsule or tensor) is
+///   revoked and reads zeros; a view nothing references is not revoked and
+///   its mapping is reused by the next guard or lease (no system call).
+/// - `"always"`: revoke every view, as before 0.2 (two system calls per
+///   guard or lease); use it when C code keeps raw addresses of views
+///   without holding a reference to them.
+/// - `"never"`: revoke nothing: stale views keep reading (and writing!) the
+///   shared bytes, which by then belong to a later frame or lock holder.
+///   Only for users who accept that; saves the revocation for escaped views.
+///
+/// `copy_below` (bytes, `"auto"` only): views of guards and leases of at
+/// most this many bytes are private copies instead of windows into the file
+/// (copied in when the view is made, and back when a write guard, loan or
+/// claim ends): no revocation is needed, because a stale copy never reads
+/// another owner's data, only the frame it was made from. Default 64 KiB
+/// (the measured crossover, BENCHMARKS.md); 0 turns copies off.
+///
+/// Returns the previous `(policy, copy_below)`; with no arguments, the
+/// current ones, unchanged.
+#[pyfunction]
+#[pyo3(signature = (policy=None, copy_below=None))]
+pub(crate) fn set_view_policy(
+    py: Python<'_>,
+    policy: Option<&str>,
+    copy_below: Option<usize>,
+) -> PyResult<(&'static str, usize)> {
+    let k = match policy {
+        None => None,
+        Some(p) => match POLICY_NAMES.iter().position(|&n| n == p) {
+            Some(k) => Some(k as u8),
+            None => {
+                return Err(crate::errors::new(
+                    py,
+                    sharray::ErrorKind::InvalidInput,
+                    &format!("unknown view policy {p:?}; use \"auto\", \"always\" or \"never\""),
+                    None,
+                ));
+            }
+        },
+    };
+    let old_copy = match copy_below {
+        Some(n) => COPY_BELOW.swap(n, Ordering::Relaxed),
+        None => COPY_BELOW.load(Ordering::Relaxed),
+    };
+    let old = match k {
+        Some(k) => POLICY.swap(k, Ordering::Relaxed),
+        None => POLICY.load(Ordering::Relaxed),
+    };
+    Ok((POLICY_NAMES[old as usize], old_copy))
+}
+
+/// Views of at most this many bytes are copies (see `set_view_policy`).
+static COPY_BELOW: AtomicUsize = AtomicUsize::new(64 << 10);
+
+/// Should a view of `nbytes` be a private copy?
+pub(crate) fn copies(nbytes: usize) -> bool {
+    nbytes > 0
+        && POLICY.load(Ordering::Relaxed) == POLICY_AUTO
+        && nbytes <= COPY_BELOW.load(Ordering::Relaxed)
+}
+
+fn nbytes(spec: &ViewSpec<'_>) -> usize {
+    spec.shape.iter().product::<usize>() * spec.itemsize
+}
+
+/// The memory of a copied view (16-byte aligned), freed when the last
+/// array using it is gone. Arrays over it do not own their data, so numpy
+/// never reallocates it (`resize` refuses).
+#[pyclass(module = "sharray", name = "_CopyBase", frozen)]
+pub(crate) struct CopyBase {
+    ptr: *mut u128,
+    words: usize,
+}
+
+// SAFETY: the buffer is plain heap memory that this object owns; it is only
+// read and written through numpy arrays under the GIL and freed once.
+unsafe impl Send for CopyBase {}
+// SAFETY: as above: the object itself never touches the bytes.
+unsafe impl Sync for CopyBase {}
+
+impl Drop for CopyBase {
+    fn drop(&mut self) {
+        // SAFETY: `ptr`/`words` come from Box::into_raw of a boxed slice of
+        // `words` MaybeUninit<u128>, freed only here.
+        unsafe {
+            drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                self.ptr as *mut std::mem::MaybeUninit<u128>,
+                self.words,
+            )))
+        };
+    }
+}
+
+/// A numpy array over a private copy of the window's data (read-only
+/// unless `write`): the view of a small guard or lease. Nothing about it is
+/// ever revoked; it keeps the bytes it was made with.
+pub(crate) fn make_copy(
+    py: Python<'_>,
+    spec: &ViewSpec<'_>,
+    window: &Window,
+    write: bool,
+) -> PyResult<Py<PyAny>> {
+    let n = nbytes(spec);
+    let words = n.div_ceil(16).max(1);
+    // Not zeroed: every byte the array can see is copied in below.
+    let buf: Box<[std::mem::MaybeUninit<u128>]> = Box::new_uninit_slice(words);
+    let ptr = Box::into_raw(buf) as *mut u128;
+    let base = Py::new(py, CopyBase { ptr, words })?;
+    // SAFETY: the window maps at least `n` data bytes from `data_ptr()`
+    // (its region covers the whole view) and the buffer has >= n bytes;
+    // the buffer is ours alone, so they cannot overlap.
+    unsafe { std::ptr::copy_nonoverlapping(window.data_ptr(), ptr as *mut u8, n) };
+    new_array(py, spec, ptr as *mut u8, write, base.into_any())
+}
+
+/// Write a copy made by [`make_copy`] back into the window (the end of a
+/// write guard, loan or claim whose view is a copy).
+pub(crate) fn copy_back(_py: Python<'_>, view: &Py<PyAny>, spec_bytes: usize, window: &Window) {
+    // SAFETY: `view` is the contiguous array of `spec_bytes` bytes that
+    // make_copy made (over a CopyBase buffer numpy cannot reallocate),
+    // read with the GIL held; the window is live, writable (copies are
+    // written back only for write guards and loans, whose regions are
+    // mapped writable) and maps at least `spec_bytes` data bytes.
+    unsafe {
+        let a = view.as_ptr() as *mut npyffi::PyArrayObject;
+        std::ptr::copy_nonoverlapping((*a).data as *const u8, window.data_ptr(), spec_bytes);
+    }
+}
+
+/// Bytes of a view described by `spec`.
+pub(crate) fn view_bytes(spec: &ViewSpec<'_>) -> usize {
+    nbytes(spec)
 }

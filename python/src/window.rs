@@ -26,7 +26,15 @@
 //! later mapping can appear under a stale pointer.
 //!
 //! Cost: two syscalls per guard (about 10-20 us for 8 MiB on the reference
-//! VM), independent of how much of the data is touched. Kernels older than
+//! VM), independent of how much of the data is touched.
+//!
+//! Cheaper ends (issue 13, `view::set_view_policy`): a window whose view
+//! nothing references any more when its guard ends (checked with the GIL:
+//! the guard holds the only reference) cannot be reached by anyone, so it
+//! is not revoked but kept in its pool ([`ShadowPool::keep`]) and handed,
+//! still mapped, to the next guard (no syscall). Small views whose
+//! predecessors escaped are private copies instead (`view::make_copy`):
+//! their window stays inside the guard and is kept the same way. Kernels older than
 //! 5.13 refuse `MREMAP_DONTUNMAP` on shared mappings: then step 1 is skipped
 //! and each window faults its pages in again (correct, slower).
 //!
@@ -42,6 +50,7 @@
 use std::io;
 use std::os::fd::BorrowedFd;
 use std::ptr::NonNull;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
@@ -147,7 +156,18 @@ pub(crate) struct ShadowPool {
     /// (advice such as `MADV_RANDOM` belongs to one mapping, and each guard
     /// has its own).
     advice: Mutex<Vec<(usize, usize, libc::c_int)>>,
+    /// Windows whose views never escaped their guard or lease: still mapped
+    /// to the file, handed to the next guard or lease as they are (no system
+    /// call at all). At most `MAX_READY`.
+    ready: Mutex<Vec<Arc<Window>>>,
+    /// Did the last view of this pool escape its guard or lease? Small
+    /// views are copies only while views escape (a copy costs a memcpy;
+    /// a view that does not escape costs nothing at all).
+    escapes: AtomicBool,
 }
+
+/// Unrevoked windows kept per pool (see [`ShadowPool::keep`]).
+const MAX_READY: usize = 2;
 
 impl ShadowPool {
     pub(crate) fn new(region: Option<Region>) -> ShadowPool {
@@ -157,6 +177,8 @@ impl ShadowPool {
             max: MAX_SHADOWS,
             populate: false,
             advice: Mutex::new(Vec::new()),
+            ready: Mutex::new(Vec::new()),
+            escapes: AtomicBool::new(true),
         }
     }
 
@@ -170,6 +192,8 @@ impl ShadowPool {
             max,
             populate: true,
             advice: Mutex::new(Vec::new()),
+            ready: Mutex::new(Vec::new()),
+            escapes: AtomicBool::new(true),
         }
     }
 
@@ -185,6 +209,12 @@ impl ShadowPool {
             a.remove(0);
         }
         a.push((off, len, advice));
+        drop(a);
+        if let Some(region) = self.region {
+            for w in self.ready.lock().iter() {
+                apply(&w.state.lock().map, &region, off, len, advice);
+            }
+        }
     }
 
     /// Apply the remembered advice to a window's mapping.
@@ -202,6 +232,44 @@ impl ShadowPool {
         for map in self.shadows.lock().iter() {
             apply(map, &region, off, len, libc::MADV_DONTNEED);
         }
+        for w in self.ready.lock().iter() {
+            apply(&w.state.lock().map, &region, off, len, libc::MADV_DONTNEED);
+        }
+    }
+
+    /// Remember whether the view of the guard or lease that just ended
+    /// escaped it.
+    pub(crate) fn note_escape(&self, escaped: bool) {
+        self.escapes.store(escaped, Ordering::Relaxed);
+    }
+
+    /// Did the last view escape (then small views should be copies)?
+    pub(crate) fn views_escape(&self) -> bool {
+        self.escapes.load(Ordering::Relaxed)
+    }
+
+    /// Keep a window that nothing outside its guard or lease points into
+    /// (its view was never shared: the caller checked that the only
+    /// reference left to the view is its own, with the GIL held) for the
+    /// next guard or lease, instead of revoking it. If the pool already
+    /// keeps enough, the window is revoked (its pages become a shadow).
+    pub(crate) fn keep(&self, window: Arc<Window>) {
+        let mut ready = self.ready.lock();
+        if ready.len() < MAX_READY && !window.persistent {
+            ready.push(window);
+            return;
+        }
+        drop(ready);
+        window.revoke(self);
+    }
+
+    /// A window for one guard or lease: a kept one (no system call), else a
+    /// new one (`Ok(None)` for an array without data).
+    pub(crate) fn window(&self, fd: BorrowedFd<'_>) -> io::Result<Option<Arc<Window>>> {
+        if let Some(w) = self.ready.lock().pop() {
+            return Ok(Some(w));
+        }
+        Ok(self.open_window(fd)?.map(Arc::new))
     }
 
     /// A new window for one guard (`Ok(None)` for an array without data).

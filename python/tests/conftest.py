@@ -88,3 +88,16 @@ def run_child(proc: subprocess.Popen, limit: float = WATCHDOG):
         out, err = proc.communicate()
         pytest.fail(f"child {proc.args!r} hung for more than {limit} s; killed by the watchdog\n{out}\n{err}")
     return proc.returncode, out, err
+
+
+@pytest.fixture
+def windows():
+    """Small views map the file too (no private copies) during the test: for
+    tests of revocable windows with small arrays and frames."""
+    import sharray
+
+    old = sharray.set_view_policy("auto", copy_below=0)
+    try:
+        yield
+    finally:
+        sharray.set_view_policy(*old)

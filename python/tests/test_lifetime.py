@@ -6,6 +6,10 @@ Documented behaviour under test: when a guard ends, its view becomes
 read-only and it and every derived view/memoryview are cut off from the
 file: they read zeros, and writes through derived writable views go to
 private memory nobody else sees. The file is never touched through them.
+
+These tests use small arrays, whose read views are private copies by
+default (test_speed.py covers those): the `windows` fixture makes every view
+here a revocable window.
 """
 
 import gc
@@ -16,6 +20,8 @@ import numpy as np
 import pytest
 
 import sharray
+
+pytestmark = pytest.mark.usefixtures("windows")
 
 
 @pytest.fixture

@@ -206,6 +206,7 @@ def test_pickles_keep_mode_and_raw_layout(tmp_path):
     assert "copy-on-write" in repr(sharray.open(path, mode="c"))
 
 
+@pytest.mark.usefixtures("windows")
 def test_ring_advice_reaches_lease_views(tmp_path):
     ring = sharray.Ring.create(str(tmp_path / "r.npy"), (4 * PAGE,), np.uint8, slots=2)
     assert ring.advise("willneed") == "applied"

@@ -145,6 +145,7 @@ def test_python_worker_killed_mid_chunk_is_redone(tmp_path, worker_pool):
         assert np.array_equal(y, expected(inp))  # no NaN left from the half-written chunk
 
 
+@pytest.mark.usefixtures("windows")
 def test_claim_rows_view_lifetime(tmp_path):
     out = sharray.create(str(tmp_path / "o.npy"), (10, 3), np.int32)
     q = sharray.WorkQueue.create(str(tmp_path / "q.npy"), rows=10, chunk_rows=4)

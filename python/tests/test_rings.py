@@ -281,6 +281,7 @@ def test_a_closed_stream_takes_producers_only_when_reopened(tmp_path, ring_peer)
         consumer.recv(timeout=5)
 
 
+@pytest.mark.usefixtures("windows")
 def test_iteration_releases_each_lease_when_asking_for_the_next(tmp_path):
     ring = make_ring(tmp_path, slots=2)
     with ring.producer() as p:
@@ -300,6 +301,7 @@ def test_iteration_releases_each_lease_when_asking_for_the_next(tmp_path):
     assert not second.active
 
 
+@pytest.mark.usefixtures("windows")
 def test_views_are_zero_copy(tmp_path):
     ring = sharray.Ring.create(str(tmp_path / "zc.npy"), (64, 32), np.float32, slots=2)
     producer, consumer = ring.producer(), ring.consumer()
@@ -347,6 +349,7 @@ def test_steady_state_leases_take_no_page_faults(tmp_path):
     assert faults < frames, f"{faults} page faults for {frames} frames"
 
 
+@pytest.mark.usefixtures("windows")
 def test_loan_exception_gives_the_slot_back(tmp_path):
     ring = make_ring(tmp_path, slots=2)
     producer, consumer = ring.producer(), ring.consumer()

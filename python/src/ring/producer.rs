@@ -331,6 +331,28 @@ impl Drop for WriteLoan {
 
 #[pymethods]
 impl WriteLoan {
+    /// DLPack export of the view, no copy (`np.from_dlpack(x)`,
+    /// `torch.from_dlpack(x)`): a `dltensor_versioned` capsule when
+    /// `max_version >= (1, 0)` (read-only flag on read views), else a legacy
+    /// `dltensor` one. What the consumer holds is revoked with the view.
+    #[pyo3(signature = (*, stream=None, max_version=None, dl_device=None, copy=None))]
+    fn __dlpack__(
+        &self,
+        py: Python<'_>,
+        stream: Option<&Bound<'_, PyAny>>,
+        max_version: Option<(u32, u32)>,
+        dl_device: Option<(i32, i32)>,
+        copy: Option<bool>,
+    ) -> PyResult<Py<PyAny>> {
+        let view = self.view(py)?;
+        crate::dlpack::export(py, view, true, stream, max_version, dl_device, copy)
+    }
+
+    /// `(1, 0)`: kDLCPU, device 0.
+    fn __dlpack_device__(&self) -> (i32, i32) {
+        crate::dlpack::device()
+    }
+
     /// The writable numpy view of the slot (the frame shape and dtype).
     fn __enter__(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         self.view(py)
