@@ -5,6 +5,8 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
+use common::cli_fails as fails;
+
 use std::process::Output;
 
 use sharray::{Dtype, Order, UntypedArray};
@@ -13,6 +15,7 @@ fn sharray(args: &[&str]) -> Output {
     common::cli_run(args)
 }
 
+/// Run `sharray`, which must succeed and print nothing on stderr; its stdout.
 fn ok(args: &[&str]) -> String {
     let out = sharray(args);
     assert!(
@@ -26,17 +29,6 @@ fn ok(args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn fails(args: &[&str], code: i32) -> String {
-    let out = sharray(args);
-    assert_eq!(out.status.code(), Some(code), "sharray {args:?}");
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    if code != 2 {
-        assert_eq!(err.lines().count(), 1, "one line expected: {err}");
-        assert!(err.starts_with("sharray: "), "{err}");
-    }
-    err
 }
 
 #[test]

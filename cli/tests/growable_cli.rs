@@ -8,24 +8,8 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::cli_run;
+use common::{cli_fails, cli_ok as ok, cli_run};
 use sharray::{Dtype, Order};
-
-fn ok(args: &[&str]) -> String {
-    let out = cli_run(args);
-    assert!(
-        out.status.success(),
-        "sharray {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = cli_run(args);
-    assert!(!out.status.success(), "sharray {args:?} should fail");
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
 
 /// A .npy of `n` rows of 3 `<i8`: (id, k, id * 1000 + k).
 fn rows_file(path: &Path, id: i64, n: usize) {
@@ -68,7 +52,7 @@ fn create_append_info_check() {
     let out = ok(&["append", gs, r.to_str().unwrap()]);
     assert!(out.contains("appended 4 rows at row 4"), "{out}");
     // Past the capacity: refused, naming it, nothing changes.
-    let err = fails(&["append", gs, r.to_str().unwrap()]);
+    let err = cli_fails(&["append", gs, r.to_str().unwrap()], 1);
     assert!(
         err.contains("capacity 10 rows") && err.contains("--capacity"),
         "{err}"
@@ -95,7 +79,7 @@ fn create_append_info_check() {
         0o600,
     )
     .unwrap();
-    assert!(fails(&["append", gs, f.to_str().unwrap()]).contains("holds <f8"));
+    assert!(cli_fails(&["append", gs, f.to_str().unwrap()], 1).contains("holds <f8"));
     let w = dir.path().join("w.npy");
     sharray::write_npy(
         &w,
@@ -106,29 +90,35 @@ fn create_append_info_check() {
         0o600,
     )
     .unwrap();
-    assert!(fails(&["append", gs, w.to_str().unwrap()]).contains("give (N, 3) or one row"));
+    assert!(cli_fails(&["append", gs, w.to_str().unwrap()], 1).contains("give (N, 3) or one row"));
     // Growable options need a growable array.
-    fails(&[
-        "create",
-        dir.path().join("x.npy").to_str().unwrap(),
-        "--dtype",
-        "f4",
-        "--shape",
-        "3",
-        "--capacity",
-        "4",
-    ]);
-    let err = fails(&[
-        "create",
-        dir.path().join("y.npy").to_str().unwrap(),
-        "--dtype",
-        "f4",
-        "--shape",
-        "0,3",
-        "--growable",
-        "--order",
-        "F",
-    ]);
+    cli_fails(
+        &[
+            "create",
+            dir.path().join("x.npy").to_str().unwrap(),
+            "--dtype",
+            "f4",
+            "--shape",
+            "3",
+            "--capacity",
+            "4",
+        ],
+        2,
+    );
+    let err = cli_fails(
+        &[
+            "create",
+            dir.path().join("y.npy").to_str().unwrap(),
+            "--dtype",
+            "f4",
+            "--shape",
+            "0,3",
+            "--growable",
+            "--order",
+            "F",
+        ],
+        1,
+    );
     assert!(err.contains("C order"), "{err}");
     // Damage is found by check.
     use std::os::unix::fs::FileExt;

@@ -4,31 +4,7 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
-use std::process::Output;
-
-fn sharray(args: &[&str]) -> Output {
-    common::cli_run(args)
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = sharray(args);
-    assert!(
-        out.status.success(),
-        "sharray {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn fails(args: &[&str], code: i32) -> String {
-    let out = sharray(args);
-    assert_eq!(out.status.code(), Some(code), "sharray {args:?}");
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    if code != 2 {
-        assert_eq!(err.lines().count(), 1, "one line expected: {err}");
-    }
-    err
-}
+use common::{cli_fails as fails, cli_ok as ok};
 
 #[test]
 fn import_raw_from_numpy_memmap_keeps_layout_and_values() {

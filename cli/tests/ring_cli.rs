@@ -4,36 +4,10 @@
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
-use std::process::Output;
+use common::{cli_fails as fails, cli_ok as ok};
 
 use sharray::{ErrorKind, Ring};
 use std::time::{Duration, Instant};
-
-fn sharray(args: &[&str]) -> Output {
-    common::cli_run(args)
-}
-
-fn ok(args: &[&str]) -> String {
-    let o = sharray(args);
-    assert!(
-        o.status.success(),
-        "sharray {args:?} failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn fails(args: &[&str], code: i32) -> String {
-    let o = sharray(args);
-    assert_eq!(o.status.code(), Some(code), "sharray {args:?}: {o:?}");
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(
-        err.trim_end().lines().count(),
-        1,
-        "one line on stderr: {err}"
-    );
-    err
-}
 
 #[test]
 fn push_pop_round_trip_with_numpy() {

@@ -203,6 +203,35 @@ pub fn cli_run(args: &[&str]) -> std::process::Output {
     cli().args(args).output().expect("run the sharray binary")
 }
 
+/// Run `sharray` with `args`, which must succeed; its stdout.
+pub fn cli_ok(args: &[&str]) -> String {
+    let out = cli_run(args);
+    assert!(
+        out.status.success(),
+        "sharray {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Run `sharray` with `args`, which must exit with `code` and, unless it is
+/// a usage error (2, printed by clap), say why in one line starting with
+/// `sharray: `; its stderr.
+pub fn cli_fails(args: &[&str], code: i32) -> String {
+    let out = cli_run(args);
+    assert_eq!(out.status.code(), Some(code), "sharray {args:?}: {out:?}");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    if code != 2 {
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "one line expected: {err}"
+        );
+        assert!(err.starts_with("sharray: "), "{err}");
+    }
+    err
+}
+
 /// Lines of a child's stdout, read by a background thread.
 pub struct Lines {
     rx: Receiver<String>,
