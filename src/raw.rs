@@ -8,7 +8,7 @@ use std::path::Path;
 use crate::array::{OpenOptions, Order, SharedArray, UntypedArray};
 use crate::element::Element;
 use crate::error::{Error, ErrorKind, Result};
-use crate::format::npy::{Dtype, NpyHeader};
+use crate::format::npy::{Dtype, NpyHeader, shape_repr};
 use crate::mapping::{MapSpec, Mapping};
 
 /// The layout of a headerless file: dtype, shape, order and the byte offset
@@ -138,7 +138,7 @@ pub(crate) fn check_raw_size(header: &NpyHeader, offset: u64, file_len: u64) -> 
             ErrorKind::InvalidInput,
             format!(
                 "shape {} of {} overflows; give a smaller shape",
-                shape_text(&header.shape),
+                shape_repr(&header.shape),
                 dtype_label(&header.dtype)
             ),
         )
@@ -150,7 +150,7 @@ pub(crate) fn check_raw_size(header: &NpyHeader, offset: u64, file_len: u64) -> 
     let dtype = dtype_label(&header.dtype);
     let what = format!(
         "{dtype} {}{}",
-        shape_text(&header.shape),
+        shape_repr(&header.shape),
         if header.fortran_order {
             " (F order)"
         } else {
@@ -179,7 +179,7 @@ pub(crate) fn check_raw_size(header: &NpyHeader, offset: u64, file_len: u64) -> 
         if rest > 0 {
             s += &format!(" and {rest} stray bytes (check the offset and dtype)");
         } else if let Some(shape) = fitting_shape(&header.shape, count) {
-            s += &format!(", e.g. shape {}", shape_text(&shape));
+            s += &format!(", e.g. shape {}", shape_repr(&shape));
         }
         s
     };
@@ -232,20 +232,6 @@ fn dtype_label(d: &Dtype) -> String {
         Some('f') if bits <= 64 => format!("float{bits}"),
         Some('c') if bits <= 128 => format!("complex{bits}"),
         _ => d.descr().to_string(),
-    }
-}
-
-fn shape_text(shape: &[usize]) -> String {
-    match shape {
-        [one] => format!("({one},)"),
-        _ => format!(
-            "({})",
-            shape
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
     }
 }
 

@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
+use sharray::format::npy::shape_repr;
 use sharray::{CopyOptions, Dtype, Error, ErrorKind, FileKind, Info, Order, Result, UntypedArray};
 
 /// Commands on arrays and plain `.npy` files.
@@ -305,26 +306,11 @@ fn create(args: CreateArgs) -> Result<()> {
         "created {}: {} {} {}-order, {} bytes of data",
         path.display(),
         a.dtype(),
-        shape_text(a.shape()),
+        shape_repr(a.shape()),
         a.order().as_str(),
         a.nbytes()
     );
     Ok(())
-}
-
-/// numpy's spelling of a shape: `()`, `(5,)`, `(3, 4)`.
-pub(crate) fn shape_text(shape: &[usize]) -> String {
-    match shape {
-        [d] => format!("({d},)"),
-        _ => format!(
-            "({})",
-            shape
-                .iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
 }
 
 pub(crate) fn human_bytes(n: u64) -> String {
@@ -429,7 +415,7 @@ fn info(loc: &str, json: bool, allow_other_owner: bool) -> Result<()> {
     } else {
         println!("dtype:          {} ({name})", i.dtype);
     }
-    println!("shape:          {}", shape_text(&i.shape));
+    println!("shape:          {}", shape_repr(&i.shape));
     println!("order:          {}", i.order.as_str());
     println!("itemsize:       {}", i.dtype.itemsize());
     println!("data_offset:    {}", i.data_offset);
@@ -496,7 +482,7 @@ fn check(loc: &str, lock_timeout: Option<Duration>) -> Result<()> {
             "ok: {} is a valid sharray growable array (format 2) ({} rows of {}, capacity {})",
             path.display(),
             g.len(),
-            shape_text(g.row_shape()),
+            shape_repr(g.row_shape()),
             g.capacity()
         );
         return Ok(());
@@ -516,7 +502,7 @@ fn check(loc: &str, lock_timeout: Option<Duration>) -> Result<()> {
                 )
             },
             i.dtype,
-            shape_text(&i.shape),
+            shape_repr(&i.shape),
             i.order.as_str()
         );
         return Ok(());

@@ -12,7 +12,8 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 use sharray::{Error, ErrorKind, FileKind, Info, Result, Ring, WorkQueue};
 
-use crate::array_cmds::{human_bytes, shape_text};
+use crate::array_cmds::human_bytes;
+use sharray::format::npy::shape_repr;
 
 /// Commands on files.
 #[derive(Subcommand)]
@@ -198,7 +199,7 @@ fn ls(dir: &Path, as_json: bool) -> Result<()> {
             "{:<6} {:<10} {:<18} {:>10} {:>5}  {}",
             i.kind,
             i.dtype.descr(),
-            shape_text(&i.shape),
+            shape_repr(&i.shape),
             human_bytes(i.file_len),
             live.map_or("-".to_string(), |n| n.to_string()),
             i.path.display()

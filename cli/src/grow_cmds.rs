@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use clap::{Args, Subcommand};
+use sharray::format::npy::shape_repr;
 use sharray::{Dtype, Error, ErrorKind, GrowableArray, Order, Result};
 
 /// The `--growable` options of `sharray create`.
@@ -81,7 +82,7 @@ pub fn create(
         "created {}: growable {} rows of {}, {} rows, capacity {} rows",
         path.display(),
         a.dtype(),
-        crate::array_cmds::shape_text(row_shape),
+        shape_repr(row_shape),
         a.len(),
         a.capacity()
     );
@@ -113,9 +114,9 @@ fn append(loc: &str, rows_path: &str) -> Result<()> {
             ErrorKind::ShapeMismatch,
             format!(
                 "{rows_path} has shape {}, but rows of {} have shape {}: give (N, {}) or one row",
-                crate::array_cmds::shape_text(shape),
+                shape_repr(shape),
                 path.display(),
-                crate::array_cmds::shape_text(g.row_shape()),
+                shape_repr(g.row_shape()),
                 g.row_shape()
                     .iter()
                     .map(usize::to_string)
@@ -179,7 +180,7 @@ pub fn info(path: &Path, json: bool) -> Result<bool> {
     );
     println!("dtype:          {}", i.dtype);
     let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
-    println!("shape:          {}", crate::array_cmds::shape_text(&shape));
+    println!("shape:          {}", shape_repr(&shape));
     println!(
         "rows:           {} published, {} reserved",
         i.rows, i.reserved

@@ -10,6 +10,7 @@ use parking_lot::Mutex;
 use pyo3::prelude::*;
 use pyo3::types::{IntoPyDict, PyDict, PyTuple};
 use sharray::{Dtype, ErrorKind, Info, OpenOptions, Order, UntypedArray};
+use sharray::format::npy::shape_repr;
 
 use crate::errors::{self, IntoPy};
 use crate::fork::{self, Origin};
@@ -674,7 +675,7 @@ impl SharedArray {
                 format!(
                     "<sharray.SharedArray {:?} shape={} dtype={dt} order={}{}>",
                     self.path,
-                    py_tuple(i.array.shape()),
+                    shape_repr(i.array.shape()),
                     i.array.order().as_str(),
                     if self.cow {
                         " copy-on-write"
@@ -712,20 +713,6 @@ fn with_view<T>(
     out
 }
 
-/// `(2, 3)`, `(5,)` or `()`, as Python prints a tuple.
-pub(crate) fn py_tuple(shape: &[usize]) -> String {
-    match shape {
-        [one] => format!("({one},)"),
-        _ => format!(
-            "({})",
-            shape
-                .iter()
-                .map(|d| d.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
 
 /// Create a new shared array file and return a read-write handle.
 ///

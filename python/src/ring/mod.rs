@@ -26,7 +26,8 @@ use sharray::ErrorKind;
 
 use crate::errors::{self, IntoPy};
 use crate::fork::{self, Origin};
-use crate::handle::{location, numpy_dtype, py_tuple, shape_arg, sharray_dtype};
+use crate::handle::{location, numpy_dtype, shape_arg, sharray_dtype};
+use sharray::format::npy::shape_repr;
 use crate::lease::{ViewSlot, ViewSource};
 use crate::window::{Region, ShadowPool};
 
@@ -388,7 +389,7 @@ impl Ring {
             "<sharray.Ring {:?} slots={} frame_shape={} dtype={dt} {}{}>",
             s.path,
             s.ring.slots(),
-            py_tuple(&s.frame_shape),
+            shape_repr(&s.frame_shape),
             if s.ring.is_broadcast() {
                 "broadcast"
             } else {

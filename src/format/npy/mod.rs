@@ -32,6 +32,13 @@ pub use dtype::Dtype;
 pub use header::NpyHeader;
 use literal::*;
 
+/// A shape as Python and numpy print it: `()`, `(5,)`, `(3, 4)`.
+pub fn shape_repr(dims: &[usize]) -> String {
+    let mut s = String::with_capacity(2 + 22 * dims.len());
+    py_repr_shape(dims, &mut s);
+    s
+}
+
 /// The first six bytes of every `.npy` file.
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
 /// The largest `HEADER_LEN` that [`NpyHeader::parse`] accepts (1 MiB); also
