@@ -25,7 +25,7 @@ use std::os::fd::AsFd;
 use std::time::Duration;
 
 use super::queue::row_bytes;
-use crate::array::SharedArray;
+use crate::array::{SharedArray, UntypedArray};
 use crate::element::Element;
 use crate::error::{Error, ErrorKind, Result};
 use crate::file::Wait;
@@ -178,18 +178,7 @@ impl<T: Element> SharedArray<T> {
                 exclusive: r.mode == RowMode::Exclusive,
             })
             .collect();
-        let file = map.shared_file();
-        let ids = file
-            .ranges()
-            .acquire(&spans, Some(file.file().as_fd()), wait)
-            .map_err(|e| Error::io("cannot lock rows", e).at(self.path()))?
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::LockTimeout,
-                    "timed out waiting for a row lock; another process or thread holds overlapping rows, retry or raise the timeout",
-                )
-                .at(self.path())
-            })?;
+        let ids = acquire_spans(untyped, &spans, wait)?;
         Ok(RowsGuard {
             array: self,
             regions,
@@ -265,4 +254,21 @@ impl<T: Element> Drop for RowsGuard<'_, T> {
         let file = self.array.untyped().mapping().shared_file();
         file.ranges().release(&self.ids, Some(file.file().as_fd()));
     }
+}
+
+/// Take the row-region locks `spans` (file offsets) of `array`: OFD locks
+/// across processes and the range table across this process's threads.
+/// Returns the ids to release.
+pub(super) fn acquire_spans(array: &UntypedArray, spans: &[Span], wait: Wait) -> Result<Vec<u64>> {
+    let file = array.mapping().shared_file();
+    file.ranges()
+        .acquire(spans, Some(file.file().as_fd()), wait)
+        .map_err(|e| Error::io("cannot lock rows", e).at(array.path()))?
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::LockTimeout,
+                "timed out waiting for a row lock; another process or thread holds overlapping rows, retry or raise the timeout",
+            )
+            .at(array.path())
+        })
 }

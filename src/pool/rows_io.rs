@@ -139,17 +139,7 @@ impl UntypedArray {
             end: base + (off + len) as u64,
             exclusive,
         };
-        let file = map.shared_file();
-        file.ranges()
-            .acquire(&[span], Some(file.file().as_fd()), timeout.map_or(Wait::Forever, Wait::timeout))
-            .map_err(|e| Error::io("cannot lock rows", e).at(self.path()))?
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::LockTimeout,
-                    "timed out waiting for a row lock; another process or thread holds overlapping rows, retry or raise the timeout",
-                )
-                .at(self.path())
-            })
+        super::region::acquire_spans(self, &[span], timeout.map_or(Wait::Forever, Wait::timeout))
     }
 
     fn unlock_span(&self, ids: &[u64]) {

@@ -210,17 +210,9 @@ pub unsafe fn populate_read(ptr: *mut u8, len: usize) -> io::Result<()> {
 ///
 /// As [`populate_read`] / [`populate_write`].
 unsafe fn populate(ptr: *mut u8, len: usize, advice: libc::c_int) -> io::Result<()> {
-    if len == 0 {
-        return Ok(());
-    }
-    let page = page_size();
-    let start = (ptr as usize) & !(page - 1);
-    let len = len + (ptr as usize - start);
-    // SAFETY: the caller guarantees the range is inside a live mapping; the
-    // rounded-down start is in the same mapping because mappings are page
-    // aligned. Populating never changes contents.
-    cvt(unsafe { libc::madvise(start as *mut libc::c_void, len, advice) })?;
-    Ok(())
+    // SAFETY: the caller guarantees the range is inside a live mapping;
+    // populating never changes contents.
+    unsafe { madvise(ptr, len, advice) }
 }
 
 /// `madvise(advice)` over the pages covering `[ptr, ptr+len)` (the start is
