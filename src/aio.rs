@@ -52,6 +52,12 @@ pub(crate) trait WaitWords: Send + Sync + 'static {
     fn waiters(&self) -> Option<&AtomicU32>;
     /// Periodic upkeep every [`SLICE`] of waiting (rings: reclaim dead peers).
     fn maintain(&self) {}
+    /// Would an attempt succeed now? Asked once more after counting a new
+    /// waiter, for words whose wakers skip the bump while nobody waits
+    /// (queue-mode rings, FORMAT.md 7.5).
+    fn ready(&self) -> bool {
+        false
+    }
 }
 
 /// What a registration and its future share.
@@ -278,7 +284,8 @@ impl Waiter {
         if let Some(w) = self.target.waiters() {
             w.fetch_add(1, Ordering::SeqCst);
         }
-        if word.load(Ordering::SeqCst) != self.snap {
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if word.load(Ordering::SeqCst) != self.snap || self.target.ready() {
             if let Some(w) = self.target.waiters() {
                 w.fetch_sub(1, Ordering::SeqCst);
             }

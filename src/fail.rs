@@ -48,27 +48,41 @@ pub const NAMES: &[&str] = &[
     "ring.reclaim.slot",
     // ring reclaim: every slot done, entry (role, subscriber bit) not cleared
     "ring.reclaim.slots_done",
-    // ring loan: lock held, nothing changed yet
+    // queue-ring loan (lock-free): slot WRITING, nothing else changed
+    "ring.handoff.claimed",
+    // queue-ring commit: log cell names the slot, slot still WRITING
+    "ring.handoff.published",
+    // queue-ring commit: slot READY, TAIL not moved
+    "ring.handoff.ready",
+    // queue-ring receive: slot READING, log cell not cleaned
+    "ring.handoff.taken",
+    // queue-ring receive: log cell cleaned, HEAD not moved
+    "ring.handoff.cleaned",
+    // queue-ring give back: slot READY again, log cell not restored
+    "ring.handoff.given_ready",
+    // queue-ring give back: log cell restored, HEAD not moved back
+    "ring.handoff.given_cell",
+    // broadcast-ring loan: lock held, nothing changed yet
     "ring.loan.locked",
-    // ring loan: slot WRITING (or none free), lock still held
+    // broadcast-ring loan: slot WRITING (or none free), lock still held
     "ring.loan.applied",
     // ring commit: tag, length and timestamp written, lock not taken yet
     "ring.commit.written",
-    // ring commit: lock held, nothing changed yet
+    // broadcast-ring commit: lock held, nothing changed yet
     "ring.commit.locked",
-    // ring commit: frame published, lock still held
+    // broadcast-ring commit: frame published, lock still held
     "ring.commit.applied",
-    // ring receive: lock held, nothing changed yet
+    // broadcast-ring receive: lock held, nothing changed yet
     "ring.recv.locked",
-    // ring receive: frame leased (or none there), lock still held
+    // broadcast-ring receive: frame leased (or none there), lock still held
     "ring.recv.applied",
-    // ring release: lock held, lease still taken
+    // broadcast-ring release: lock held, lease still taken
     "ring.release.locked",
-    // ring release: lease dropped, lock still held
+    // broadcast-ring release: lease dropped, lock still held
     "ring.release.applied",
-    // ring give back: lock held, lease still taken
+    // broadcast-ring give back: lock held, lease still taken
     "ring.give_back.locked",
-    // ring give back: frame back in line, lock still held
+    // broadcast-ring give back: frame back in line, lock still held
     "ring.give_back.applied",
     // pool claim: candidate named in a held slot, cursor moved past it,
     // chunk not taken yet

@@ -88,8 +88,10 @@ fn child() {
 fn lock_takeover_has_exactly_one_winner() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ring.npy");
+    // Broadcast: its loans take the ring lock (a queue ring's do not).
     Ring::builder(Dtype::parse_user("uint64").unwrap(), &[8])
         .slots(2)
+        .broadcast(true)
         .create(&path)
         .unwrap();
     let p = path.to_str().unwrap();

@@ -35,10 +35,17 @@ const K: usize = 4;
 const WORDS: usize = 8;
 /// Frames the kill workload commits and receives.
 const FRAMES: u64 = 20;
-/// Where the first holder dies: inside its second journaled transaction
-/// (its first loan), journal length set, nothing applied. Everyone after it
-/// takes the lock over and replays the journal.
-const DIER: &str = "ring.txn.armed=kill@2";
+/// Where the first holder dies: inside a journaled transaction, journal
+/// length set, nothing applied; everyone after it takes the lock over and
+/// replays the journal. Broadcast: its second one (its first loan); queue
+/// (loans are lock-free): its first one (its attach).
+fn dier(broadcast: bool) -> &'static str {
+    if broadcast {
+        "ring.txn.armed=kill@2"
+    } else {
+        "ring.txn.armed=kill@1"
+    }
+}
 
 #[test]
 fn child() {
@@ -117,13 +124,14 @@ fn create(path: &Path, broadcast: bool) {
 }
 
 /// A holder that dies inside a transaction, holding the lock.
-fn kill_first_holder(p: &str) {
-    let mut dier = spawn_child_env("child", "dier", p, &[("SHARRAY_FAILPOINTS", DIER)]);
+fn kill_first_holder(p: &str, broadcast: bool) {
+    let at = dier(broadcast);
+    let mut dier = spawn_child_env("child", "dier", p, &[("SHARRAY_FAILPOINTS", at)]);
     let st = wait_with_watchdog(&mut dier, LIMIT);
     assert_eq!(
         st.signal(),
         Some(SIGKILL),
-        "the first holder must die at {DIER}"
+        "the first holder must die at {at}"
     );
 }
 
@@ -173,7 +181,8 @@ fn verify(path: &Path, broadcast: bool, consumed: &HashSet<u64>, what: &str) -> 
     for (j, mut loan) in loans.into_iter().enumerate() {
         fill(loan.as_mut_slice::<u64>().unwrap(), 1000 + j as u64);
         loan.set_tag(1000 + j as u64);
-        loan.commit().unwrap();
+        loan.commit()
+            .unwrap_or_else(|e| panic!("{what}: commit of slot {j}: {e}"));
     }
     let mut got = Vec::new();
     for _ in 0..K {
@@ -239,24 +248,43 @@ fn crash_ns(point: &str) -> Vec<u64> {
     ns
 }
 
-fn ring_points() -> Vec<&'static str> {
+/// The ring points on the path of a ring of this mode: queue rings hand
+/// frames over lock-free (`ring.handoff.*`), broadcast rings under the lock
+/// (`ring.loan.*`, `ring.recv.*`, ...); attach, the lock, transactions and
+/// reclaim are common.
+fn ring_points(broadcast: bool) -> Vec<&'static str> {
+    const LOCKED_ONLY: &[&str] = &[
+        "ring.loan.",
+        "ring.commit.locked",
+        "ring.commit.applied",
+        "ring.recv.",
+        "ring.release.",
+        "ring.give_back.",
+    ];
     sharray::fail::NAMES
         .iter()
         .copied()
         .filter(|n| n.starts_with("ring."))
+        .filter(|n| {
+            if broadcast {
+                !n.starts_with("ring.handoff.")
+            } else {
+                !LOCKED_ONLY.iter().any(|p| n.starts_with(p))
+            }
+        })
         .collect()
 }
 
 fn kill_everywhere(broadcast: bool) {
     let mode = if broadcast { "broadcast" } else { "queue" };
     let mut outcome: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for point in ring_points() {
+    for point in ring_points(broadcast) {
         for n in crash_ns(point) {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("ring.npy");
             create(&path, broadcast);
             let p = path.to_str().unwrap();
-            kill_first_holder(p);
+            kill_first_holder(p, broadcast);
             let spec = format!("{point}=kill@{n}");
             let what = format!("{mode} {spec}");
             let mut child = spawn_child_env("child", "work", p, &[("SHARRAY_FAILPOINTS", &spec)]);
@@ -384,7 +412,7 @@ fn paused_at_every_pair_of_lock_and_reclaim_points() {
             let path = dir.path().join("ring.npy");
             create(&path, false);
             let p = path.to_str().unwrap();
-            kill_first_holder(p);
+            kill_first_holder(p, false);
             let (mut x, mut x_lines) = pause_worker(p, "1", a);
             wait_stopped(x.id(), LIMIT);
             let (mut y, mut y_lines) = pause_worker(p, "2", b);

@@ -25,18 +25,23 @@ u32 = lambda o: struct.unpack_from("<I", m, sec + o)[0]
 u64 = lambda o: struct.unpack_from("<Q", m, sec + o)[0]
 version, flags, K, P = u32(0), u32(4), u32(8), u32(12)
 slot_bytes, slots_off, log_off, parts_off, used = (u64(o) for o in (16, 24, 32, 40, 48))
-assert version == 2 and K == arr.shape[0] and slot_bytes * K == nbytes
-assert slots_off == 768 and log_off == 768 + 128 * K
+assert version == 3 and K == arr.shape[0] and slot_bytes * K == nbytes
+assert slots_off == 1024 and log_off == 1024 + 128 * K
 assert parts_off == log_off + (8 * K + 127) // 128 * 128 and used == parts_off + 128 * P
-head, tail, committed = u64(144), u64(152), u64(176)
+head, tail = u64(896), u64(768)                                # queue mode: 7.7
+committed = tail
 assert u64(136) == 0                                           # journal empty
 assert u32(128) == 0                                           # lock free
 frames = []
 for n in range(head, tail):                                    # queue: [head, tail) is READY
-    k = u64(log_off + 8 * (n % K))
+    cell = u64(log_off + 8 * (n % K))
+    assert cell >> 63 == 1, hex(cell)                          # FULL(lap, k)
+    assert (cell >> 16) & (2**47 - 1) == n // K                # ... of this position's lap
+    k = cell & 0xffff
     line = slots_off + 128 * k
     state = u64(line)
     assert state & 0xff == 2, state                            # READY
+    assert state >> 16 == n, state                             # ... at position n
     seq, tag, vlen = u64(line + 8), u64(line + 24), u64(line + 32)
     assert seq == n and vlen == slot_bytes
     assert int(arr[k][0]) == tag                               # the frame itself
@@ -52,7 +57,7 @@ for i in range(P):
     alive = struct.unpack("hhqqi", got)[0] != fcntl.F_UNLCK
     epoch = u64(e + 56)                                        # attach epoch, >= 1 once attached
     parts.append({"index": i, "role": role, "pid": u64(e + 8), "alive": alive, "epoch": epoch})
-closed = u64(200)                                              # 1 once a producer closed the stream
+closed = u64(160)                                              # 1 once a producer closed the stream
 assert closed in (0, 1)
 print(json.dumps({"flags": flags, "committed": committed, "frames": frames, "parts": parts, "closed": closed}))
 "#;

@@ -10,15 +10,22 @@
 //!
 //! ```text
 //! 0     config line (written once at creation, read-only afterwards)
-//! 128   lock line: lock word, lock waiters, journal length, head, tail, subscribers,
-//!       producers_ever, committed, received, dropped, closed
+//! 128   lock line: lock word, lock waiters, journal length, subscribers,
+//!       producers_ever, closed
 //! 256   journal: JOURNAL_CAP entries of (offset u64, value u64)
 //! 512   commit futex word + receive waiters
 //! 640   free futex word + loan waiters
-//! 768   K slot lines of 128 bytes
-//! ..    log: K u64 cells (slot index of position p at cell p % K), rounded up to 128
+//! 768   tail line: tail (producers' side)
+//! 896   head line: head, received, dropped (consumers' side)
+//! 1024  K slot lines of 128 bytes
+//! ..    log: K u64 cells (position p at cell p % K), rounded up to 128
 //! ..    participant table: P entries of 128 bytes
 //! ```
+//!
+//! Broadcast rings change every word under the ring lock (the journal).
+//! Queue rings (version 3) hand frames over without it: a slot's state word
+//! and a log cell each change by one compare-and-swap (FORMAT.md 7.7); the
+//! lock only orders attach, detach, close and the reclaim of dead peers.
 
 use std::ops::ControlFlow;
 
@@ -26,7 +33,7 @@ use super::le;
 use super::sink::Sink;
 
 /// Section format version of rings written by this crate.
-pub const RING_VERSION: u32 = 2;
+pub const RING_VERSION: u32 = 3;
 /// Bytes per line (two 64-byte cache lines: adjacent-line prefetch pairs them).
 pub const LINE: u64 = 128;
 /// Most participants a ring can have (a subscriber set is a `u64` bitmask).
@@ -63,7 +70,8 @@ pub const FLAG_BROADCAST: u32 = 1;
 /// Flag bit: overwrite-oldest instead of backpressure.
 pub const FLAG_OVERWRITE: u32 = 2;
 
-/// Lock line (offset 128).
+/// Lock line (offset 128), and the head and tail lines. (The names stay in
+/// this module: they are the words the ring lock orders in broadcast mode.)
 pub mod lock {
     /// u32 futex word: 0 free, else the holder's
     /// [`lock_word`](super::lock_word): its participant index + 1 in the low
@@ -73,23 +81,23 @@ pub mod lock {
     pub const LOCK_WAITERS: u64 = 132;
     /// u64: 0, or the number of journal entries to replay.
     pub const JOURNAL_LEN: u64 = 136;
-    /// u64: next position a queue consumer takes.
-    pub const HEAD: u64 = 144;
-    /// u64: next position a commit gets (= frames committed so far).
-    pub const TAIL: u64 = 152;
     /// u64: bitmask of registered subscribers (broadcast).
-    pub const SUBSCRIBERS: u64 = 160;
+    pub const SUBSCRIBERS: u64 = 144;
     /// u64: producers ever attached (informational: 0 means "no producer yet").
-    pub const PRODUCERS_EVER: u64 = 168;
-    /// u64: frames committed.
-    pub const COMMITTED: u64 = 176;
-    /// u64: frames received (one per lease handed out).
-    pub const RECEIVED: u64 = 184;
-    /// u64: frames dropped (overwritten before every reader got them).
-    pub const DROPPED: u64 = 192;
+    pub const PRODUCERS_EVER: u64 = 152;
     /// u64: 1 once a producer closed the stream (consumers drain, then see
     /// the end), 0 while it is open. Only a reopening attach clears it.
-    pub const CLOSED: u64 = 200;
+    pub const CLOSED: u64 = 160;
+    /// u64 (tail line): next position a commit gets (= frames committed so
+    /// far; in queue mode it may lag the last published cell by the commits
+    /// in flight, FORMAT.md 7.7).
+    pub const TAIL: u64 = 768;
+    /// u64 (head line): next position a queue consumer takes.
+    pub const HEAD: u64 = 896;
+    /// u64 (head line): frames received (one per lease handed out).
+    pub const RECEIVED: u64 = 904;
+    /// u64 (head line): frames dropped (overwritten before every reader got them).
+    pub const DROPPED: u64 = 912;
 }
 
 /// Journal (offset 256): `JOURNAL_CAP` entries of `(offset, value)`.
@@ -112,11 +120,12 @@ pub mod free {
 }
 
 /// First slot line.
-pub const SLOTS_OFF: u64 = 768;
+pub const SLOTS_OFF: u64 = 1024;
 
 /// Fields of a slot line (relative to the line).
 pub mod slot {
-    /// u64: `state | owner << 8` (see [`super::SlotState`]).
+    /// u64: `state | owner << 8 | pos << 16` (see [`super::SlotState`];
+    /// `pos`, the low 48 bits of the frame's position, only in queue mode).
     pub const STATE: u64 = 0;
     /// u64: position (sequence number) of the frame, valid once committed.
     pub const SEQ: u64 = 8;
@@ -218,6 +227,93 @@ pub fn unpack_state(w: u64) -> (Option<SlotState>, u32) {
     (SlotState::from_code(w & 0xff), ((w >> 8) & 0xff) as u32)
 }
 
+/// Bits of a frame position a queue-mode slot state word carries.
+pub const POS_BITS: u32 = 48;
+const POS_MASK: u64 = (1 << POS_BITS) - 1;
+
+/// Queue mode: a slot state word naming the position `pos` of the frame
+/// it holds (READY, READING): `state | owner << 8 | (pos mod 2^48) << 16`.
+pub fn state_word_at(s: SlotState, owner: u32, pos: u64) -> u64 {
+    state_word(s, owner) | (pos & POS_MASK) << 16
+}
+
+/// The position bits of a slot state word (queue mode).
+pub fn state_pos(w: u64) -> u64 {
+    w >> 16
+}
+
+/// `pos mod 2^48`, as a state word carries it.
+pub fn pos_bits(pos: u64) -> u64 {
+    pos & POS_MASK
+}
+
+/// Bits of a lap number a queue-mode log cell carries.
+pub const LAP_BITS: u32 = 47;
+const LAP_MASK: u64 = (1 << LAP_BITS) - 1;
+/// Queue-mode log cell flag: the cell holds a published frame.
+pub const CELL_FULL: u64 = 1 << 63;
+
+/// Queue mode: log cell `c` free for the position `lap * K + c`
+/// (`(lap mod 2^47) << 16`; a fresh ring's zeroed cells are free for lap 0).
+pub fn cell_empty(lap: u64) -> u64 {
+    (lap & LAP_MASK) << 16
+}
+
+/// Queue mode: log cell `c` holding the frame at position `lap * K + c`,
+/// published in slot `k`: `1 << 63 | (lap mod 2^47) << 16 | k`.
+pub fn cell_full(lap: u64, k: u32) -> u64 {
+    CELL_FULL | (lap & LAP_MASK) << 16 | u64::from(k & 0xffff)
+}
+
+/// A decoded queue-mode log cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cell {
+    /// Free for the position of this lap (`lap mod 2^47`).
+    Empty {
+        /// Lap bits.
+        lap: u64,
+    },
+    /// Holds the frame of this lap, in `slot`.
+    Full {
+        /// Lap bits.
+        lap: u64,
+        /// Slot index (check it against K).
+        slot: u32,
+    },
+    /// Bits no writer sets (an empty cell with a slot index).
+    Bad,
+}
+
+/// Decode a queue-mode log cell.
+pub fn decode_cell(v: u64) -> Cell {
+    let lap = (v >> 16) & LAP_MASK;
+    let slot = (v & 0xffff) as u32;
+    if v & CELL_FULL != 0 {
+        Cell::Full { lap, slot }
+    } else if slot == 0 {
+        Cell::Empty { lap }
+    } else {
+        Cell::Bad
+    }
+}
+
+/// The position nearest `base` whose low 47 bits are those of `low`: a
+/// position a cell (lap bits) or a state word (position bits) names, given
+/// a counter it is known to lie close to.
+pub fn position_near(base: u64, low: u64) -> u64 {
+    let m = 1u64 << LAP_BITS;
+    let cand = (base & !(m - 1)) | (low & (m - 1));
+    [cand.wrapping_sub(m), cand, cand.wrapping_add(m)]
+        .into_iter()
+        .min_by_key(|&c| c.wrapping_sub(base).min(base.wrapping_sub(c)))
+        .unwrap_or(cand)
+}
+
+/// `lap mod 2^47`, as a cell carries it.
+pub fn lap_bits(lap: u64) -> u64 {
+    lap & LAP_MASK
+}
+
 /// Participant roles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
@@ -311,23 +407,27 @@ impl Geometry {
 }
 
 // The documented layout, checked at compile time.
-const _: () = assert!(lock::LOCK == LINE && lock::CLOSED == lock::DROPPED + 8);
-const _: () = assert!(lock::CLOSED + 8 <= 2 * LINE);
+const _: () = assert!(lock::LOCK == LINE && lock::CLOSED + 8 <= 2 * LINE);
 const _: () = assert!(JOURNAL == 2 * LINE && JOURNAL + JOURNAL_CAP * 16 == commit::SEQ);
 const _: () = assert!(commit::SEQ.is_multiple_of(LINE) && free::SEQ == commit::SEQ + LINE);
-const _: () = assert!(SLOTS_OFF == free::SEQ + LINE);
+const _: () = assert!(lock::TAIL == free::SEQ + LINE && lock::HEAD == lock::TAIL + LINE);
+const _: () = assert!(lock::DROPPED + 8 <= lock::HEAD + LINE && SLOTS_OFF == lock::HEAD + LINE);
 const _: () = assert!(slot::LOANS + 8 <= LINE && part::EPOCH + 8 <= LINE);
-const _: () = assert!(lock::JOURNAL_LEN.is_multiple_of(8) && lock::HEAD.is_multiple_of(8));
+const _: () = assert!(lock::JOURNAL_LEN.is_multiple_of(8) && lock::SUBSCRIBERS == FIRST_STATE_WORD);
+
+/// The first word a journal entry may write (everything before it is the
+/// lock word, its waiters and the journal length).
+pub const FIRST_STATE_WORD: u64 = 144;
 
 /// Can a journal entry write the word at `off`? Only the state words after
-/// the journal itself (HEAD onwards, outside the journal and the futex
-/// lines) inside the `used_len` bytes of the layout, 8-aligned. Replaying an
+/// the journal length (`SUBSCRIBERS` onwards, outside the journal and the
+/// futex lines) inside the `used_len` bytes of the layout, 8-aligned. Replaying an
 /// entry outside this set would let a garbage journal write anywhere.
 pub fn journal_target_ok(off: u64, used_len: u64) -> bool {
     off.is_multiple_of(8)
-        && off >= lock::HEAD
+        && off >= FIRST_STATE_WORD
         && off.checked_add(8).is_some_and(|end| end <= used_len)
-        && !(JOURNAL..SLOTS_OFF).contains(&off)
+        && !(JOURNAL..lock::TAIL).contains(&off)
 }
 
 /// The validated, private copy of a ring's configuration line.
@@ -391,7 +491,12 @@ impl Config {
         let version = u32_at(cfg::VERSION);
         if version != RING_VERSION {
             return Err(format!(
-                "ring section version {version} is not supported (this build reads {RING_VERSION})"
+                "ring section version {version} is not supported (this build reads {RING_VERSION}): {}",
+                if version < RING_VERSION {
+                    "the ring was made by an older sharray; let its peers finish, then recreate it (`sharray ring create`, or Ring::create)"
+                } else {
+                    "the ring was made by a newer sharray; use that release"
+                }
             ));
         }
         let flags = u32_at(cfg::FLAGS);
@@ -590,55 +695,67 @@ pub fn validate_state(sec: &[u8], cfg: &Config, base: u64, sink: &mut dyn Sink) 
     }
 
     // Positions and counters.
-    if head > tail {
-        sink.problem(at(lock::HEAD), format!("HEAD {head} is past TAIL {tail}"))?;
-    } else if !cfg.broadcast() && tail - head > k {
+    let parts = u64::from(geo.max_participants);
+    if cfg.broadcast() {
+        if head > tail {
+            sink.problem(at(lock::HEAD), format!("HEAD {head} is past TAIL {tail}"))?;
+        }
+    } else if head > tail.saturating_add(parts) || tail > head.saturating_add(k + parts) {
+        // Lock-free hand-off: TAIL and HEAD may each lag by the commits and
+        // receives in flight (at most one per participant).
         sink.problem(
             at(lock::TAIL),
             format!(
-                "TAIL - HEAD is {} frames, more than the {k} slots",
-                tail - head
+                "HEAD {head} and TAIL {tail} are further apart than {k} slots and {parts} participants allow"
             ),
         )?;
     }
-    if get(lock::COMMITTED) != tail {
-        sink.problem(
-            at(lock::COMMITTED),
-            format!(
-                "COMMITTED is {}, but TAIL (the commits so far) is {tail}",
-                get(lock::COMMITTED)
-            ),
-        )?;
-    }
+
+    // Log cells. Broadcast: plain slot indexes. Queue: (lap, slot) cells;
+    // `full[s]` = the position whose published frame a cell says is in slot s.
+    let mut full: Vec<Option<u64>> = vec![None; geo.slots as usize];
     for c in 0..geo.slots {
         let v = get(geo.cell(c));
-        if v >= k {
-            sink.problem(
-                at(geo.cell(c)),
-                format!("log cell {c} names slot {v}, but the ring has {k} slots"),
-            )?;
+        if cfg.broadcast() {
+            if v >= k {
+                sink.problem(
+                    at(geo.cell(c)),
+                    format!("log cell {c} names slot {v}, but the ring has {k} slots"),
+                )?;
+            }
+            continue;
+        }
+        match decode_cell(v) {
+            Cell::Empty { .. } => {}
+            Cell::Bad => {
+                sink.problem(
+                    at(geo.cell(c)),
+                    format!("log cell {c} is {v:#x}: an empty cell with a slot index"),
+                )?;
+            }
+            Cell::Full { lap, slot } => {
+                let pos = position_near(head, lap.wrapping_mul(k).wrapping_add(u64::from(c)));
+                if pos.saturating_add(parts) < head || pos >= head.saturating_add(k + parts) {
+                    sink.problem(
+                        at(geo.cell(c)),
+                        format!("log cell {c} holds a frame at position {pos}, too far from HEAD {head} for a ring of {k} slots"),
+                    )?;
+                } else if u64::from(slot) >= k {
+                    sink.problem(
+                        at(geo.cell(c)),
+                        format!("log cell {c} names slot {slot}, but the ring has {k} slots"),
+                    )?;
+                } else if full[slot as usize].replace(pos).is_some() {
+                    sink.problem(
+                        at(geo.cell(c)),
+                        format!("log cell {c} names slot {slot}, which another log cell names too"),
+                    )?;
+                }
+            }
         }
     }
 
     // Slots.
-    let mut queued = vec![false; geo.slots as usize];
-    if !cfg.broadcast() && head <= tail && tail - head <= k {
-        for p in head..tail {
-            let cell = geo.cell((p % k) as u32);
-            let v = get(cell);
-            let Some(slot) = usize::try_from(v).ok().filter(|&s| s < queued.len()) else {
-                continue; // reported above
-            };
-            if std::mem::replace(&mut queued[slot], true) {
-                sink.problem(
-                    at(cell),
-                    format!(
-                        "position {p} names slot {slot}, which an earlier queued position names too"
-                    ),
-                )?;
-            }
-        }
-    }
     for s in 0..geo.slots {
         let line = geo.slot(s);
         let word = get(line + slot::STATE);
@@ -653,7 +770,9 @@ pub fn validate_state(sec: &[u8], cfg: &Config, base: u64, sink: &mut dyn Sink) 
             )?;
             continue;
         };
-        if word >> 16 != 0 {
+        // Position bits: queue mode READY/READING only.
+        let pos_ok = !cfg.broadcast() && matches!(state, SlotState::Ready | SlotState::Reading);
+        if word >> 16 != 0 && !pos_ok {
             sink.problem(
                 at(line + slot::STATE),
                 format!(
@@ -662,12 +781,14 @@ pub fn validate_state(sec: &[u8], cfg: &Config, base: u64, sink: &mut dyn Sink) 
             )?;
         }
         let (pending, leased) = (get(line + slot::PENDING), get(line + slot::LEASED));
-        let want_role = match state {
-            SlotState::Writing => Some(Role::Producer),
-            SlotState::Reading => Some(Role::Consumer),
-            _ => None,
+        let want_role: &[Role] = match state {
+            SlotState::Writing => &[Role::Producer],
+            // A producer in overwrite mode takes the oldest frame as a
+            // consumer would before it loans the slot (queue mode).
+            SlotState::Reading => &[Role::Consumer, Role::Producer],
+            _ => &[],
         };
-        if let Some(want) = want_role {
+        if let Some(&want) = want_role.first() {
             if owner >= geo.max_participants {
                 sink.problem(
                     at(line + slot::STATE),
@@ -676,7 +797,7 @@ pub fn validate_state(sec: &[u8], cfg: &Config, base: u64, sink: &mut dyn Sink) 
                         geo.max_participants
                     ),
                 )?;
-            } else if role_of(owner) != Some(want) {
+            } else if !role_of(owner).is_some_and(|r| want_role.contains(&r)) {
                 sink.problem(
                     at(line + slot::STATE),
                     format!(
@@ -735,18 +856,43 @@ pub fn validate_state(sec: &[u8], cfg: &Config, base: u64, sink: &mut dyn Sink) 
                 }
                 _ => {}
             }
-        } else if state == SlotState::Ready && !queued[s as usize] {
-            sink.problem(
-                at(line + slot::STATE),
-                format!(
-                    "slot {s} is READY but no position in [HEAD, TAIL) = [{head}, {tail}) names it"
-                ),
-            )?;
-        } else if state != SlotState::Ready && queued[s as usize] {
-            sink.problem(
-                at(line + slot::STATE),
-                format!("a position in [HEAD, TAIL) = [{head}, {tail}) names slot {s}, which is not READY"),
-            )?;
+            continue;
+        }
+        // Queue mode: a log cell's frame is in a slot that holds it, and a
+        // READY slot is in the log, unless a consumer giving a frame back
+        // holds it (live, or dead and reclaimed at the next attach).
+        let named = full[s as usize];
+        let low = |p: u64| p & ((1 << LAP_BITS) - 1);
+        let giver = role_of(owner) == Some(Role::Consumer);
+        match (state, named) {
+            (SlotState::Free, Some(_)) => {
+                sink.problem(
+                    at(line + slot::STATE),
+                    format!("slot {s} is FREE, but a log cell says it holds a published frame"),
+                )?;
+            }
+            (SlotState::Ready | SlotState::Reading, Some(p)) if low(p) != low(state_pos(word)) => {
+                sink.problem(
+                    at(line + slot::STATE),
+                    format!(
+                        "slot {s} holds the frame at position {:#x} (low bits), but the log cell that names it is for position {p:#x}",
+                        state_pos(word)
+                    ),
+                )?;
+            }
+            (SlotState::Ready, Some(p)) if p < head && !giver => {
+                sink.problem(
+                    at(line + slot::STATE),
+                    format!("slot {s} is READY at position {p}, behind HEAD {head}, so no consumer would ever take it"),
+                )?;
+            }
+            (SlotState::Ready, None) if !giver => {
+                sink.problem(
+                    at(line + slot::STATE),
+                    format!("slot {s} is READY, but no log cell names it, so nobody would ever receive or free it"),
+                )?;
+            }
+            _ => {}
         }
     }
     ControlFlow::Continue(())
@@ -832,7 +978,7 @@ mod tests {
         }
         assert_eq!(
             Geometry::new(4, 64).used_len,
-            768 + 4 * 128 + 128 + 64 * 128
+            1024 + 4 * 128 + 128 + 64 * 128
         );
     }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 use std::time::{Duration, Instant};
 
+use super::handoff;
 use super::lock::{Participant, lock_deadline};
 use super::shared::{reclaim_dead, wake_after_reclaim};
 use super::{Consumer, Producer, ReadLease, TryLoanError, TryRecvError, WriteLoan};
@@ -25,6 +26,15 @@ impl WaitWords for RingWords {
     }
     fn waiters(&self) -> Option<&AtomicU32> {
         Some(self.p.ring.u32(self.waiters))
+    }
+    fn ready(&self) -> bool {
+        let r = &self.p.ring;
+        !r.cfg.broadcast()
+            && if self.seq == l::commit::SEQ {
+                handoff::frame_waiting(r)
+            } else {
+                handoff::slot_waiting(r)
+            }
     }
     fn maintain(&self) {
         // Best effort, as in the blocking wait: a lock we cannot get soon is

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use super::handoff;
 use super::lock::{Participant, lock_deadline};
 use super::shared::wait_until;
 use super::slot::{self, Frame};
@@ -94,16 +95,32 @@ impl Consumer {
     }
 
     fn attempt(&self, deadline: Option<Instant>) -> Result<Option<ReadLease>> {
-        let lock = self.p.lock_or_wait(|| Some(lock_deadline(deadline)))?;
-        fail::point("ring.recv.locked");
-        let got = slot::recv(&lock, self.p.index);
-        fail::point("ring.recv.applied");
-        let ended = matches!(got, Ok(None)) && slot::closed(&lock);
-        drop(lock);
-        let got = got.map_err(|m| Error::new(ErrorKind::Corrupt, m).at(self.p.ring.map.path()))?;
+        let r = &self.p.ring;
+        let (got, ended) = if r.cfg.broadcast() {
+            let lock = self.p.lock_or_wait(|| Some(lock_deadline(deadline)))?;
+            fail::point("ring.recv.locked");
+            let got = slot::recv(&lock, self.p.index);
+            fail::point("ring.recv.applied");
+            let ended = matches!(got, Ok(None)) && slot::closed(&lock);
+            (got, ended)
+        } else {
+            // Lock-free (FORMAT.md 7.7). The stream has ended if it is
+            // closed and still empty when looked at after seeing it closed
+            // (the acquire on CLOSED makes every frame published before the
+            // close visible).
+            match handoff::recv(r, self.p.index) {
+                Ok(None) if r.u64(l::lock::CLOSED).load(Ordering::Acquire) != 0 => {
+                    let again = handoff::recv(r, self.p.index);
+                    let ended = matches!(again, Ok(None));
+                    (again, ended)
+                }
+                got => (got, false),
+            }
+        };
+        let got = got.map_err(|m| Error::new(ErrorKind::Corrupt, m).at(r.map.path()))?;
         match got {
             Some(mut f) => {
-                if !self.p.ring.cfg.broadcast() {
+                if !r.cfg.broadcast() {
                     let before = self.last_dropped.swap(f.lost, Ordering::Relaxed);
                     f.lost = f.lost.saturating_sub(before);
                 }
@@ -337,12 +354,17 @@ impl ReadLease {
     /// frame is released then. [`ErrorKind::LockTimeout`] if the ring lock
     /// stays held (by a stopped process); the lease is released as on drop.
     pub fn give_back(mut self) -> Result<()> {
-        let deadline = || Some(Instant::now() + Duration::from_secs(10));
-        let lock = self.p.lock_or_wait(deadline)?;
-        fail::point("ring.give_back.locked");
-        let back = slot::give_back(&lock, self.p.index, self.f.slot, self.f.seq);
-        fail::point("ring.give_back.applied");
-        drop(lock);
+        let r = self.p.ring.clone();
+        let back = if r.cfg.broadcast() {
+            let deadline = || Some(Instant::now() + Duration::from_secs(10));
+            let lock = self.p.lock_or_wait(deadline)?;
+            fail::point("ring.give_back.locked");
+            let back = slot::give_back(&lock, self.p.index, self.f.slot, self.f.seq);
+            fail::point("ring.give_back.applied");
+            back
+        } else {
+            handoff::give_back(&r, self.p.index, self.f.slot, self.f.seq)
+        };
         if !back {
             return Err(Error::new(
                 ErrorKind::Unsupported,
@@ -351,14 +373,14 @@ impl ReadLease {
                     self.f.seq
                 ),
             )
-            .at(self.p.ring.map.path()));
+            .at(r.map.path()));
         }
         self.settled = true;
-        self.p.ring.notify(
-            l::commit::SEQ,
-            l::commit::WAITERS,
-            self.p.ring.cfg.broadcast(),
-        );
+        if r.cfg.broadcast() {
+            r.notify(l::commit::SEQ, l::commit::WAITERS, true);
+        } else {
+            handoff::wake_if_waiting(&r, l::commit::SEQ, l::commit::WAITERS, false);
+        }
         Ok(())
     }
 }
@@ -368,6 +390,13 @@ impl Drop for ReadLease {
         if self.settled {
             return;
         }
+        let r = &self.p.ring;
+        if !r.cfg.broadcast() {
+            if handoff::release(r, self.p.index, self.f.slot, self.f.seq) {
+                handoff::wake_if_waiting(r, l::free::SEQ, l::free::WAITERS, false);
+            }
+            return;
+        }
         let deadline = || Some(Instant::now() + Duration::from_secs(10));
         if let Ok(lock) = self.p.lock_or_wait(deadline) {
             fail::point("ring.release.locked");
@@ -375,7 +404,7 @@ impl Drop for ReadLease {
             fail::point("ring.release.applied");
             drop(lock);
             if freed {
-                self.p.ring.notify(l::free::SEQ, l::free::WAITERS, false);
+                r.notify(l::free::SEQ, l::free::WAITERS, false);
             }
         }
     }

@@ -49,6 +49,7 @@
 
 mod aio;
 mod consumer;
+mod handoff;
 mod lock;
 mod producer;
 mod shared;
@@ -630,7 +631,7 @@ impl Ring {
             slot_bytes: r.cfg.slot_bytes,
             broadcast: r.cfg.broadcast(),
             overwrite: r.cfg.overwrite(),
-            committed: r.get(l::lock::COMMITTED),
+            committed: tail,
             received: r.get(l::lock::RECEIVED),
             dropped: r.get(l::lock::DROPPED),
             head,

@@ -3,11 +3,12 @@
 #![allow(unsafe_code)]
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use super::handoff::{self, CommitError};
 use super::lock::{Participant, lock_deadline};
-use super::shared::wait_until;
+use super::shared::{reclaim_dead, wait_until, wake_after_reclaim};
 use super::{DEFAULT_SPIN, TryLoanError, slot, typed_check};
 use crate::element::Element;
 use crate::error::{Error, ErrorKind, Result};
@@ -23,6 +24,11 @@ use crate::sys;
 pub struct Producer {
     p: Arc<Participant>,
     spin: Duration,
+    /// Queue mode: the slot after our last loan, where the next free-slot
+    /// scan starts (the least recently used slot when frames are consumed
+    /// in order: its lines have had the longest time to leave the
+    /// consumers' caches).
+    next: AtomicU32,
 }
 
 impl Producer {
@@ -30,6 +36,7 @@ impl Producer {
         Producer {
             p,
             spin: DEFAULT_SPIN,
+            next: AtomicU32::new(0),
         }
     }
 
@@ -66,27 +73,50 @@ impl Producer {
         }
     }
 
+    fn closed_error(&self) -> Error {
+        Error::new(
+            ErrorKind::Disconnected,
+            "the ring's stream was closed; attach a reopening producer (Ring::producer_reopening) to send more",
+        )
+        .at(self.p.ring.map.path())
+    }
+
     fn try_loan_inner(&self, deadline: Option<Instant>) -> Result<Option<WriteLoan>> {
-        let lock = self.p.lock_or_wait(|| Some(lock_deadline(deadline)))?;
-        fail::point("ring.loan.locked");
-        if slot::closed(&lock) {
-            drop(lock);
-            return Err(Error::new(
-                ErrorKind::Disconnected,
-                "the ring's stream was closed; attach a reopening producer (Ring::producer_reopening) to send more",
-            )
-            .at(self.p.ring.map.path()));
-        }
-        let got = slot::loan(&lock, self.p.index);
-        fail::point("ring.loan.applied");
-        drop(lock);
-        Ok(got.map(|(slot, dropped)| WriteLoan {
-            p: self.p.clone(),
-            slot,
-            tag: 0,
-            valid_len: self.p.ring.cfg.slot_bytes,
-            dropped_oldest: dropped,
-            done: false,
+        let r = &self.p.ring;
+        let got = if r.cfg.broadcast() {
+            let lock = self.p.lock_or_wait(|| Some(lock_deadline(deadline)))?;
+            fail::point("ring.loan.locked");
+            if slot::closed(&lock) {
+                drop(lock);
+                return Err(self.closed_error());
+            }
+            let got = slot::loan(&lock, self.p.index);
+            fail::point("ring.loan.applied");
+            got
+        } else {
+            // Lock-free (FORMAT.md 7.7).
+            if r.u64(l::lock::CLOSED).load(Ordering::Acquire) != 0 {
+                return Err(self.closed_error());
+            }
+            let me = self.p.index;
+            match handoff::loan(r, me, self.next.load(Ordering::Relaxed)) {
+                Some(k) => Some((k, false)),
+                None if r.cfg.overwrite() => handoff::steal_oldest(r, me)
+                    .map_err(|m| Error::new(ErrorKind::Corrupt, m).at(r.map.path()))?
+                    .map(|k| (k, true)),
+                None => None,
+            }
+        };
+        Ok(got.map(|(slot, dropped)| {
+            self.next.store(slot + 1, Ordering::Relaxed);
+            WriteLoan {
+                p: self.p.clone(),
+                slot,
+                tag: 0,
+                valid_len: self.p.ring.cfg.slot_bytes,
+                dropped_oldest: dropped,
+                done: false,
+            }
         }))
     }
 
@@ -333,6 +363,9 @@ impl WriteLoan {
         r.u64(s + l::slot::TIMESTAMP)
             .store(sys::monotonic_ns(), Ordering::Relaxed);
         fail::point("ring.commit.written");
+        if !r.cfg.broadcast() {
+            return self.commit_queue(&r);
+        }
         let lock = self.p.lock_or_wait(|| Some(lock_deadline(None)))?;
         fail::point("ring.commit.locked");
         if slot::closed(&lock) {
@@ -344,11 +377,7 @@ impl WriteLoan {
             if freed {
                 r.notify(l::free::SEQ, l::free::WAITERS, false);
             }
-            return Err(Error::new(
-                ErrorKind::Disconnected,
-                "the ring's stream was closed while this frame was loaned; it was not delivered",
-            )
-            .at(r.map.path()));
+            return Err(closed_while_loaned(&r));
         }
         let done = slot::commit(&lock, self.p.index, self.slot);
         fail::point("ring.commit.applied");
@@ -361,6 +390,56 @@ impl WriteLoan {
         }
         Ok(c.seq)
     }
+
+    /// Queue mode: publish without the ring lock (FORMAT.md 7.7).
+    fn commit_queue(mut self, r: &super::shared::RingInner) -> Result<u64> {
+        let me = self.p.index;
+        if r.u64(l::lock::CLOSED).load(Ordering::Acquire) != 0 {
+            self.done = true;
+            if handoff::drop_loan(r, me, self.slot) {
+                handoff::wake_if_waiting(r, l::free::SEQ, l::free::WAITERS, false);
+            }
+            return Err(closed_while_loaned(r));
+        }
+        // A cell held by a frame being given back frees itself within a few
+        // instructions; one held by a consumer that died giving a frame
+        // back is freed by a reclaim. Anything longer is a corrupt ring.
+        let give_up = Instant::now() + Duration::from_secs(10);
+        let seq = loop {
+            match handoff::commit(r, me, self.slot) {
+                Ok(seq) => break seq,
+                Err(CommitError::Corrupt(m)) => {
+                    self.done = true;
+                    return Err(Error::new(ErrorKind::Corrupt, m).at(r.map.path()));
+                }
+                Err(CommitError::Blocked) if Instant::now() < give_up => {
+                    let lock = self.p.lock_or_wait(|| Some(lock_deadline(Some(give_up))))?;
+                    let got = reclaim_dead(&lock);
+                    drop(lock);
+                    wake_after_reclaim(r, got);
+                }
+                Err(CommitError::Blocked) => {
+                    // Not done: dropping the loan gives the slot back.
+                    return Err(Error::new(
+                        ErrorKind::Corrupt,
+                        "the ring's log cell for the next frame stays held by an older frame; the ring state is corrupt",
+                    )
+                    .at(r.map.path()));
+                }
+            }
+        };
+        self.done = true;
+        handoff::wake_if_waiting(r, l::commit::SEQ, l::commit::WAITERS, false);
+        Ok(seq)
+    }
+}
+
+fn closed_while_loaned(r: &super::shared::RingInner) -> Error {
+    Error::new(
+        ErrorKind::Disconnected,
+        "the ring's stream was closed while this frame was loaned; it was not delivered",
+    )
+    .at(r.map.path())
 }
 
 impl Drop for WriteLoan {
@@ -368,12 +447,19 @@ impl Drop for WriteLoan {
         if self.done {
             return;
         }
+        let r = &self.p.ring;
+        if !r.cfg.broadcast() {
+            if handoff::drop_loan(r, self.p.index, self.slot) {
+                handoff::wake_if_waiting(r, l::free::SEQ, l::free::WAITERS, false);
+            }
+            return;
+        }
         let deadline = || Some(Instant::now() + Duration::from_secs(10));
         if let Ok(lock) = self.p.lock_or_wait(deadline) {
             let freed = slot::drop_loan(&lock, self.p.index, self.slot);
             drop(lock);
             if freed {
-                self.p.ring.notify(l::free::SEQ, l::free::WAITERS, false);
+                r.notify(l::free::SEQ, l::free::WAITERS, false);
             }
         }
         // If the lock could not be taken, the slot stays loaned until this

@@ -219,13 +219,21 @@ pub(crate) fn reclaim_entry(lock: &RingLock<'_>, i: u32, out: &mut Reclaimed) {
     let role = Role::from_code(r.get(geo.entry(i) + l::part::ROLE));
     let bit = 1u64 << i;
     for k in 0..geo.slots {
+        if !r.cfg.broadcast() {
+            // Queue mode: the hand-off words change by CAS only (7.7).
+            if super::handoff::reclaim_slot(r, i, k) {
+                out.slots += 1;
+            }
+            fail::point("ring.reclaim.slot");
+            continue;
+        }
         let s = geo.slot(k);
         let (state, owner) = l::unpack_state(r.get(s + l::slot::STATE));
         let mut t = Txn::new(lock);
         if owner == i && matches!(state, Some(SlotState::Writing) | Some(SlotState::Reading)) {
             t.set(s + l::slot::STATE, l::state_word(SlotState::Free, 0));
             out.slots += 1;
-        } else if r.cfg.broadcast() && r.get(s + l::slot::PENDING) & bit != 0 {
+        } else if r.get(s + l::slot::PENDING) & bit != 0 {
             let pending = r.get(s + l::slot::PENDING) & !bit;
             t.set(s + l::slot::PENDING, pending);
             t.set(s + l::slot::LEASED, r.get(s + l::slot::LEASED) & !bit);
@@ -297,6 +305,10 @@ pub(crate) fn wait_until<T>(
     // `Participant::lock_or_wait`): a hand-off that finds its frame or slot
     // at once reads no clock.
     let mut last_reclaim: Option<Instant> = None;
+    // Queue mode: wakers bump the word only when someone is parked (7.5),
+    // so a spinning waiter polls the operation itself (a few loads of the
+    // log and the slot it names), not the word.
+    let poll = !r.cfg.broadcast();
     loop {
         let s = word.load(Ordering::SeqCst);
         if let Some(v) = attempt()? {
@@ -308,6 +320,12 @@ pub(crate) fn wait_until<T>(
             while word.load(Ordering::Relaxed) == s {
                 std::hint::spin_loop();
                 n = n.wrapping_add(1);
+                if poll
+                    && n.is_multiple_of(4)
+                    && let Some(v) = attempt()?
+                {
+                    return Ok(Some(v));
+                }
                 if n.is_multiple_of(64) {
                     let now = Instant::now();
                     if now >= *until.get_or_insert(now + spin) {
@@ -330,6 +348,15 @@ pub(crate) fn wait_until<T>(
             return Ok(None);
         }
         count.fetch_add(1, Ordering::SeqCst);
+        // Counted: a waker from now on bumps the word. One more try for
+        // what it published before it could see us (the fence pairs with
+        // the waker's, FORMAT.md 7.5).
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let last = if poll { attempt() } else { Ok(None) };
+        if !matches!(last, Ok(None)) {
+            count.fetch_sub(1, Ordering::SeqCst);
+            return last;
+        }
         if word.load(Ordering::SeqCst) == s {
             sys::futex_wait(word, s, Some(left.map_or(SLICE, |d| d.min(SLICE))));
         }

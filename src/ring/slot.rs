@@ -143,10 +143,6 @@ pub(crate) fn commit(lock: &RingLock<'_>, me: u32, k: u32) -> Result<Committed, 
     t.set(geo.cell((seq % u64::from(geo.slots)) as u32), u64::from(k));
     t.set(l::lock::TAIL, next);
     // Statistics counters wrap (FORMAT.md 7.1).
-    t.set(
-        l::lock::COMMITTED,
-        r.get(l::lock::COMMITTED).wrapping_add(1),
-    );
     let e = geo.entry(me) + l::part::COUNT;
     t.set(e, r.get(e).wrapping_add(1));
     let mut freed = false;
