@@ -13,7 +13,9 @@
 //! threads of one process, and nothing skips the payload.
 //!
 //! - **Throughput** (GB/s and frames/s) for payloads of 64 B to 64 MiB:
-//!   streaming, the consumer times frames 2..=n. Runs are interleaved
+//!   streaming, the consumer times the frames after one warm-up lap of
+//!   the ring (`link::warm_up`: lazily mapped pages are faulted in before
+//!   the clock starts, for every transport alike). Runs are interleaved
 //!   (run 1 of every case, then run 2, ...) so machine load hits every
 //!   transport alike; tables show the median of the runs, the JSON and the
 //!   details table min, median and p99 (with fewer than 50 runs, p99 is the

@@ -15,6 +15,11 @@
 //!   mode drops the oldest unread frame instead (latest-value streams), and
 //!   consumers are told how many frames they lost.
 //!
+//! Queue mode hands frames over without a lock (`handoff`: every step one
+//! compare-and-swap on a word that names its holder, FORMAT.md 7.7);
+//! broadcast mode, attach, close and the reclaim of dead participants run
+//! under the ring lock and its redo journal (`lock`, `slot`).
+//!
 //! Waiting spins briefly, then parks on a shared futex (no CPU while idle).
 //! Every participant holds a kernel lock that dies with its process: a dead
 //! producer's half-written frame is never delivered, a dead consumer's leases

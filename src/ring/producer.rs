@@ -16,6 +16,10 @@ use crate::fail;
 use crate::format::ring as l;
 use crate::sys;
 
+/// Ring size (all slots) above which a queue-mode loan prefers the most
+/// recently freed slot to the least recently used one.
+const HOT_REUSE_ABOVE: u64 = 16 << 20;
+
 /// A registered producer of a [`Ring`](super::Ring).
 ///
 /// Holds an entry in the ring's participant table (and the OFD lock that
@@ -99,7 +103,18 @@ impl Producer {
                 return Err(self.closed_error());
             }
             let me = self.p.index;
-            match handoff::loan(r, me, self.next.load(Ordering::Relaxed)) {
+            // A ring that fits in a last-level cache: the least recently
+            // used slot (its lines have left the consumer's core). A larger
+            // one: the lowest free slot, most often the one just released,
+            // whose data is still in some cache rather than in DRAM
+            // (BENCHMARKS.md "Small frames (issue 12)").
+            let start =
+                if r.cfg.slot_bytes.saturating_mul(u64::from(r.cfg.geo.slots)) > HOT_REUSE_ABOVE {
+                    0
+                } else {
+                    self.next.load(Ordering::Relaxed)
+                };
+            match handoff::loan(r, me, start) {
                 Some(k) => Some((k, false)),
                 None if r.cfg.overwrite() => handoff::steal_oldest(r, me)
                     .map_err(|m| Error::new(ErrorKind::Corrupt, m).at(r.map.path()))?

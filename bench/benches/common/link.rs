@@ -333,8 +333,8 @@ fn attach(case: &Case, duplex: bool, a: &str, b: &str) -> Box<dyn Link> {
 // ------------------------------------------------------------------ drivers
 
 /// Streaming throughput in GB/s: the parent sends `n` frames as fast as the
-/// transport takes them; the child times frames 2..=n from its side (the
-/// clock starts when the first frame has been read).
+/// transport takes them; the child times the frames after a warm-up lap
+/// from its side (see [`warm_up`]).
 pub fn throughput(dir: &Path, case: &Case, n: u64) -> f64 {
     let (mut child, mut link) = start(dir, case, false, n);
     for seq in 0..n {
@@ -346,13 +346,27 @@ pub fn throughput(dir: &Path, case: &Case, n: u64) -> f64 {
     parse_sink(&line, n, case.bytes())
 }
 
-/// Parse a sink's `NANOS BAD` line into GB/s (n - 1 frames in NANOS).
+/// Parse a sink's `NANOS BAD [TIMED]` line into GB/s (TIMED frames, or
+/// n - 1 if the sink does not say, in NANOS).
 pub fn parse_sink(line: &str, n: u64, frame_bytes: u64) -> f64 {
     let mut it = line.split_whitespace();
     let nanos: u64 = it.next().and_then(|v| v.parse().ok()).expect(line);
     let bad: u64 = it.next().and_then(|v| v.parse().ok()).expect(line);
     assert_eq!(bad, 0, "checksum failures");
-    super::gbps((n - 1) * frame_bytes, Duration::from_nanos(nanos.max(1)))
+    let timed = it.next().map_or(n - 1, |v| v.parse().expect(line));
+    super::gbps(timed * frame_bytes, Duration::from_nanos(nanos.max(1)))
+}
+
+/// Frames a sink reads before it starts the clock: a lap of every buffer
+/// the transport may cycle through (at most half the run, at least one).
+/// A transport that maps its memory lazily pays a page fault on the first
+/// touch of every page of every buffer, and no transport is timed on it:
+/// sharray and the hand-written ring fault their `slots` buffers in at
+/// attach; iceoryx2's subscriber maps the publisher's data segment lazily,
+/// and that segment holds `buffer + borrowed (2) + loaned (1)` samples per
+/// subscriber, hence `2 * slots + 4`.
+pub fn warm_up(slots: u32, n: u64) -> u64 {
+    (2 * u64::from(slots) + 4).min(n / 2).max(1)
 }
 
 /// One-way latency samples (round trip / 2): the parent sends a frame, the
@@ -379,15 +393,18 @@ pub fn sink(a: &[String]) {
     let (case, n, duplex, pa, pb) = Case::parse(a);
     let mut link = attach(&case, duplex, &pa, &pb);
     let (mut t0, mut bad) = (None, 0u64);
+    let warm = warm_up(case.slots, n);
     for seq in 0..n {
         let (got, ok) = link.recv();
         if !ok || got != seq {
             bad += 1;
         }
-        t0.get_or_insert_with(Instant::now);
+        if seq + 1 == warm {
+            t0 = Some(Instant::now());
+        }
     }
     let d = t0.map_or(Duration::ZERO, |t| t.elapsed());
-    println!("{} {bad}", d.as_nanos());
+    println!("{} {bad} {}", d.as_nanos(), n.saturating_sub(warm));
 }
 
 /// Child role `link_echo`: answer every frame with a frame of the same size
