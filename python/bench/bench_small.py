@@ -21,6 +21,10 @@ consumer reads every byte and checks a sum, see bench_ring.py):
 - python -> rust (always):   the same, old policy in the producer
 - python -> python:          both sides Python, default policy
 - python -> python (always): both sides Python, old policy
+- python -> python (copy):   both sides Python, no views: the producer
+                             fills one reused array and calls send(arr), the
+                             consumer calls recv_into(out) on one reused array
+- rust -> python (copy):     Rust producer, the recv_into consumer
 - shm ring:                  hand-written multiprocessing.shared_memory ring
 
 Medians over rounds; the ratios are medians of per-round ratios (this VM
@@ -68,6 +72,85 @@ def with_policy(policy, fn, *args):
 def _producer(policy, path, seconds, ready):
     sharray.set_view_policy(policy)
     br._py_producer(path, seconds, ready)
+
+
+def _producer_send(path, seconds, ready):
+    br.pin(0)
+    ring = sharray.Ring.open(path)
+    words = ring.frame_shape[0]
+    base = np.arange(words, dtype=np.uint64)
+    buf = np.empty(words, dtype=np.uint64)
+    ready.wait()
+    with ring.producer() as producer:
+        t0 = time.perf_counter()
+        n = 0
+        while time.perf_counter() - t0 < seconds:
+            np.add(base, np.uint64(n), out=buf)
+            producer.send(buf, tag=n)
+            n += 1
+
+
+def consume_into(consumer, words, size):
+    """Like bench_ring.consume_python, with recv_into into one reused array."""
+    out = np.empty(words, dtype=np.uint64)
+    n = bad = 0
+    t0 = None
+    while True:
+        try:
+            _, tag, _ = consumer.recv_into(out)
+        except sharray.Disconnected:
+            break
+        if t0 is None:
+            t0 = time.perf_counter()
+        if int(out.sum()) != br.expected_sum(tag, words):
+            bad += 1
+        n += 1
+    return br.result(n, bad, size, time.perf_counter() - t0 if t0 else 0.0)
+
+
+def case_python_python_copy(size, seconds, slots):
+    words = size // 8
+    path = br.shm_path()
+    try:
+        ring = sharray.Ring.create(path, (words,), np.uint64, slots=slots)
+        ctx = mp.get_context("spawn")
+        ready = ctx.Event()
+        with ring.consumer() as consumer:
+            p = ctx.Process(target=_producer_send, args=(path, seconds, ready))
+            p.start()
+            br.pin(1)
+            ready.set()
+            try:
+                r = consume_into(consumer, words, size)
+            finally:
+                br.unpin()
+            p.join(60)
+        return r
+    finally:
+        os.unlink(path)
+
+
+def case_rust_python_copy(size, seconds, slots):
+    words = size // 8
+    path = br.shm_path()
+    try:
+        ring = sharray.Ring.create(path, (words,), np.uint64, slots=slots)
+        with ring.consumer() as consumer:
+            prod = subprocess.Popen(
+                [str(br.ring_peer()), "produce", path, "--seconds", str(seconds)],
+                stdout=subprocess.PIPE,
+                text=True,
+                preexec_fn=lambda: br.pin(0),
+            )
+            br.pin(1)
+            try:
+                r = consume_into(consumer, words, size)
+            finally:
+                br.unpin()
+            prod.wait(timeout=seconds + 60)
+        return r
+    finally:
+        os.unlink(path)
 
 
 def case_python_python(policy, size, seconds, slots):
@@ -122,6 +205,8 @@ def cases():
         "python -> rust (always)": lambda *a: case_python_rust("always", *a),
         "python -> python": lambda *a: case_python_python("auto", *a),
         "python -> python (always)": lambda *a: case_python_python("always", *a),
+        "python -> python (copy)": case_python_python_copy,
+        "rust -> python (copy)": case_rust_python_copy,
         "shm ring": br.case_shared_memory,
     }
 
@@ -216,6 +301,9 @@ def main():
         ("rust -> python (always)", "shm ring"),
         ("python -> python", "shm ring"),
         ("python -> python (always)", "shm ring"),
+        ("python -> python (copy)", "shm ring"),
+        ("rust -> python (copy)", "shm ring"),
+        ("python -> python (copy)", "python -> python"),
         ("rust -> python", "rust -> rust"),
         ("python -> rust", "rust -> rust"),
         ("rust -> python", "rust -> python (always)"),

@@ -303,7 +303,9 @@ class Producer:
         """``await`` form of ``loan`` (asyncio): never blocks the event loop;
         cancelling the task unregisters the wait."""
     def send(self, data: npt.ArrayLike, timeout: Optional[float] = None, tag: int = 0) -> int:
-        """Copy ``data`` into a loaned slot and commit it; returns the sequence number."""
+        """Copy ``data`` into a loaned slot and commit it; returns the sequence
+        number. An exact frame array (C-contiguous, dtype, shape) is copied in
+        directly, with no view."""
     @property
     def index(self) -> int: ...
     @property
@@ -383,6 +385,9 @@ class Consumer:
         the stream and the ring is drained). Ctrl-C interrupts the wait."""
     def try_recv(self) -> Optional["ReadLease"]:
         """A frame if one is ready now, else None (``Disconnected`` as recv)."""
+    def recv_into(self, out: npt.NDArray[Any], timeout: Optional[float] = None) -> Tuple[int, int, int]:
+        """Copy the next frame into ``out`` (writeable, C-contiguous, the ring's
+        dtype and frame shape) and release it; returns ``(seq, tag, nbytes)``."""
     def __iter__(self) -> Iterator["ReadLease"]: ...
     def __next__(self) -> "ReadLease": ...
     def recv_async(self, timeout: Optional[float] = None) -> Awaitable["ReadLease"]:

@@ -101,6 +101,71 @@ def test_python_producer_rust_consumer(tmp_path, ring_peer):
     assert (r["frames"], r["bad"], r["lost"]) == (FRAMES, 0, 0), r
 
 
+def test_rust_producer_python_recv_into(tmp_path, ring_peer):
+    """recv_into copies each frame into one reused array and releases it at
+    once: every frame checked, nothing left leased, the stream's end raised."""
+    ring = make_ring(tmp_path)
+    consumer = ring.consumer()
+    prod = subprocess.Popen(
+        [str(ring_peer), "produce", ring.path, "--frames", str(FRAMES)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    out = np.empty(WORDS, dtype=np.uint64)
+    seen = []
+    try:
+        while True:
+            try:
+                seq, tag, nbytes = consumer.recv_into(out, timeout=WATCHDOG)
+            except sharray.Disconnected:
+                break
+            assert nbytes == WORDS * 8 and np.array_equal(out, pattern(tag))
+            assert ring.stats()["slots_reading"] == 0  # released already
+            seen.append((seq, tag))
+    finally:
+        code, _, err = run_child(prod)
+    assert code == 0, err
+    assert seen == [(n, n) for n in range(FRAMES)]
+
+
+def test_recv_into_and_send_refuse_what_is_not_a_frame(tmp_path):
+    ring = make_ring(tmp_path)
+    producer, consumer = ring.producer(), ring.consumer()
+    # send: anything numpy can broadcast still works (through a view); the
+    # exact frame array goes straight in.
+    producer.send(7, tag=1)
+    producer.send(pattern(3).astype(np.uint32), tag=2)  # safe cast
+    producer.send(pattern(5)[::-1].copy()[::-1], tag=3)  # non-contiguous
+    producer.send(pattern(9), tag=4)
+    out = np.zeros(WORDS, dtype=np.uint64)
+    bad = [
+        (np.zeros(WORDS, dtype=np.int64), sharray.DtypeMismatch, "dtype"),
+        (np.zeros(WORDS - 1, dtype=np.uint64), sharray.ShapeMismatch, "shape"),
+        (np.zeros((2, WORDS), dtype=np.uint64)[:, 0], sharray.ShapeMismatch, "shape"),
+        (np.zeros(2 * WORDS, dtype=np.uint64)[::2], sharray.InvalidInput, "C-contiguous"),
+        ([0] * WORDS, sharray.InvalidInput, "numpy array"),
+    ]
+    ro = np.zeros(WORDS, dtype=np.uint64)
+    ro.flags.writeable = False
+    bad.append((ro, sharray.InvalidInput, "read-only"))
+    for arr, exc, words in bad:
+        with pytest.raises(exc, match=words):
+            consumer.recv_into(arr, timeout=1)
+    assert ring.stats()["slots_ready"] == 4  # nothing was taken by a refusal
+    got = [consumer.recv_into(out, timeout=1)[1:] + (out.copy(),) for _ in range(4)]
+    assert [g[0] for g in got] == [1, 2, 3, 4]
+    assert np.all(got[0][2] == 7)
+    assert np.array_equal(got[1][2], pattern(3))
+    assert np.array_equal(got[2][2], pattern(5))
+    assert np.array_equal(got[3][2], pattern(9))
+    with pytest.raises(sharray.Timeout):
+        consumer.recv_into(out, timeout=0.05)
+    producer.close()
+    with pytest.raises(sharray.Disconnected):
+        consumer.recv_into(out, timeout=1)
+
+
 VICTIM = """
 import sys, time, sharray
 ring = sharray.Ring.open(sys.argv[1])

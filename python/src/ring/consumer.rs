@@ -85,6 +85,45 @@ impl Consumer {
         Ok(ReadLease::wrap(&self.shared, lease))
     }
 
+    /// Receive the next frame into `out` (a writeable, C-contiguous numpy
+    /// array of the ring's dtype and frame shape) and release it at once;
+    /// returns `(seq, tag, nbytes)` (`nbytes`: the frame's valid bytes,
+    /// copied to the start of `out`). No view is made, so nothing is ever
+    /// stale: the cheapest way to receive frames up to about 64 KiB. Waits
+    /// and raises as `recv()` does.
+    #[pyo3(signature = (out, timeout=None))]
+    fn recv_into(
+        &self,
+        py: Python<'_>,
+        out: &Bound<'_, PyAny>,
+        timeout: Option<f64>,
+    ) -> PyResult<(u64, u64, usize)> {
+        let dst = self
+            .shared
+            .frame_buffer(py, out, true)
+            .map_err(|(kind, msg)| {
+                errors::new(
+                    py,
+                    kind,
+                    &format!("recv_into: {msg}"),
+                    Some(&self.shared.path),
+                )
+            })?;
+        let c = self.get(py)?;
+        let lease = match c.try_recv() {
+            Ok(l) => l,
+            Err(sharray::TryRecvError::Empty) => self.recv_inner(py, timeout)?.py_err(py)?,
+            Err(sharray::TryRecvError::Disconnected) => {
+                // The blocking path raises the same error with its message.
+                self.recv_inner(py, Some(0.0))?.py_err(py)?
+            }
+            Err(sharray::TryRecvError::Error(e)) => return Err(errors::to_py(py, &e)),
+        };
+        let bytes = lease.bytes();
+        dst.fill_from(bytes);
+        Ok((lease.seq(), lease.tag(), bytes.len()))
+    }
+
     /// Receive a frame if one is ready now; `None` if not. Raises
     /// `sharray.Disconnected` as `recv()` does.
     fn try_recv(&self, py: Python<'_>) -> PyResult<Option<ReadLease>> {

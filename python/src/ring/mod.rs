@@ -27,9 +27,9 @@ use sharray::ErrorKind;
 use crate::errors::{self, IntoPy};
 use crate::fork::{self, Origin};
 use crate::handle::{location, numpy_dtype, shape_arg, sharray_dtype};
-use sharray::format::npy::shape_repr;
 use crate::lease::{ViewSlot, ViewSource};
 use crate::window::{Region, ShadowPool};
+use sharray::format::npy::shape_repr;
 
 mod consumer;
 mod producer;
@@ -95,6 +95,96 @@ impl RingShared {
 
     fn view_slot(self: &Arc<Self>, k: usize, write: bool) -> ViewSlot {
         ViewSlot::new(self.pool(k, write), self.clone(), write)
+    }
+}
+
+/// A numpy array that is exactly one frame: C-contiguous, the ring's dtype
+/// and frame shape (and writeable, for `write`). Its data as a pointer and
+/// a length, valid while the array is alive and the GIL held.
+/// Only `send` and `recv_into` use it, with the GIL held throughout (no
+/// Python code runs between the checks and the copy).
+pub(crate) struct FrameBuffer<'a> {
+    ptr: *mut u8,
+    len: usize,
+    _array: &'a Bound<'a, PyAny>,
+}
+
+impl FrameBuffer<'_> {
+    /// Copy `src` (at most the frame's bytes) to the start of the array.
+    #[allow(unsafe_code)]
+    fn fill_from(&self, src: &[u8]) {
+        let n = src.len().min(self.len);
+        // SAFETY: `ptr` is the data of a live, writeable, C-contiguous array
+        // of `len` bytes (checked by `frame_buffer`); `copy` allows overlap
+        // (an array may be a view of the ring file itself).
+        unsafe { std::ptr::copy(src.as_ptr(), self.ptr, n) }
+    }
+
+    /// Copy the array's bytes into `dst` (at most its length).
+    #[allow(unsafe_code)]
+    fn copy_to(&self, dst: &mut [u8]) {
+        let n = dst.len().min(self.len);
+        // SAFETY: as in `fill_from`, reading `len` bytes of a live array.
+        unsafe { std::ptr::copy(self.ptr, dst.as_mut_ptr(), n) }
+    }
+}
+
+impl RingShared {
+    /// `obj` as a [`FrameBuffer`], or why it is not one.
+    #[allow(unsafe_code)]
+    fn frame_buffer<'a>(
+        &self,
+        py: Python<'_>,
+        obj: &'a Bound<'a, PyAny>,
+        write: bool,
+    ) -> Result<FrameBuffer<'a>, (ErrorKind, String)> {
+        use numpy::{PyArrayDescrMethods, PyUntypedArray, PyUntypedArrayMethods};
+        let Ok(arr) = obj.cast::<PyUntypedArray>() else {
+            return Err((ErrorKind::InvalidInput, "expected a numpy array".into()));
+        };
+        let dtype = self.dtype.bind(py);
+        if !arr.dtype().is_equiv_to(dtype) {
+            return Err((
+                ErrorKind::DtypeMismatch,
+                format!(
+                    "the array has dtype {}, the ring's frames are {dtype}",
+                    arr.dtype()
+                ),
+            ));
+        }
+        if arr.shape() != self.frame_shape.as_slice() {
+            return Err((
+                ErrorKind::ShapeMismatch,
+                format!(
+                    "the array has shape {}, the ring's frames have shape {}",
+                    shape_repr(arr.shape()),
+                    shape_repr(&self.frame_shape)
+                ),
+            ));
+        }
+        if !arr.is_c_contiguous() {
+            return Err((
+                ErrorKind::InvalidInput,
+                "the array is not C-contiguous; pass numpy.ascontiguousarray(a)".into(),
+            ));
+        }
+        // SAFETY: `arr` is a live numpy array (checked by the cast); its
+        // object struct holds the data pointer and flags.
+        let (ptr, flags) = unsafe {
+            let raw = arr.as_array_ptr();
+            ((*raw).data.cast::<u8>(), (*raw).flags)
+        };
+        if write && flags & numpy::npyffi::NPY_ARRAY_WRITEABLE == 0 {
+            return Err((
+                ErrorKind::InvalidInput,
+                "the array is read-only; pass a writeable array".into(),
+            ));
+        }
+        Ok(FrameBuffer {
+            ptr,
+            len: self.frame_shape.iter().product::<usize>() * self.itemsize,
+            _array: obj,
+        })
     }
 }
 

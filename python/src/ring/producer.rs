@@ -124,7 +124,10 @@ impl Producer {
     }
 
     /// Copy `data` (anything numpy can broadcast to the frame shape) into a
-    /// loaned slot and commit it; returns the sequence number.
+    /// loaned slot and commit it; returns the sequence number. A
+    /// C-contiguous array of the frame's dtype and shape is copied straight
+    /// into the slot, with no view made: the cheapest way to send frames up
+    /// to about 64 KiB (BENCHMARKS.md, "Python per-frame cost").
     #[pyo3(signature = (data, timeout=None, tag=0))]
     fn send(
         &self,
@@ -133,6 +136,22 @@ impl Producer {
         timeout: Option<f64>,
         tag: u64,
     ) -> PyResult<u64> {
+        if let Ok(src) = self.shared.frame_buffer(py, data, false) {
+            let p = self.get(py)?;
+            let mut loan = match p.try_loan() {
+                Ok(l) => l,
+                Err(sharray::TryLoanError::Full) => {
+                    lease::sliced(py, timeout, ErrorKind::Timeout, |slice| {
+                        p.loan_timeout(slice)
+                    })?
+                    .py_err(py)?
+                }
+                Err(sharray::TryLoanError::Error(e)) => return Err(errors::to_py(py, &e)),
+            };
+            src.copy_to(loan.bytes_mut());
+            loan.set_tag(tag);
+            return loan.commit().py_err(py);
+        }
         let loan = self.loan_inner(py, timeout, tag, None)?;
         let view = loan.view(py)?;
         if let Err(e) = py
