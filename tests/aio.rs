@@ -45,6 +45,19 @@ fn block_on<T>(f: impl Future<Output = T>) -> T {
     block_on_all(vec![Box::pin(f)]).pop().unwrap()
 }
 
+/// CPU time of this process, to the microsecond (getrusage; /proc's
+/// 10 ms ticks are too coarse for a 50 ms wait).
+fn process_cpu() -> Duration {
+    // SAFETY: getrusage only writes the struct we pass.
+    let ru = unsafe {
+        let mut ru = std::mem::zeroed::<libc::rusage>();
+        assert_eq!(libc::getrusage(libc::RUSAGE_SELF, &mut ru), 0);
+        ru
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
 fn frame_dtype() -> Dtype {
     Dtype::parse_user("uint64").unwrap()
 }
@@ -130,6 +143,65 @@ fn recv_async_gets_every_frame_from_another_process_then_ends() {
         );
         assert_eq!(count, n);
         assert_eq!(sum, n * (n - 1) / 2);
+    });
+}
+
+/// A producer killed between publishing a frame in the log and marking its
+/// slot READY (FORMAT.md 7.7): an async consumer parks instead of spinning
+/// on the half-done commit, and gets the frame once its periodic reclaim
+/// finishes the dead producer's commit.
+#[test]
+fn recv_async_parks_on_a_commit_its_producer_died_in() {
+    common::with_watchdog(Duration::from_secs(60), || {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.npy");
+        let ring = Ring::builder(frame_dtype(), &[16])
+            .slots(4)
+            .create(&path)
+            .unwrap();
+        let consumer = ring.consumer().unwrap();
+        let mut kid = common::spawn_child_env(
+            "child_entry",
+            "producer",
+            &format!("{}|5", path.display()),
+            &[("SHARRAY_FAILPOINTS", "ring.handoff.published=kill@3")],
+        );
+        let st = common::wait_with_watchdog(&mut kid, Duration::from_secs(30));
+        assert!(!st.success(), "the producer must die in its third commit");
+        let mut spent = (Duration::ZERO, Duration::ZERO);
+        let got: Vec<u64> = block_on(async {
+            let mut got = Vec::new();
+            for i in 0..3 {
+                let (cpu0, t0) = (process_cpu(), std::time::Instant::now());
+                let f = consumer
+                    .recv_async(Some(Duration::from_secs(20)))
+                    .await
+                    .unwrap();
+                if i == 2 {
+                    // The wait for the reclaim (up to one 50 ms slice).
+                    spent = (process_cpu() - cpu0, t0.elapsed());
+                }
+                got.push(f.as_slice::<u64>().unwrap()[0]);
+            }
+            // Nothing more: the wait times out, parked.
+            let err = consumer
+                .recv_async(Some(Duration::from_millis(400)))
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Timeout);
+            got
+        });
+        assert_eq!(
+            got,
+            [0, 1, 2],
+            "the dead producer's published frame is delivered"
+        );
+        let (cpu, wall) = spent;
+        assert!(
+            cpu <= wall / 4,
+            "the async consumer spun while the commit was half done: {cpu:?} of CPU in {wall:?}"
+        );
+        assert!(sharray::check(&path, None).unwrap().is_empty());
     });
 }
 

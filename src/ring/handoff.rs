@@ -493,11 +493,20 @@ pub(crate) fn wake_if_waiting(r: &RingInner, seq: u64, waiters: u64, all: bool) 
 
 /// Would a receive find a frame now (or the end of the stream)? For
 /// waiters that count themselves and must look once more before sleeping.
+/// A frame whose commit is still in flight (published, not READY yet) does
+/// not count: its committer wakes waiters once it is READY (or a reclaim
+/// does, if it died there), so a waiter parks instead of spinning on it.
 pub(crate) fn frame_waiting(r: &RingInner) -> bool {
     let pos = r.u64(l::lock::HEAD).load(Ordering::Acquire);
     let (c, lap) = cell(r, pos);
-    let published = !matches!(l::decode_cell(c.load(Ordering::Acquire)), Cell::Empty { lap: cl } if is_lap(cl, lap));
-    published || r.u64(l::lock::CLOSED).load(Ordering::Acquire) != 0
+    let takeable = match l::decode_cell(c.load(Ordering::Acquire)) {
+        Cell::Empty { lap: cl } => !is_lap(cl, lap),
+        Cell::Full { slot, .. } if slot < r.cfg.geo.slots => {
+            l::unpack_state(state(r, slot).load(Ordering::Acquire)).0 != Some(SlotState::Writing)
+        }
+        _ => true,
+    };
+    takeable || r.u64(l::lock::CLOSED).load(Ordering::Acquire) != 0
 }
 
 /// Would a loan find a slot now (or the end of the stream)? See
