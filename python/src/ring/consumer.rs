@@ -98,17 +98,18 @@ impl Consumer {
         out: &Bound<'_, PyAny>,
         timeout: Option<f64>,
     ) -> PyResult<(u64, u64, usize)> {
-        let dst = self
-            .shared
-            .frame_buffer(py, out, true)
-            .map_err(|(kind, msg)| {
-                errors::new(
-                    py,
-                    kind,
-                    &format!("recv_into: {msg}"),
-                    Some(&self.shared.path),
-                )
-            })?;
+        let refused = |(kind, msg): (ErrorKind, String)| {
+            errors::new(
+                py,
+                kind,
+                &format!("recv_into: {msg}"),
+                Some(&self.shared.path),
+            )
+        };
+        // Checked before receiving (a refusal takes no frame), and again
+        // once the frame is here: waiting releases the GIL, and another
+        // thread may have changed `out` meanwhile.
+        self.shared.frame_buffer(py, out, true).map_err(refused)?;
         let c = self.get(py)?;
         let lease = match c.try_recv() {
             Ok(l) => l,
@@ -118,6 +119,14 @@ impl Consumer {
                 self.recv_inner(py, Some(0.0))?.py_err(py)?
             }
             Err(sharray::TryRecvError::Error(e)) => return Err(errors::to_py(py, &e)),
+        };
+        let dst = match self.shared.frame_buffer(py, out, true) {
+            Ok(d) => d,
+            Err(e) => {
+                // Not consumed: back to the head of the queue if it can go.
+                let _ = lease.give_back();
+                return Err(refused(e));
+            }
         };
         let bytes = lease.bytes();
         dst.fill_from(bytes);

@@ -100,9 +100,9 @@ impl RingShared {
 
 /// A numpy array that is exactly one frame: C-contiguous, the ring's dtype
 /// and frame shape (and writeable, for `write`). Its data as a pointer and
-/// a length, valid while the array is alive and the GIL held.
-/// Only `send` and `recv_into` use it, with the GIL held throughout (no
-/// Python code runs between the checks and the copy).
+/// a length, valid while the array is alive and the GIL held: `send` and
+/// `recv_into` make it and copy with the GIL held throughout, so no other
+/// thread can change the array between the checks and the copy.
 pub(crate) struct FrameBuffer<'a> {
     ptr: *mut u8,
     len: usize,

@@ -136,7 +136,7 @@ impl Producer {
         timeout: Option<f64>,
         tag: u64,
     ) -> PyResult<u64> {
-        if let Ok(src) = self.shared.frame_buffer(py, data, false) {
+        if self.shared.frame_buffer(py, data, false).is_ok() {
             let p = self.get(py)?;
             let mut loan = match p.try_loan() {
                 Ok(l) => l,
@@ -148,9 +148,14 @@ impl Producer {
                 }
                 Err(sharray::TryLoanError::Error(e)) => return Err(errors::to_py(py, &e)),
             };
-            src.copy_to(loan.bytes_mut());
-            loan.set_tag(tag);
-            return loan.commit().py_err(py);
+            // Waiting for the slot released the GIL: look at `data` again.
+            if let Ok(src) = self.shared.frame_buffer(py, data, false) {
+                src.copy_to(loan.bytes_mut());
+                loan.set_tag(tag);
+                return loan.commit().py_err(py);
+            }
+            // Another thread changed it meanwhile: the general path below.
+            drop(loan);
         }
         let loan = self.loan_inner(py, timeout, tag, None)?;
         let view = loan.view(py)?;
