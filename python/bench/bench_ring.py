@@ -125,8 +125,10 @@ def consume_python(consumer, words, size):
     )
 
 
-def case_rust_python(size, seconds, slots):
-    """Rust producer, Python (sharray) consumer in this process."""
+def case_rust_python(size, seconds, slots, consume=None):
+    """Rust producer, Python (sharray) consumer in this process
+    (`consume(consumer, words, size)`, default consume_python)."""
+    consume = consume or consume_python
     words = size // 8
     path = shm_path()
     try:
@@ -140,7 +142,7 @@ def case_rust_python(size, seconds, slots):
             )
             pin(1)
             try:
-                r = consume_python(consumer, words, size)
+                r = consume(consumer, words, size)
             finally:
                 unpin()
             prod.wait(timeout=seconds + 60)

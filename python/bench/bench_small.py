@@ -34,6 +34,7 @@ policy and size, which is where the crossover for copying comes from.
 """
 
 import argparse
+import functools
 import json
 import multiprocessing as mp
 import os
@@ -108,7 +109,12 @@ def consume_into(consumer, words, size):
     return br.result(n, bad, size, time.perf_counter() - t0 if t0 else 0.0)
 
 
-def case_python_python_copy(size, seconds, slots):
+def case_python_python(policy, size, seconds, slots, producer=None, consume=None):
+    """Python producer process (`producer(path, seconds, ready)`, default a
+    loan per frame under `policy`), Python consumer here (`consume`, default
+    bench_ring.consume_python under `policy`)."""
+    producer = producer or functools.partial(_producer, policy)
+    consume = consume or functools.partial(with_policy, policy, br.consume_python)
     words = size // 8
     path = br.shm_path()
     try:
@@ -116,57 +122,12 @@ def case_python_python_copy(size, seconds, slots):
         ctx = mp.get_context("spawn")
         ready = ctx.Event()
         with ring.consumer() as consumer:
-            p = ctx.Process(target=_producer_send, args=(path, seconds, ready))
+            p = ctx.Process(target=producer, args=(path, seconds, ready))
             p.start()
             br.pin(1)
             ready.set()
             try:
-                r = consume_into(consumer, words, size)
-            finally:
-                br.unpin()
-            p.join(60)
-        return r
-    finally:
-        os.unlink(path)
-
-
-def case_rust_python_copy(size, seconds, slots):
-    words = size // 8
-    path = br.shm_path()
-    try:
-        ring = sharray.Ring.create(path, (words,), np.uint64, slots=slots)
-        with ring.consumer() as consumer:
-            prod = subprocess.Popen(
-                [str(br.ring_peer()), "produce", path, "--seconds", str(seconds)],
-                stdout=subprocess.PIPE,
-                text=True,
-                preexec_fn=lambda: br.pin(0),
-            )
-            br.pin(1)
-            try:
-                r = consume_into(consumer, words, size)
-            finally:
-                br.unpin()
-            prod.wait(timeout=seconds + 60)
-        return r
-    finally:
-        os.unlink(path)
-
-
-def case_python_python(policy, size, seconds, slots):
-    words = size // 8
-    path = br.shm_path()
-    try:
-        ring = sharray.Ring.create(path, (words,), np.uint64, slots=slots)
-        ctx = mp.get_context("spawn")
-        ready = ctx.Event()
-        with ring.consumer() as consumer:
-            p = ctx.Process(target=_producer, args=(policy, path, seconds, ready))
-            p.start()
-            br.pin(1)
-            ready.set()
-            try:
-                r = with_policy(policy, br.consume_python, consumer, words, size)
+                r = consume(consumer, words, size)
             finally:
                 br.unpin()
             p.join(60)
@@ -205,8 +166,10 @@ def cases():
         "python -> rust (always)": lambda *a: case_python_rust("always", *a),
         "python -> python": lambda *a: case_python_python("auto", *a),
         "python -> python (always)": lambda *a: case_python_python("always", *a),
-        "python -> python (copy)": case_python_python_copy,
-        "rust -> python (copy)": case_rust_python_copy,
+        "python -> python (copy)": lambda *a: case_python_python(
+            "auto", *a, producer=_producer_send, consume=consume_into
+        ),
+        "rust -> python (copy)": lambda *a: br.case_rust_python(*a, consume=consume_into),
         "shm ring": br.case_shared_memory,
     }
 

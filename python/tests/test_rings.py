@@ -39,15 +39,20 @@ def make_ring(tmp_path, name="ring.npy", **kw):
     return sharray.Ring.create(str(tmp_path / name), (WORDS,), np.uint64, **kw)
 
 
-def test_rust_producer_python_consumer(tmp_path, ring_peer):
-    ring = make_ring(tmp_path)
-    consumer = ring.consumer()
-    prod = subprocess.Popen(
-        [str(ring_peer), "produce", ring.path, "--frames", str(FRAMES)],
+def rust_producer(ring_peer, path, frames=FRAMES):
+    """The Rust peer producing frames 0..frames (then closing the stream)."""
+    return subprocess.Popen(
+        [str(ring_peer), "produce", path, "--frames", str(frames)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_rust_producer_python_consumer(tmp_path, ring_peer):
+    ring = make_ring(tmp_path)
+    consumer = ring.consumer()
+    prod = rust_producer(ring_peer, ring.path)
     watchdog = threading.Timer(WATCHDOG, prod.kill)  # ends the loop below
     watchdog.start()
     seen = []
@@ -106,12 +111,7 @@ def test_rust_producer_python_recv_into(tmp_path, ring_peer):
     once: every frame checked, nothing left leased, the stream's end raised."""
     ring = make_ring(tmp_path)
     consumer = ring.consumer()
-    prod = subprocess.Popen(
-        [str(ring_peer), "produce", ring.path, "--frames", str(FRAMES)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    prod = rust_producer(ring_peer, ring.path)
     out = np.empty(WORDS, dtype=np.uint64)
     seen = []
     try:

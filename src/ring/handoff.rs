@@ -444,34 +444,21 @@ pub(crate) fn reclaim_slot(r: &RingInner, i: u32, k: u32) -> bool {
                     .is_ok()
             }
         }
-        Some(SlotState::Reading) => {
-            let pos = l::position_near(head, l::state_pos(w));
-            let (c, lap) = cell(r, pos);
-            let full = l::cell_full(lap, k);
-            if c.load(Ordering::Acquire) == full {
-                clean(r, c, full, lap, pos);
-            }
-            s.compare_exchange(w, FREE, Ordering::Release, Ordering::Relaxed)
-                .is_ok()
-        }
-        Some(SlotState::Ready) => {
-            // A committed frame of a dead producer stays; a frame a dead
-            // consumer was giving back is dropped (its lease was lost).
+        Some(st @ (SlotState::Reading | SlotState::Ready)) => {
             let pos = l::position_near(head, l::state_pos(w));
             let (c, lap) = cell(r, pos);
             let full = l::cell_full(lap, k);
             let named = c.load(Ordering::Acquire) == full;
-            if named && pos >= head {
+            if st == SlotState::Ready && named && pos >= head {
+                // A committed frame of a dead producer stays.
                 settle_tail(r);
                 return false;
             }
+            // A dead consumer's lease, or a frame it was giving back (that
+            // lease is lost): free the cell if it still names the slot
+            // (`clean` moves HEAD only if it is still at `pos`), then the slot.
             if named {
-                let _ = c.compare_exchange(
-                    full,
-                    l::cell_empty(lap.wrapping_add(1)),
-                    Ordering::Release,
-                    Ordering::Relaxed,
-                );
+                clean(r, c, full, lap, pos);
             }
             s.compare_exchange(w, FREE, Ordering::Release, Ordering::Relaxed)
                 .is_ok()
