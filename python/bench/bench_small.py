@@ -5,6 +5,7 @@ Rust consumer, all in one run. Prints numbers and ratios; asserts nothing.
 
     python3 python/bench/bench_small.py                     # 64 B .. 8 MiB, 1 s per case, 3 rounds
     python3 python/bench/bench_small.py --sizes 64,65536 --seconds 2 --rounds 5
+    python3 python/bench/bench_small.py --cases "python -> python (temp),shm ring" --no-fixed
 
 Cases per frame size (producer pinned to CPU 0, consumer to CPU 1; every
 consumer reads every byte and checks a sum, see bench_ring.py):
@@ -21,6 +22,11 @@ consumer reads every byte and checks a sum, see bench_ring.py):
 - python -> rust (always):   the same, old policy in the producer
 - python -> python:          both sides Python, default policy
 - python -> python (always): both sides Python, old policy
+- python -> rust (temp):     the producer fills `loan.view` as a temporary
+                             (`np.add(..., out=loan.view)`; `loan.commit()`):
+                             nothing keeps the view, so its window is kept
+                             for the next loan, never revoked, never copied
+- python -> python (temp):   that producer, the default Python consumer
 - python -> python (copy):   both sides Python, no views: the producer
                              fills one reused array and calls send(arr), the
                              consumer calls recv_into(out) on one reused array
@@ -73,6 +79,24 @@ def with_policy(policy, fn, *args):
 def _producer(policy, path, seconds, ready):
     sharray.set_view_policy(policy)
     br._py_producer(path, seconds, ready)
+
+
+def _producer_temp(path, seconds, ready):
+    """Like bench_ring._py_producer, but the loan's view is a temporary
+    (`out=loan.view`, nothing keeps it): its window is kept, not revoked."""
+    br.pin(0)
+    ring = sharray.Ring.open(path)
+    words = ring.frame_shape[0]
+    base = np.arange(words, dtype=np.uint64)
+    ready.wait()
+    with ring.producer() as producer:
+        t0 = time.perf_counter()
+        n = 0
+        while time.perf_counter() - t0 < seconds:
+            loan = producer.loan(tag=n)
+            np.add(base, np.uint64(n), out=loan.view)
+            loan.commit()
+            n += 1
 
 
 def _producer_send(path, seconds, ready):
@@ -136,7 +160,8 @@ def case_python_python(policy, size, seconds, slots, producer=None, consume=None
         os.unlink(path)
 
 
-def case_python_rust(policy, size, seconds, slots):
+def case_python_rust(policy, size, seconds, slots, producer=None):
+    producer = producer or functools.partial(_producer, policy)
     path = br.shm_path()
     try:
         sharray.Ring.create(path, (size // 8,), np.uint64, slots=slots)
@@ -146,7 +171,7 @@ def case_python_rust(policy, size, seconds, slots):
         assert cons.stdout.readline().strip() == "ready"
         ctx = mp.get_context("spawn")
         ready = ctx.Event()
-        p = ctx.Process(target=_producer, args=(policy, path, seconds, ready))
+        p = ctx.Process(target=producer, args=(path, seconds, ready))
         p.start()
         ready.set()
         p.join(seconds + 60)
@@ -166,6 +191,8 @@ def cases():
         "python -> rust (always)": lambda *a: case_python_rust("always", *a),
         "python -> python": lambda *a: case_python_python("auto", *a),
         "python -> python (always)": lambda *a: case_python_python("always", *a),
+        "python -> rust (temp)": lambda *a: case_python_rust("auto", *a, producer=_producer_temp),
+        "python -> python (temp)": lambda *a: case_python_python("auto", *a, producer=_producer_temp),
         "python -> python (copy)": lambda *a: case_python_python(
             "auto", *a, producer=_producer_send, consume=consume_into
         ),
@@ -223,8 +250,14 @@ def main():
     ap.add_argument("--seconds", type=float, default=1.0, help="seconds per case and round (default 1)")
     ap.add_argument("--rounds", type=int, default=3, help="rounds, interleaved (default 3)")
     ap.add_argument("--slots", type=int, default=4, help="ring slots (default 4)")
+    ap.add_argument("--cases", default="", help="only these cases (comma-separated names; default all)")
+    ap.add_argument("--no-fixed", action="store_true", help="skip the last table (fixed cost in one process)")
     a = ap.parse_args()
     sizes = [int(s) for s in a.sizes.split(",")]
+    chosen = {c.strip() for c in a.cases.split(",") if c.strip()}
+    unknown = chosen - set(cases())
+    if unknown:
+        ap.error(f"unknown case(s) {sorted(unknown)}; choose from {list(cases())}")
     br.ring_peer()
     print(
         f"{a.slots} slots, {a.seconds:g} s per case, {a.rounds} rounds, copy_below "
@@ -232,11 +265,12 @@ def main():
         f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f})",
         flush=True,
     )
-    names = list(cases())
+    names = [n for n in cases() if not chosen or n in chosen]
     runs = {(n, s): [] for n in names for s in sizes}
     for rnd in range(a.rounds):
         for size in sizes:
-            for name, fn in cases().items():
+            for name in names:
+                fn = cases()[name]
                 r = fn(size, a.seconds, a.slots)
                 runs[(name, size)].append(r)
                 print(
@@ -260,6 +294,8 @@ def main():
     print()
     print("ratios (median of per-round ratios)".ljust(40) + "".join(f"{label(s):>10}" for s in sizes))
     for x, y in [
+        ("python -> python (temp)", "shm ring"),
+        ("python -> rust (temp)", "shm ring"),
         ("rust -> python", "shm ring"),
         ("rust -> python (always)", "shm ring"),
         ("python -> python", "shm ring"),
@@ -269,9 +305,14 @@ def main():
         ("python -> python (copy)", "python -> python"),
         ("rust -> python", "rust -> rust"),
         ("python -> rust", "rust -> rust"),
+        ("python -> rust (temp)", "rust -> rust"),
         ("rust -> python", "rust -> python (always)"),
     ]:
+        if (x, sizes[0]) not in runs or (y, sizes[0]) not in runs:
+            continue
         print(f"{x} / {y}".ljust(40) + "".join(f"{paired(x, y, s):9.2f}x" for s in sizes))
+    if a.no_fixed:
+        return
     print()
     print("fixed cost in one process, us (loan+lease with views | read guard with view)")
     print("size".ljust(10) + f"{'always':>22}{'auto':>22}")

@@ -8,6 +8,11 @@
 //! such object records the process that made it ([`Origin`]): in any other
 //! process it refuses to act, and it is leaked instead of dropped.
 
+#![allow(unsafe_code)]
+
+use std::sync::Once;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+
 use pyo3::prelude::*;
 use sharray::ErrorKind;
 
@@ -22,6 +27,39 @@ pub(crate) const RING: &str = "this ring object was inherited through fork(), so
 /// What to do instead, for a worker or claim inherited by a child.
 pub(crate) const WORKER: &str = "this worker was inherited through fork(), so its registration belongs to the parent process; open the queue again in this process and join it";
 
+/// This process's id, cached: `getpid()` is a system call (glibc stopped
+/// caching it), and ring objects check it on every loan, commit and lease.
+/// 0: not known yet; a forked child resets it in the `pthread_atfork`
+/// handler registered before the first id is cached.
+static PID: AtomicU32 = AtomicU32::new(0);
+static AT_FORK: Once = Once::new();
+
+extern "C" fn forget_pid_in_child() {
+    // Async-signal-safe: a plain atomic store.
+    PID.store(0, Ordering::Relaxed);
+}
+
+fn current_pid() -> u32 {
+    let pid = PID.load(Ordering::Relaxed);
+    if pid != 0 {
+        return pid;
+    }
+    AT_FORK.call_once(|| {
+        // SAFETY: registers a handler that only stores an atomic; if
+        // registration fails (ENOMEM) nothing is cached (see below).
+        let rc = unsafe { libc::pthread_atfork(None, None, Some(forget_pid_in_child)) };
+        if rc != 0 {
+            NO_CACHE.store(true, Ordering::Relaxed);
+        }
+    });
+    let pid = std::process::id();
+    if !NO_CACHE.load(Ordering::Relaxed) {
+        PID.store(pid, Ordering::Relaxed);
+    }
+    pid
+}
+static NO_CACHE: AtomicBool = AtomicBool::new(false);
+
 /// The process an object was made in.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Origin(u32);
@@ -29,12 +67,12 @@ pub(crate) struct Origin(u32);
 impl Origin {
     /// This process.
     pub(crate) fn here() -> Origin {
-        Origin(std::process::id())
+        Origin(current_pid())
     }
 
     /// Are we a forked child of the process the object was made in?
     pub(crate) fn is_forked(self) -> bool {
-        self.0 != std::process::id()
+        self.0 != current_pid()
     }
 
     /// The `sharray.Unsupported` error (with `message`, one of this

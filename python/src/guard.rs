@@ -209,7 +209,7 @@ impl Guard {
                 && view::copies(bytes)
         });
         let view = match copied {
-            Some(w) => view::make_copy(py, &spec, w, self.write)?,
+            Some(w) => view::make_copy(py, &spec, w, self.write, true)?,
             None => {
                 let owner: Arc<dyn std::any::Any + Send + Sync> = inner.clone();
                 view::make_view(py, &spec, window.as_ref(), self.write, owner, &inner.path)?

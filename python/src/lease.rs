@@ -148,7 +148,10 @@ pub(crate) fn view_of<H: HasViewSlot>(
         .as_ref()
         .filter(|_| source.copy_ok() && pool.views_escape() && view::copies(bytes));
     let view = match copied {
-        Some(w) => view::make_copy(py, &spec, w, write)?,
+        // A write lease that copies is a ring loan (claims' rows never
+        // copy): its contents are unspecified until written, so the slot's
+        // old frame is not copied in.
+        Some(w) => view::make_copy(py, &spec, w, write, !write)?,
         None => view::make_view(
             py,
             &spec,

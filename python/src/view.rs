@@ -253,7 +253,7 @@ fn nbytes(spec: &ViewSpec<'_>) -> usize {
     spec.shape.iter().product::<usize>() * spec.itemsize
 }
 
-/// The memory of a copied view (16-byte aligned), freed when the last
+/// The memory of a copied view (16-byte aligned), recycled when the last
 /// array using it is gone. Arrays over it do not own their data, so numpy
 /// never reallocates it (`resize` refuses).
 #[pyclass(module = "sharray", name = "_CopyBase", frozen)]
@@ -271,35 +271,69 @@ unsafe impl Sync for CopyBase {}
 impl Drop for CopyBase {
     fn drop(&mut self) {
         // SAFETY: `ptr`/`words` come from Box::into_raw of a boxed slice of
-        // `words` MaybeUninit<u128>, freed only here.
-        unsafe {
-            drop(Box::from_raw(std::ptr::slice_from_raw_parts_mut(
-                self.ptr as *mut std::mem::MaybeUninit<u128>,
-                self.words,
-            )))
-        };
+        // `words` u128 (copy_buffer), taken back only here.
+        let buf =
+            unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.ptr, self.words)) };
+        recycle(buf);
     }
+}
+
+/// Copy buffers whose views are gone, for the next copies (a view that
+/// escapes is rebound at the next lease, so two or three buffers are in
+/// use at a time). Reusing them saves a malloc and, from 64 KiB on, the
+/// page faults of memory glibc gave back to the kernel at free.
+static SPARE_COPIES: parking_lot::Mutex<Vec<Box<[u128]>>> = parking_lot::Mutex::new(Vec::new());
+const MAX_SPARE_COPIES: usize = 4;
+
+/// A buffer of exactly `words` 16-byte words: a spare one (holding an
+/// earlier copy of this process), else a new, zeroed one.
+fn copy_buffer(words: usize) -> Box<[u128]> {
+    let mut spare = SPARE_COPIES.lock();
+    match spare.iter().rposition(|b| b.len() == words) {
+        Some(k) => spare.swap_remove(k),
+        None => {
+            drop(spare);
+            vec![0u128; words].into_boxed_slice()
+        }
+    }
+}
+
+fn recycle(buf: Box<[u128]>) {
+    // Only copy-sized buffers (views above the copy threshold are windows).
+    if buf.len() * 16 > (1 << 20) {
+        return;
+    }
+    let mut spare = SPARE_COPIES.lock();
+    if spare.len() == MAX_SPARE_COPIES {
+        spare.remove(0);
+    }
+    spare.push(buf);
 }
 
 /// A numpy array over a private copy of the window's data (read-only
 /// unless `write`): the view of a small guard or lease. Nothing about it is
-/// ever revoked; it keeps the bytes it was made with.
+/// ever revoked; it keeps the bytes it was made with. Without `copy_in`
+/// (a ring loan: its contents are unspecified until written, like
+/// `numpy.empty`) the window is not read and the array starts with whatever
+/// the buffer holds: zeros, or an earlier copy made in this process.
 pub(crate) fn make_copy(
     py: Python<'_>,
     spec: &ViewSpec<'_>,
     window: &Window,
     write: bool,
+    copy_in: bool,
 ) -> PyResult<Py<PyAny>> {
     let n = nbytes(spec);
     let words = n.div_ceil(16).max(1);
-    // Not zeroed: every byte the array can see is copied in below.
-    let buf: Box<[std::mem::MaybeUninit<u128>]> = Box::new_uninit_slice(words);
+    let buf = copy_buffer(words);
     let ptr = Box::into_raw(buf) as *mut u128;
     let base = Py::new(py, CopyBase { ptr, words })?;
-    // SAFETY: the window maps at least `n` data bytes from `data_ptr()`
-    // (its region covers the whole view) and the buffer has >= n bytes;
-    // the buffer is ours alone, so they cannot overlap.
-    unsafe { std::ptr::copy_nonoverlapping(window.data_ptr(), ptr as *mut u8, n) };
+    if copy_in {
+        // SAFETY: the window maps at least `n` data bytes from `data_ptr()`
+        // (its region covers the whole view) and the buffer has >= n bytes;
+        // the buffer is ours alone, so they cannot overlap.
+        unsafe { std::ptr::copy_nonoverlapping(window.data_ptr(), ptr as *mut u8, n) };
+    }
     new_array(py, spec, ptr as *mut u8, write, base.into_any())
 }
 

@@ -49,6 +49,14 @@ impl Consumer {
         timeout: Option<f64>,
     ) -> PyResult<sharray::Result<sharray::ReadLease>> {
         let c = self.get(py)?;
+        // A frame ready now: no wait, so no need to release the GIL. (Empty
+        // and Disconnected take the blocking path, which waits or says why
+        // the stream ended.)
+        match c.try_recv() {
+            Ok(l) => return Ok(Ok(l)),
+            Err(sharray::TryRecvError::Error(e)) => return Ok(Err(e)),
+            Err(sharray::TryRecvError::Empty | sharray::TryRecvError::Disconnected) => {}
+        }
         lease::sliced(py, timeout, ErrorKind::Timeout, |slice| {
             c.recv_timeout(slice)
         })
@@ -110,16 +118,7 @@ impl Consumer {
         // once the frame is here: waiting releases the GIL, and another
         // thread may have changed `out` meanwhile.
         self.shared.frame_buffer(py, out, true).map_err(refused)?;
-        let c = self.get(py)?;
-        let lease = match c.try_recv() {
-            Ok(l) => l,
-            Err(sharray::TryRecvError::Empty) => self.recv_inner(py, timeout)?.py_err(py)?,
-            Err(sharray::TryRecvError::Disconnected) => {
-                // The blocking path raises the same error with its message.
-                self.recv_inner(py, Some(0.0))?.py_err(py)?
-            }
-            Err(sharray::TryRecvError::Error(e)) => return Err(errors::to_py(py, &e)),
-        };
+        let lease = self.recv_inner(py, timeout)?.py_err(py)?;
         let dst = match self.shared.frame_buffer(py, out, true) {
             Ok(d) => d,
             Err(e) => {

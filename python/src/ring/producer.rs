@@ -46,10 +46,17 @@ impl Producer {
         valid_len: Option<usize>,
     ) -> PyResult<WriteLoan> {
         let p = self.get(py)?;
-        let loan = lease::sliced(py, timeout, ErrorKind::Timeout, |slice| {
-            p.loan_timeout(slice)
-        })?
-        .py_err(py)?;
+        // A free slot now: no wait, so no need to release the GIL.
+        let loan = match p.try_loan() {
+            Ok(loan) => loan,
+            Err(sharray::TryLoanError::Error(e)) => return Err(errors::to_py(py, &e)),
+            Err(sharray::TryLoanError::Full) => {
+                lease::sliced(py, timeout, ErrorKind::Timeout, |slice| {
+                    p.loan_timeout(slice)
+                })?
+                .py_err(py)?
+            }
+        };
         WriteLoan::wrap(py, &self.shared, loan, tag, valid_len)
     }
 }
