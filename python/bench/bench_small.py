@@ -27,6 +27,8 @@ consumer reads every byte and checks a sum, see bench_ring.py):
                              nothing keeps the view, so its window is kept
                              for the next loan, never revoked, never copied
 - python -> python (temp):   that producer, the default Python consumer
+- python -> rust (copy):     the producer fills one reused array and calls
+                             send(arr) (no view), Rust consumer
 - python -> python (copy):   both sides Python, no views: the producer
                              fills one reused array and calls send(arr), the
                              consumer calls recv_into(out) on one reused array
@@ -192,6 +194,7 @@ def cases():
         "python -> python": lambda *a: case_python_python("auto", *a),
         "python -> python (always)": lambda *a: case_python_python("always", *a),
         "python -> rust (temp)": lambda *a: case_python_rust("auto", *a, producer=_producer_temp),
+        "python -> rust (copy)": lambda *a: case_python_rust("auto", *a, producer=_producer_send),
         "python -> python (temp)": lambda *a: case_python_python("auto", *a, producer=_producer_temp),
         "python -> python (copy)": lambda *a: case_python_python(
             "auto", *a, producer=_producer_send, consume=consume_into
@@ -296,6 +299,7 @@ def main():
     for x, y in [
         ("python -> python (temp)", "shm ring"),
         ("python -> rust (temp)", "shm ring"),
+        ("python -> rust (copy)", "shm ring"),
         ("rust -> python", "shm ring"),
         ("rust -> python (always)", "shm ring"),
         ("python -> python", "shm ring"),

@@ -63,6 +63,25 @@ def test_small_loan_copy_reaches_the_consumer_and_stale_writes_do_not(tmp_path, 
         assert (np.load(ring.path, mmap_mode="r")[0] == 5).all()
 
 
+def test_reused_copy_buffers_never_change_a_live_copy(tmp_path, policy):
+    """Copy buffers are recycled only once their views are gone: stale copies
+    still held keep their own frame while later copies reuse freed buffers."""
+    ring = make_ring(tmp_path, 256)
+    held = []
+    with ring.producer() as p, ring.consumer() as c:
+        for n in range(40):
+            with p.loan(tag=n) as f:
+                f[:] = n
+            with c.recv() as v:
+                assert (v == n).all()
+            if n % 3 == 0:
+                held.append((n, v))  # keep every third stale copy alive
+            del v, f  # the others' buffers go back to the spare list
+        assert [type(v.base).__name__ for _, v in held[1:]] == ["_CopyBase"] * (len(held) - 1)
+        for n, v in held:
+            assert (v == n).all() and not v.flags.writeable
+
+
 def test_read_guard_copy_and_write_guard_maps_the_file(tmp_path, policy):
     path = str(tmp_path / "a.npy")
     a = sharray.create(path, (16,), np.int64)

@@ -97,7 +97,7 @@ impl Consumer {
     /// array of the ring's dtype and frame shape) and release it at once;
     /// returns `(seq, tag, nbytes)` (`nbytes`: the frame's valid bytes,
     /// copied to the start of `out`). No view is made, so nothing is ever
-    /// stale: the cheapest way to receive frames up to about 64 KiB. Waits
+    /// stale: the cheapest way to receive frames up to about 4 KiB. Waits
     /// and raises as `recv()` does.
     #[pyo3(signature = (out, timeout=None))]
     fn recv_into(

@@ -134,7 +134,8 @@ impl Producer {
     /// loaned slot and commit it; returns the sequence number. A
     /// C-contiguous array of the frame's dtype and shape is copied straight
     /// into the slot, with no view made: the cheapest way to send frames up
-    /// to about 64 KiB (BENCHMARKS.md, "Python per-frame cost").
+    /// to about 16 KiB; above, fill `loan.view` as a temporary (BENCHMARKS.md,
+    /// "Idioms per frame size").
     #[pyo3(signature = (data, timeout=None, tag=0))]
     fn send(
         &self,
