@@ -175,18 +175,26 @@ def case_rust_rust(size, seconds, slots):
         os.unlink(path)
 
 
-def _py_producer(path, seconds, ready):
+def _loan_step(producer, base, buf, n):
+    """Frame n: words n, n+1, ... written into a loan (`with ... as frame`)."""
+    with producer.loan(tag=n) as frame:
+        np.add(base, np.uint64(n), out=frame)
+
+
+def _py_producer(path, seconds, ready, step=_loan_step):
+    """Produce frames for `seconds`, each by `step(producer, base, buf, n)`
+    (`buf`: a spare frame-sized array the step may use)."""
     pin(0)
     ring = sharray.Ring.open(path)
     words = ring.frame_shape[0]
     base = np.arange(words, dtype=np.uint64)
+    buf = np.empty(words, dtype=np.uint64)
     ready.wait()
     with ring.producer() as producer:
         t0 = time.perf_counter()
         n = 0
         while time.perf_counter() - t0 < seconds:
-            with producer.loan(tag=n) as frame:
-                np.add(base, np.uint64(n), out=frame)
+            step(producer, base, buf, n)
             n += 1
 
 

@@ -83,38 +83,22 @@ def _producer(policy, path, seconds, ready):
     br._py_producer(path, seconds, ready)
 
 
-def _producer_temp(path, seconds, ready):
-    """Like bench_ring._py_producer, but the loan's view is a temporary
-    (`out=loan.view`, nothing keeps it): its window is kept, not revoked."""
-    br.pin(0)
-    ring = sharray.Ring.open(path)
-    words = ring.frame_shape[0]
-    base = np.arange(words, dtype=np.uint64)
-    ready.wait()
-    with ring.producer() as producer:
-        t0 = time.perf_counter()
-        n = 0
-        while time.perf_counter() - t0 < seconds:
-            loan = producer.loan(tag=n)
-            np.add(base, np.uint64(n), out=loan.view)
-            loan.commit()
-            n += 1
+def _temp_step(producer, base, buf, n):
+    """The loan's view as a temporary (`out=loan.view`, nothing keeps it):
+    its window is kept for the next loan, not revoked."""
+    loan = producer.loan(tag=n)
+    np.add(base, np.uint64(n), out=loan.view)
+    loan.commit()
 
 
-def _producer_send(path, seconds, ready):
-    br.pin(0)
-    ring = sharray.Ring.open(path)
-    words = ring.frame_shape[0]
-    base = np.arange(words, dtype=np.uint64)
-    buf = np.empty(words, dtype=np.uint64)
-    ready.wait()
-    with ring.producer() as producer:
-        t0 = time.perf_counter()
-        n = 0
-        while time.perf_counter() - t0 < seconds:
-            np.add(base, np.uint64(n), out=buf)
-            producer.send(buf, tag=n)
-            n += 1
+def _send_step(producer, base, buf, n):
+    """No view: fill one reused array, copy it in with send()."""
+    np.add(base, np.uint64(n), out=buf)
+    producer.send(buf, tag=n)
+
+
+_producer_temp = functools.partial(br._py_producer, step=_temp_step)
+_producer_send = functools.partial(br._py_producer, step=_send_step)
 
 
 def consume_into(consumer, words, size):
