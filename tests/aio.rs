@@ -105,15 +105,21 @@ fn child_entry() {
     });
 }
 
+/// A queue ring `r.npy` in `dir` of `slots` frames of `words` u64 words.
+fn ring_in(dir: &tempfile::TempDir, words: usize, slots: u32) -> (std::path::PathBuf, Ring) {
+    let path = dir.path().join("r.npy");
+    let ring = Ring::builder(frame_dtype(), &[words])
+        .slots(slots)
+        .create(&path)
+        .unwrap();
+    (path, ring)
+}
+
 #[test]
 fn recv_async_gets_every_frame_from_another_process_then_ends() {
     common::with_watchdog(Duration::from_secs(60), || {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("r.npy");
-        let ring = Ring::builder(frame_dtype(), &[16])
-            .slots(4)
-            .create(&path)
-            .unwrap();
+        let (path, ring) = ring_in(&dir, 16, 4);
         let consumer = ring.consumer().unwrap();
         let n = 500u64;
         let kid = common::spawn_child(
@@ -154,11 +160,7 @@ fn recv_async_gets_every_frame_from_another_process_then_ends() {
 fn recv_async_parks_on_a_commit_its_producer_died_in() {
     common::with_watchdog(Duration::from_secs(60), || {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("r.npy");
-        let ring = Ring::builder(frame_dtype(), &[16])
-            .slots(4)
-            .create(&path)
-            .unwrap();
+        let (path, ring) = ring_in(&dir, 16, 4);
         let consumer = ring.consumer().unwrap();
         let mut kid = common::spawn_child_env(
             "child_entry",
@@ -209,11 +211,7 @@ fn recv_async_parks_on_a_commit_its_producer_died_in() {
 fn loan_async_waits_for_a_slow_consumer_in_another_process() {
     common::with_watchdog(Duration::from_secs(60), || {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("r.npy");
-        let ring = Ring::builder(frame_dtype(), &[4])
-            .slots(2)
-            .create(&path)
-            .unwrap();
+        let (path, ring) = ring_in(&dir, 4, 2);
         let producer = ring.producer().unwrap();
         let mut kid =
             common::spawn_child("child_entry", "slow-consumer", &path.display().to_string());

@@ -45,19 +45,24 @@ impl Producer {
         tag: u64,
         valid_len: Option<usize>,
     ) -> PyResult<WriteLoan> {
+        let loan = self.take_slot(py, timeout)?;
+        WriteLoan::wrap(py, &self.shared, loan, tag, valid_len)
+    }
+
+    /// A free slot, waiting at most `timeout` seconds. A slot free now is
+    /// taken with the GIL held (no wait, so no need to release it).
+    fn take_slot(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<sharray::WriteLoan> {
         let p = self.get(py)?;
-        // A free slot now: no wait, so no need to release the GIL.
-        let loan = match p.try_loan() {
-            Ok(loan) => loan,
-            Err(sharray::TryLoanError::Error(e)) => return Err(errors::to_py(py, &e)),
+        match p.try_loan() {
+            Ok(loan) => Ok(loan),
+            Err(sharray::TryLoanError::Error(e)) => Err(errors::to_py(py, &e)),
             Err(sharray::TryLoanError::Full) => {
                 lease::sliced(py, timeout, ErrorKind::Timeout, |slice| {
                     p.loan_timeout(slice)
                 })?
-                .py_err(py)?
+                .py_err(py)
             }
-        };
-        WriteLoan::wrap(py, &self.shared, loan, tag, valid_len)
+        }
     }
 }
 
@@ -145,17 +150,7 @@ impl Producer {
         tag: u64,
     ) -> PyResult<u64> {
         if self.shared.frame_buffer(py, data, false).is_ok() {
-            let p = self.get(py)?;
-            let mut loan = match p.try_loan() {
-                Ok(l) => l,
-                Err(sharray::TryLoanError::Full) => {
-                    lease::sliced(py, timeout, ErrorKind::Timeout, |slice| {
-                        p.loan_timeout(slice)
-                    })?
-                    .py_err(py)?
-                }
-                Err(sharray::TryLoanError::Error(e)) => return Err(errors::to_py(py, &e)),
-            };
+            let mut loan = self.take_slot(py, timeout)?;
             // Waiting for the slot released the GIL: look at `data` again.
             if let Ok(src) = self.shared.frame_buffer(py, data, false) {
                 src.copy_to(loan.bytes_mut());
